@@ -1,0 +1,407 @@
+"""The built-in data sets: each loader returns a :class:`RawDataset` of float32 inputs.
+
+Images come back as ``(N, C, H, W)`` in [0, 1]; MNIST-1D as ``(N, 40)`` sequences.
+Nothing is downloaded unless the user passes ``download=True`` (``--download``), and
+MNIST-1D is generated offline from the ``mnist1d`` package's templates.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import pickle
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sampletune.data.dataset import RawDataset
+from sampletune.data.registry import register_dataset
+from sampletune.errors import ConfigError, check
+from sampletune.io import _atomic_replace
+
+CACHE_DIR = Path.home() / ".cache" / "sampletune"
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+HOLDOUT_FRACTION = 0.2  # test share carved from sources that ship no test split
+HOLDOUT_SEED = 0
+IMAGEFOLDER_SIZE = 32  # imagefolder images are resized to IMAGEFOLDER_SIZE x IMAGEFOLDER_SIZE
+
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def stratified_holdout(
+    y: np.ndarray, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDOUT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified split of ``y`` (N,) into sorted (train, test) index arrays.
+
+    Each class gives ``round(fraction * n_class)`` of its examples to the test side.
+    """
+    rng = np.random.default_rng(seed)
+    test = [
+        rng.permutation(np.flatnonzero(y == c))[: round(fraction * int((y == c).sum()))]
+        for c in np.unique(y)
+    ]
+    test_idx = np.sort(np.concatenate(test)) if test else np.zeros(0, np.int64)
+    train_mask = np.ones(len(y), dtype=bool)
+    train_mask[test_idx] = False
+    return np.flatnonzero(train_mask), test_idx
+
+
+def _unit_float(u8: np.ndarray) -> Tensor:
+    """uint8 array (N, C, H, W) in [0, 255] -> contiguous float32 tensor in [0, 1]."""
+    return torch.from_numpy(u8.astype(np.float32, order="C")).div_(255.0)
+
+
+def _labels(y) -> Tensor:
+    return torch.as_tensor(np.asarray(y, dtype=np.int64))
+
+
+def _raw(name: str, x_train, y_train, x_test, y_test, num_classes: int, **kw) -> RawDataset:
+    return RawDataset(
+        name, x_train, _labels(y_train), x_test, _labels(y_test), num_classes, **kw
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# digits (scikit-learn, 8x8)
+
+
+@register_dataset("digits")
+def load_digits(data_dir: Path | None, download: bool) -> RawDataset:
+    """scikit-learn's 1,797 8x8 digits; a fixed stratified 20% holdout is the test split."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x = torch.from_numpy((bunch.images / 16.0).astype(np.float32)).unsqueeze(1)  # (N,1,8,8)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    tr, te = stratified_holdout(y)
+    return _raw(
+        "digits", x[tr], y[tr], x[te], y[te], 10, kind="image", hflip=False,
+        classes=[str(c) for c in range(10)],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST-1D (generated offline, cached)
+
+
+@register_dataset("mnist1d")
+def load_mnist1d(data_dir: Path | None, download: bool) -> RawDataset:
+    """MNIST-1D (Greydanus 2020): 4,000 train / 1,000 test length-40 sequences, 10 classes.
+
+    Generated from the package's templates with its default arguments (seed 42), never
+    downloaded; the arrays are cached as ``mnist1d-<hash>.npz`` under ``data_dir`` (or
+    ``~/.cache/sampletune``) so later loads skip the ~1 s generation.
+    """
+    import mnist1d.data
+
+    args = mnist1d.data.get_dataset_args()
+    key = {k: v for k, v in vars(args).items() if k != "url"}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = (data_dir or CACHE_DIR) / f"mnist1d-{digest}.npz"
+    if not path.exists():
+        arrays = _generate_mnist1d(args)
+        _atomic_replace(path, lambda fh: np.savez(fh, **arrays))
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
+    return _raw(
+        "mnist1d", torch.from_numpy(arrays["x"]), arrays["y"],
+        torch.from_numpy(arrays["x_test"]), arrays["y_test"], 10, kind="sequence",
+        hflip=False, classes=[str(c) for c in range(10)],
+    )
+
+
+def _generate_mnist1d(args) -> dict[str, np.ndarray]:
+    """Run ``mnist1d.data.make_dataset``; it reseeds the global RNGs, so restore them after."""
+    import mnist1d.data
+
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        d = mnist1d.data.make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return {
+        "x": d["x"].astype(np.float32), "y": d["y"].astype(np.int64),
+        "x_test": d["x_test"].astype(np.float32), "y_test": d["y_test"].astype(np.int64),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST (IDX files)
+
+_FASHION_FILES = {
+    "x": "train-images-idx3-ubyte", "y": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file of unsigned bytes (optionally gzipped) into a uint8 array."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
+        data = fh.read()
+    check(
+        len(data) >= 4 and data[:3] == b"\x00\x00\x08", "data_dir",
+        f"{path} is not an IDX file of unsigned bytes",
+    )
+    ndim = data[3]
+    dims = tuple(int(d) for d in np.frombuffer(data, ">i4", count=ndim, offset=4))
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    check(body.size == int(np.prod(dims)), "data_dir", f"{path} is truncated: header says {dims}")
+    return body.reshape(dims)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+@register_dataset("fashion-mnist")
+def load_fashion_mnist(data_dir: Path | None, download: bool) -> RawDataset:
+    """Fashion-MNIST from its four IDX files (raw or .gz): 60,000 / 10,000 28x28 images.
+
+    Looked for in ``data_dir`` and ``data_dir/FashionMNIST/raw`` (torchvision's layout), or,
+    without ``data_dir``, in the Debian package's folder. ``download`` fetches them with
+    torchvision into ``data_dir`` (or ``~/.cache/sampletune``) when they are not found.
+    """
+    roots = [data_dir, data_dir / "FashionMNIST" / "raw"] if data_dir else [
+        FASHION_MNIST_SYSTEM_DIR]
+    paths = _fashion_paths(roots)
+    if paths is None and download:
+        from torchvision.datasets import FashionMNIST
+
+        root = data_dir or CACHE_DIR
+        FashionMNIST(str(root), download=True)
+        paths = _fashion_paths([root / "FashionMNIST" / "raw"])
+    if paths is None:
+        raise ConfigError(
+            "data_dir",
+            f"Fashion-MNIST IDX files ({', '.join(_FASHION_FILES.values())}, raw or .gz) not "
+            f"found in {', '.join(map(str, roots))}; `apt-get install dataset-fashion-mnist`, "
+            "or pass --data-dir with the IDX files, or add --download",
+        )
+    a = {k: read_idx(p) for k, p in paths.items()}
+    from torchvision.datasets import FashionMNIST
+
+    return _raw(
+        "fashion-mnist", _unit_float(a["x"][:, None]), a["y"], _unit_float(a["x_test"][:, None]),
+        a["y_test"], 10, kind="image", hflip=True, classes=list(FashionMNIST.classes),
+    )
+
+
+def _fashion_paths(roots: list[Path]) -> dict[str, Path] | None:
+    for root in roots:
+        found = {k: _find_idx(root, stem) for k, stem in _FASHION_FILES.items()}
+        if all(found.values()):
+            return found
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-10 / CIFAR-100 / SVHN (torchvision)
+
+
+def _presence_checked(base: type) -> type:
+    """``base`` with its md5 checks of local files replaced by presence checks.
+
+    torchvision hashes every file on each load, which costs seconds on the real files and
+    rejects the small stand-in files tests write in the same formats. A corrupt file still
+    fails loudly when it is unpickled / parsed; downloads keep torchvision's md5 check of
+    the downloaded archive.
+    """
+
+    def files(self) -> list[Path]:
+        if hasattr(self, "train_list"):  # CIFAR
+            folder = Path(self.root) / self.base_folder
+            names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
+            return [folder / n for n in names]
+        return [Path(self.root) / self.filename]  # SVHN
+
+    def _check_integrity(self) -> bool:
+        return all(p.is_file() for p in files(self))
+
+    def _load_meta(self) -> None:  # CIFAR only: the same as torchvision's, minus the md5
+        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as fh:
+            self.classes = pickle.load(fh, encoding="latin1")[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    body = {"_check_integrity": _check_integrity, "_load_meta": _load_meta}
+    return type(f"Local{base.__name__}", (base,), body)
+
+
+def _torchvision_split(name: str, make, data_dir: Path | None, download: bool):
+    """``make(root, download)`` one torchvision split, turning a miss into a ConfigError."""
+    if data_dir is None and not download:
+        raise ConfigError(
+            "data_dir", f"{name} needs --data-dir (the folder torchvision uses for {name}); "
+            "add --download to fetch it there",
+        )
+    root = data_dir or CACHE_DIR / name
+    try:
+        return make(str(root), download)
+    except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
+        hint = "" if download else "; add --download to fetch it"
+        raise ConfigError(
+            "data_dir", f"{name} not found in {root} ({err}){hint}"
+        ) from None
+
+
+def _cifar(name: str, base: type, num_classes: int, data_dir: Path | None, download: bool):
+    cls = _presence_checked(base)
+    tr = _torchvision_split(name, lambda r, d: cls(r, train=True, download=d), data_dir, download)
+    te = _torchvision_split(name, lambda r, d: cls(r, train=False, download=False),
+                            data_dir, download)
+    return _raw(
+        name, _unit_float(tr.data.transpose(0, 3, 1, 2)), tr.targets,
+        _unit_float(te.data.transpose(0, 3, 1, 2)), te.targets, num_classes, kind="image",
+        hflip=True, classes=list(tr.classes),
+    )
+
+
+@register_dataset("cifar10")
+def load_cifar10(data_dir: Path | None, download: bool) -> RawDataset:
+    """CIFAR-10 from ``data_dir/cifar-10-batches-py``: 50,000 / 10,000 32x32 RGB images."""
+    from torchvision.datasets import CIFAR10
+
+    return _cifar("cifar10", CIFAR10, 10, data_dir, download)
+
+
+@register_dataset("cifar100")
+def load_cifar100(data_dir: Path | None, download: bool) -> RawDataset:
+    """CIFAR-100 (fine labels) from ``data_dir/cifar-100-python``."""
+    from torchvision.datasets import CIFAR100
+
+    return _cifar("cifar100", CIFAR100, 100, data_dir, download)
+
+
+@register_dataset("svhn")
+def load_svhn(data_dir: Path | None, download: bool) -> RawDataset:
+    """SVHN train / test (``data_dir/{train,test}_32x32.mat``), digit 0 labelled 0; no flips."""
+    from torchvision.datasets import SVHN
+
+    cls = _presence_checked(SVHN)
+    tr, te = (
+        _torchvision_split("svhn", lambda r, d, s=s: cls(r, split=s, download=d), data_dir,
+                           download)
+        for s in ("train", "test")
+    )
+    return _raw(
+        "svhn", _unit_float(tr.data), tr.labels, _unit_float(te.data), te.labels, 10,
+        kind="image", hflip=False, classes=[str(c) for c in range(10)],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# a user's .npz
+
+
+@register_dataset("npz")
+def load_npz(data_dir: Path | None, download: bool) -> RawDataset:
+    """A user's arrays: ``data_dir`` is a .npz file (or a folder holding ``data.npz``).
+
+    Arrays: ``x`` (N, ...) and ``y`` (N,) integer labels 0..C-1, optionally ``x_test`` /
+    ``y_test`` (else a fixed stratified 20% holdout). ``x`` shaped (N, D) is a "vector",
+    (N, C, L) a "sequence", (N, C, H, W) an "image"; uint8 inputs are scaled to [0, 1],
+    others kept as float32. Horizontal flips are off (not known to be label-preserving).
+    """
+    check(data_dir is not None, "data_dir", "npz needs --data-dir: a .npz file with x and y")
+    path = data_dir / "data.npz" if data_dir.is_dir() else data_dir
+    check(path.is_file(), "data_dir", f"{path} does not exist (expected a .npz with x and y)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as err:
+        raise ConfigError("data_dir", f"cannot read {path} as .npz: {err}") from None
+    for k in ("x", "y"):
+        check(k in arrays, f"npz.{k}", f"missing from {path}", "x, y, x_test, y_test")
+    check(("x_test" in arrays) == ("y_test" in arrays), "npz.x_test",
+          "x_test and y_test must be given together")
+    x, y = _npz_inputs(arrays["x"], "x"), _npz_labels(arrays["y"], "y")
+    check(len(x) == len(y), "npz.y", f"has {len(y)} labels for {len(x)} inputs in x")
+    if "x_test" in arrays:
+        xt, yt = _npz_inputs(arrays["x_test"], "x_test"), _npz_labels(arrays["y_test"], "y_test")
+        check(len(xt) == len(yt), "npz.y_test", f"has {len(yt)} labels for {len(xt)} inputs")
+        check(xt.shape[1:] == x.shape[1:], "npz.x_test",
+              f"examples shaped {xt.shape[1:]} but x's are {x.shape[1:]}")
+    else:
+        tr, te = stratified_holdout(y)
+        x, y, xt, yt = x[tr], y[tr], x[te], y[te]
+    num_classes = int(max(y.max(initial=0), yt.max(initial=0))) + 1
+    kind = {2: "vector", 3: "sequence", 4: "image"}[x.ndim]
+    return _raw(
+        "npz", torch.from_numpy(x), y, torch.from_numpy(xt), yt, num_classes, kind=kind,
+        hflip=False, classes=[str(c) for c in range(num_classes)],
+    )
+
+
+def _npz_inputs(x: np.ndarray, key: str) -> np.ndarray:
+    """Validate inputs (N, ...) of 2-4 dims; uint8 -> [0, 1], any real dtype -> float32."""
+    check(x.ndim in (2, 3, 4), f"npz.{key}", f"has shape {x.shape}",
+          "(N, D), (N, C, L) or (N, C, H, W)")
+    check(x.dtype.kind in "uif", f"npz.{key}", f"has dtype {x.dtype}", "integer or float")
+    out = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    check(bool(np.isfinite(out).all()), f"npz.{key}", "contains NaN or infinite values")
+    return np.ascontiguousarray(out)
+
+
+def _npz_labels(y: np.ndarray, key: str) -> np.ndarray:
+    """Validate labels: 1-D integers >= 0 (class ids 0..C-1)."""
+    check(y.ndim == 1, f"npz.{key}", f"has shape {y.shape}", "(N,)")
+    check(y.dtype.kind in "iu", f"npz.{key}", f"has dtype {y.dtype}", "integer class ids")
+    check(len(y) == 0 or int(y.min()) >= 0, f"npz.{key}", f"has label {y.min()} < 0",
+          "0..C-1")
+    return y.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# an image folder
+
+
+@register_dataset("imagefolder")
+def load_imagefolder(data_dir: Path | None, download: bool) -> RawDataset:
+    """``data_dir/train/<class>/*`` and ``data_dir/test/<class>/*`` (or ``val/``) images.
+
+    Every image is loaded into memory as RGB resized to ``IMAGEFOLDER_SIZE`` squared
+    (32x32): meant for small sets. Without a test / val folder a fixed stratified 20% of
+    train is held out.
+    """
+    check(data_dir is not None, "data_dir", "imagefolder needs --data-dir with train/<class>/")
+    return load_image_folder(data_dir, IMAGEFOLDER_SIZE)
+
+
+def load_image_folder(root: Path, size: int) -> RawDataset:
+    """Load an ImageFolder tree under ``root`` into (N, 3, size, size) float tensors."""
+    check((root / "train").is_dir(), "data_dir", f"{root / 'train'} is not a folder",
+          "data_dir/train/<class>/<image>")
+    x, y, classes = _read_image_folder(root / "train", size)
+    held = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
+    if held is None:
+        tr, te = stratified_holdout(y.numpy())
+        x, y, xt, yt = x[tr], y[tr], x[te], y[te]
+    else:
+        xt, yt, test_classes = _read_image_folder(held, size)
+        check(test_classes == classes, "data_dir",
+              f"{held} has classes {test_classes} but train has {classes}")
+    return RawDataset("imagefolder", x, y, xt, yt, len(classes), kind="image", hflip=True,
+                      classes=classes)
+
+
+def _read_image_folder(folder: Path, size: int) -> tuple[Tensor, Tensor, list[str]]:
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms import v2
+
+    tf = v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True),
+                     v2.ToDtype(torch.float32, scale=True)])
+    try:
+        ds = ImageFolder(str(folder), transform=tf)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise ConfigError("data_dir", f"no images in {folder}: {err}") from None
+    xs, ys = zip(*(ds[i] for i in range(len(ds))), strict=True)
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.int64), list(ds.classes)

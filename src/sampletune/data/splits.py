@@ -1,0 +1,80 @@
+"""Deterministic train / validation / test splits, label noise and normalisation."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sampletune.data.dataset import DataSplits, RawDataset, Split
+from sampletune.data.noise import apply_noise
+from sampletune.errors import check
+
+
+def make_splits(
+    raw: RawDataset,
+    *,
+    seed: int,
+    val_fraction: float = 0.1,
+    noise: float = 0.0,
+    noise_type: str = "symmetric",
+    train_subset: int | None = None,
+    normalize: bool = True,
+) -> DataSplits:
+    """Carve a validation split from training, add label noise to training, normalise.
+
+    The validation split is a stratified-free uniform random ``val_fraction`` of the
+    source's training set (drawn with ``seed``) and keeps *clean* labels: it is what
+    searches score on. The test split is the source's test set, used only for reporting.
+    Noise is applied to the remaining training examples only.
+
+    Args:
+        train_subset: keep only this many training examples (before the validation carve),
+            a random subset drawn with ``seed``: for quick experiments on CPU.
+    """
+    check(0.0 < val_fraction < 1.0, "val_fraction", f"{val_fraction} is outside (0, 1)")
+    gen = torch.Generator().manual_seed(int(seed))
+    n = len(raw.y_train)
+    order = torch.randperm(n, generator=gen)
+    if train_subset is not None:
+        check(train_subset >= 2, "train_subset", f"{train_subset} is too small", ">= 2")
+        order = order[: min(train_subset, n)]
+    n_val = max(1, round(val_fraction * len(order)))
+    val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+
+    train = _split(raw.x_train, raw.y_train, train_idx)
+    val = _split(raw.x_train, raw.y_train, val_idx)
+    test = _split(raw.x_test, raw.y_test, torch.arange(len(raw.y_test)))
+
+    if noise > 0:
+        noisy_y = apply_noise(train.clean_y, noise_type, noise, raw.num_classes, gen)
+        train = Split(train.x, noisy_y, train.clean_y, noisy_y != train.clean_y)
+    else:
+        apply_noise(train.clean_y, noise_type, noise, raw.num_classes, gen)  # validates
+
+    mean = std = None
+    if normalize and train.in_memory:
+        mean, std = _channel_stats(train.x)
+        train, val, test = (_normalised(s, mean, std) for s in (train, val, test))
+
+    return DataSplits(
+        name=raw.name, train=train, val=val, test=test, num_classes=raw.num_classes,
+        kind=raw.kind, hflip=raw.hflip, input_shape=raw.input_shape, mean=mean, std=std,
+    )
+
+
+def _split(x, y: Tensor, index: Tensor) -> Split:
+    y = y[index].long()
+    x = x[index] if isinstance(x, Tensor) else torch.utils.data.Subset(x, index.tolist())
+    return Split(x, y, y.clone(), torch.zeros_like(y, dtype=torch.bool))
+
+
+def _channel_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std over all but dim 1 (a single channel for 2-D ``x``)."""
+    dims = [d for d in range(x.dim()) if d != 1] if x.dim() > 2 else list(range(x.dim()))
+    mean = x.float().mean(dim=dims, keepdim=True)[0]
+    std = x.float().std(dim=dims, keepdim=True)[0].clamp_min(1e-6)
+    return mean, std
+
+
+def _normalised(split: Split, mean: Tensor, std: Tensor) -> Split:
+    return Split((split.x.float() - mean) / std, split.y, split.clean_y, split.noisy)

@@ -1,0 +1,39 @@
+"""One training run with a run directory: config, metrics, summary, learning curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from sampletune import io
+from sampletune.experiments.config import RunConfig
+from sampletune.experiments.plots import learning_curves
+from sampletune.experiments.setup import load_data, new_model
+from sampletune.samplers import build_sampler
+from sampletune.train import TrainResult, train
+
+
+def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
+    """Train as ``cfg`` says. With ``cfg.out`` the run directory holds ``config.yaml``,
+    ``metrics.jsonl`` (one record per epoch), ``checkpoint.pt`` (resume by rerunning the
+    same command), ``summary.json`` and ``learning_curve.png``."""
+    data = load_data(cfg)
+    sampler = build_sampler(cfg.sampler, data, budget=cfg.budget, seed=cfg.seed,
+                            weights_path=cfg.weights)
+    model = new_model(cfg, data)
+    out = Path(cfg.out) if cfg.out else None
+    if out is not None:
+        io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
+    result = train(model, data, sampler, cfg.train_config(), run_dir=out, progress=progress,
+                   description=f"{cfg.sampler} {cfg.dataset}")
+    if out is not None:
+        write_summary(out, cfg, result)
+    return result
+
+
+def write_summary(out: Path, cfg: RunConfig, result: TrainResult) -> None:
+    """``summary.json`` and ``learning_curve.png`` of a finished run."""
+    io.write_json(out / "summary.json", {"config": cfg.to_dict(), **result.final})
+    learning_curves({cfg.sampler: result.history}, out / "learning_curve.png",
+                    title=f"{cfg.model} on {cfg.dataset}, noise {cfg.noise}")

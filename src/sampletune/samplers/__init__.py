@@ -1,0 +1,13 @@
+"""Index samplers: every one is a ``torch.utils.data.Sampler[int]`` with its own generator,
+``set_epoch``, ``state_dict`` / ``load_state_dict`` and ``epoch_indices()``."""
+
+from sampletune.samplers.base import IndexSampler, budget_samples
+from sampletune.samplers.factory import SAMPLER_NAMES, build_sampler, load_weights
+from sampletune.samplers.shuffle import ShuffleSampler, UniformSampler
+from sampletune.samplers.weighted import WeightedSampler, validate_weights
+
+__all__ = [
+    "SAMPLER_NAMES", "IndexSampler", "ShuffleSampler", "UniformSampler", "WeightedSampler",
+    "build_sampler", "load_weights",
+    "budget_samples", "validate_weights",
+]

@@ -1,0 +1,112 @@
+"""p-SGD and c-SGD: adaptive importance samplers fed by the training forward pass.
+
+budgeted-importance-sampling.txt, section 3 (after Chang et al., "Active Bias", 2017). Each
+example's importance is the running mean of ``1 - p(true class)`` over the times it was seen
+in training (eq. 2), plus the smoothing constant ``epsilon^t`` (the mean importance); the
+epoch draws ``round(N * B)`` examples from ``P^t`` (eq. 3). The samplers are observers: the
+training loop calls :meth:`on_batch` with the per-example true-class probabilities it already
+computed, so importance costs no extra forward pass.
+
+Choices taken from the paper's public code (EricArazo/ImportanceSampling) and kept here:
+examples never seen yet get the largest running mean seen so far (so they are explored), and
+the ``N * B`` draws are distinct (``replacement=False``) unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sampletune.errors import check
+from sampletune.samplers.base import IndexSampler, budget_samples
+from sampletune.samplers.weighted import sample_with_replacement, sample_without_replacement
+
+
+class PSGDSampler(IndexSampler):
+    """p-SGD: draw ``round(n * budget)`` examples per epoch from ``P^t`` (eqs. 2-3).
+
+    Args:
+        n: number of training examples ``N``.
+        budget: ``B`` in (0, 1]: the fraction of ``N`` drawn per epoch.
+        warmup_epochs: epochs ``< warmup_epochs`` draw uniformly (statistics still update).
+        replacement: draw with replacement (default: distinct examples, as the paper's code).
+
+    State (``state_dict``) holds the per-example sums, so a resumed run draws exactly what
+    the uninterrupted one would have.
+    """
+
+    def __init__(self, n: int, *, budget: float = 1.0, warmup_epochs: int = 0,
+                 replacement: bool = False, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        super().__init__(budget_samples(n, budget), seed=seed, num_replicas=num_replicas,
+                         rank=rank)
+        check(warmup_epochs >= 0, "warmup_epochs", f"{warmup_epochs} is negative", ">= 0")
+        self.n = int(n)
+        self.warmup_epochs = int(warmup_epochs)
+        self.replacement = bool(replacement)
+        self.hardness_sum = torch.zeros(self.n, dtype=torch.float64)  # sum_k w (1 - p_k)
+        self.weight_sum = torch.zeros(self.n, dtype=torch.float64)  # sum_k w
+
+    def on_batch(self, report) -> None:
+        """Accumulate ``1 - true_prob`` by index; ``report.weights`` (shares of mixed
+        examples) weight each credit, 1 when absent."""
+        idx = report.indices.detach().to("cpu", torch.long)
+        hard = 1.0 - report.true_prob.detach().to("cpu", torch.float64)
+        w = getattr(report, "weights", None)
+        w = torch.ones_like(hard) if w is None else w.detach().to("cpu", torch.float64)
+        self.hardness_sum.index_add_(0, idx, w * hard)
+        self.weight_sum.index_add_(0, idx, w)
+
+    def running_mean(self) -> Tensor:
+        """(N,) float64: mean ``1 - p(true class)`` over the times each example was seen
+        (the first term of eq. 2); unseen examples get the largest mean seen, 1 if none."""
+        seen = self.weight_sum > 0
+        mean = torch.ones(self.n, dtype=torch.float64)
+        if seen.any():
+            m = self.hardness_sum[seen] / self.weight_sum[seen]
+            mean[seen] = m
+            mean[~seen] = m.max()
+        return mean
+
+    def base_importance(self, mean: Tensor) -> Tensor:
+        """p-SGD's importance before smoothing: the running mean itself."""
+        return mean
+
+    def importance(self) -> Tensor:
+        """(N,) float64: eq. 2, ``importance_i + epsilon^t`` with ``epsilon^t`` the mean
+        importance over all ``N`` examples."""
+        imp = self.base_importance(self.running_mean())
+        return imp + imp.mean()
+
+    def probabilities(self) -> Tensor:
+        """(N,) float64 ``P^t`` of eq. 3 (uniform during warm-up)."""
+        if self.epoch < self.warmup_epochs:
+            return torch.full((self.n,), 1.0 / self.n, dtype=torch.float64)
+        p = self.importance()
+        if not bool(p.sum() > 0):  # every example fitted perfectly: fall back to uniform
+            return torch.full((self.n,), 1.0 / self.n, dtype=torch.float64)
+        return p / p.sum()
+
+    def _draw(self, generator: torch.Generator) -> Tensor:
+        p = self.probabilities()
+        if self.replacement:
+            return sample_with_replacement(p, self.num_samples, generator)
+        return sample_without_replacement(p.clamp_min(1e-12), self.num_samples, generator)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "hardness_sum": self.hardness_sum.clone(),
+                "weight_sum": self.weight_sum.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        check(len(state["hardness_sum"]) == self.n, "state_dict",
+              f"holds {len(state['hardness_sum'])} examples, sampler has {self.n}")
+        self.hardness_sum = state["hardness_sum"].to(torch.float64).clone()
+        self.weight_sum = state["weight_sum"].to(torch.float64).clone()
+
+
+class CSGDSampler(PSGDSampler):
+    """c-SGD: importance ``c = p (1 - p)`` of the running mean ``p`` (section 3, after eq. 3),
+    favouring examples near the decision boundary; smoothed and drawn as in p-SGD."""
+
+    def base_importance(self, mean: Tensor) -> Tensor:
+        return mean * (1.0 - mean)

@@ -1,0 +1,75 @@
+"""The base of every sampletune sampler: an epoch of indices drawn from its own generator.
+
+Each epoch's draw depends only on ``(seed, epoch)``, so a run resumed at epoch ``e`` draws
+exactly what the uninterrupted run drew, and ranks of a distributed job agree on the
+global draw before each takes its shard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+from sampletune.errors import check
+
+
+class IndexSampler(Sampler[int]):
+    """A ``Sampler[int]`` whose epoch is computed at once as an int64 tensor.
+
+    Subclasses implement :meth:`_draw` (the global draw for one epoch). This class adds
+    the generator per epoch, sharding over ``num_replicas``/``rank`` and state.
+    """
+
+    def __init__(self, num_samples: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        check(num_samples >= 1, "num_samples", f"{num_samples} must be positive", ">= 1")
+        check(num_replicas >= 1, "num_replicas", f"{num_replicas} must be positive", ">= 1")
+        check(0 <= rank < num_replicas, "rank", f"{rank} is outside [0, {num_replicas})")
+        self.num_samples = int(num_samples)  # global draws per epoch
+        self.seed = int(seed)
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select which epoch's draw :meth:`__iter__` yields next."""
+        self.epoch = int(epoch)
+
+    def generator(self) -> torch.Generator:
+        """A generator seeded from ``(seed, epoch)`` alone."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+
+    def _draw(self, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def epoch_indices(self) -> Tensor:
+        """This rank's indices for the current epoch, an int64 tensor ``(len(self),)``."""
+        idx = self._draw(self.generator())
+        if self.num_replicas > 1:
+            total = len(self) * self.num_replicas
+            if total > len(idx):  # pad by wrapping so every rank gets the same count
+                idx = torch.cat([idx, idx[: total - len(idx)]])
+            idx = idx[self.rank : total : self.num_replicas]
+        return idx
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.epoch_indices().tolist())
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.num_replicas)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.seed = int(state["seed"])
+
+
+def budget_samples(n: int, budget: float) -> int:
+    """Examples per epoch under budget ``B``: ``round(N * B)``, at least 1."""
+    check(0.0 < budget <= 1.0, "budget", f"{budget} is outside (0, 1]", "0 < budget <= 1")
+    return max(1, round(n * budget))

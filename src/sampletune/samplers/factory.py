@@ -1,0 +1,52 @@
+"""Samplers by name, for the command line and configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sampletune.data.dataset import DataSplits
+from sampletune.errors import ConfigError, check
+from sampletune.samplers.base import IndexSampler, budget_samples
+from sampletune.samplers.shuffle import ShuffleSampler, UniformSampler
+from sampletune.samplers.weighted import WeightedSampler
+
+SAMPLER_NAMES = ("shuffle", "uniform", "oracle", "weights")
+
+
+def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int = 0,
+                  weights_path: str | Path | None = None) -> IndexSampler:
+    """A sampler over ``data.train`` by name.
+
+    - ``shuffle``: a permutation per epoch (scan-SGD), truncated to ``N*B`` under a budget.
+    - ``uniform``: ``N*B`` uniform draws per epoch (unif-SGD).
+    - ``oracle``: uniform over the examples whose label is clean (uses the noise mask:
+      an upper reference for analysis, not a method).
+    - ``weights``: static weights from ``weights_path`` (``.npy`` or ``.pt``, one per example).
+    """
+    n = len(data.train)
+    if name == "shuffle":
+        return ShuffleSampler(n, budget=budget, seed=seed)
+    if name == "uniform":
+        return UniformSampler(n, budget=budget, seed=seed)
+    if name == "oracle":
+        clean = (~data.train.noisy).to(torch.float64).cpu()
+        return WeightedSampler(clean, budget_samples(n, budget), seed=seed)
+    if name == "weights":
+        check(weights_path is not None, "weights", "sampler 'weights' needs a weights file")
+        w = load_weights(weights_path, n)
+        return WeightedSampler(w, budget_samples(n, budget), seed=seed)
+    raise ConfigError("sampler", f"unknown sampler {name!r}", ", ".join(SAMPLER_NAMES))
+
+
+def load_weights(path: str | Path, n: int) -> torch.Tensor:
+    """Per-example weights from ``.npy`` / ``.pt``; their count must equal the training size."""
+    path = Path(path)
+    check(path.exists(), "weights", f"file {str(path)!r} does not exist")
+    w = torch.as_tensor(np.load(path)) if path.suffix == ".npy" else torch.load(path)
+    check(w.dim() == 1 and len(w) == n, "weights",
+          f"{tuple(w.shape)} values in {path.name} but the training split has {n} examples",
+          f"a 1-D array of length {n}")
+    return w

@@ -1,0 +1,180 @@
+"""Outer-loop agents behind one ask/tell interface over the unit cube ``[0, 1]^D``.
+
+- :class:`BOAgent` (swift-sampler.txt section 3.3): Gaussian process with an RBF kernel and a
+  constant mean equal to the mean of the observed scores, UCB acquisition (BoTorch).
+- :class:`RandomAgent`: uniform points of the cube (appendix A.1.2 baseline).
+- :class:`RLAgent`: REINFORCE with a diagonal Gaussian policy in logit space (appendix A.1.2).
+
+Every agent is a deterministic function of ``(seed, history)``: step ``t``'s draws come from
+a generator seeded with ``(seed, t)``, so replaying the history through :meth:`tell` restores
+the agent exactly (that is how a search resumes). A failed trial is told as ``None`` and is
+scored as the worst score observed so far (0 if none), for the agents that learn from it.
+The global torch RNG is left untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from sampletune.errors import check
+
+AGENTS = ("bo", "random", "rl")
+
+
+class Agent(Protocol):
+    """Propose cube points and learn from their scores (higher is better)."""
+
+    dim: int
+
+    def ask(self) -> Tensor:
+        """The next point, float64 ``(dim,)`` in ``[0, 1]``. Does not change the agent."""
+        ...
+
+    def tell(self, x: Tensor, score: float | None) -> None:
+        """Record the score of ``x`` (``None``: the trial failed)."""
+        ...
+
+
+class _History:
+    """Points and scores told so far, shared by the agents."""
+
+    def __init__(self, dim: int, seed: int):
+        check(dim >= 1, "dim", f"{dim} must be positive", ">= 1")
+        self.dim, self.seed = int(dim), int(seed)
+        self.xs: list[Tensor] = []
+        self.scores: list[float | None] = []
+
+    def record(self, x: Tensor, score: float | None) -> None:
+        x = torch.as_tensor(x, dtype=torch.float64).flatten()
+        check(x.numel() == self.dim, "x", f"{x.numel()} coordinates for a {self.dim}-D agent")
+        if score is not None and not math.isfinite(score):
+            score = None
+        self.xs.append(x.clone())
+        self.scores.append(None if score is None else float(score))
+
+    def imputed(self) -> Tensor:
+        """Scores ``(t,)`` with failures replaced by the worst observed score (0 if none)."""
+        ok = [s for s in self.scores if s is not None]
+        worst = min(ok) if ok else 0.0
+        return torch.tensor([worst if s is None else s for s in self.scores], dtype=torch.float64)
+
+    def step_seed(self) -> int:
+        return self.seed * 100_003 + len(self.xs)
+
+
+class RandomAgent(_History):
+    """Uniform random search over the cube."""
+
+    def ask(self) -> Tensor:
+        gen = torch.Generator().manual_seed(self.step_seed())
+        return torch.rand(self.dim, generator=gen, dtype=torch.float64)
+
+    def tell(self, x: Tensor, score: float | None) -> None:
+        self.record(x, score)
+
+
+class BOAgent(_History):
+    """GP-UCB Bayesian optimisation (section 3.3).
+
+    The first ``n_init`` points are a scrambled Sobol sequence. Then a ``SingleTaskGP`` with an
+    RBF kernel (BoTorch's dimension-scaled lengthscale prior) and a learned Gaussian noise is
+    fitted to the standardised scores with its constant mean fixed at 0, i.e. at the mean of
+    the observed scores, and the next point maximises ``UCB = mu + sqrt(beta) * sigma``.
+    """
+
+    def __init__(self, dim: int, seed: int = 0, *, n_init: int = 5, beta: float = 2.0,
+                 num_restarts: int = 8, raw_samples: int = 256):
+        super().__init__(dim, seed)
+        check(n_init >= 1, "n_init", f"{n_init} must be positive", ">= 1")
+        check(beta >= 0, "beta", f"{beta} must be non-negative", ">= 0")
+        self.n_init, self.beta = int(n_init), float(beta)
+        self.num_restarts, self.raw_samples = int(num_restarts), int(raw_samples)
+
+    def ask(self) -> Tensor:
+        t = len(self.xs)
+        if t < self.n_init or all(s is None for s in self.scores):
+            from torch.quasirandom import SobolEngine
+
+            sobol = SobolEngine(self.dim, scramble=True, seed=self.seed)
+            return sobol.draw(t + 1, dtype=torch.float64)[t]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.step_seed())
+            return self._ucb_argmax()
+
+    def tell(self, x: Tensor, score: float | None) -> None:
+        self.record(x, score)
+
+    def _ucb_argmax(self) -> Tensor:
+        import warnings
+
+        from botorch.acquisition import UpperConfidenceBound
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskGP
+        from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+        from botorch.optim import optimize_acqf
+        from gpytorch.means import ConstantMean
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        x = torch.stack(self.xs)
+        y = self.imputed()
+        std = float(y.std()) if len(y) > 1 and float(y.std()) > 0 else 1.0
+        y = ((y - y.mean()) / std).unsqueeze(-1)  # constant mean 0 here = mean of scores
+        mean = ConstantMean()
+        mean.constant.data.zero_()
+        mean.constant.requires_grad_(False)
+        gp = SingleTaskGP(x, y, covar_module=get_covar_module_with_dim_scaled_prior(self.dim),
+                          mean_module=mean, outcome_transform=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+            bounds = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).double()
+            best, _ = optimize_acqf(UpperConfidenceBound(gp, beta=self.beta), bounds=bounds, q=1,
+                                    num_restarts=self.num_restarts, raw_samples=self.raw_samples)
+        return best.detach().flatten().clamp(0.0, 1.0)
+
+
+class RLAgent(_History):
+    """REINFORCE with a diagonal Gaussian policy ``z ~ N(mu, sigma^2)``, ``x = sigmoid(z)``.
+
+    Reward = score; advantage = (reward - mean of earlier rewards) / their std. Updates, with
+    ``eps = (z - mu) / sigma``: ``mu += lr * A * sigma * eps`` and
+    ``log sigma += lr_sigma * A * (eps^2 - 1) / 2`` (score-function gradients, natural scaling).
+    """
+
+    def __init__(self, dim: int, seed: int = 0, *, lr: float = 0.5, lr_sigma: float = 0.2,
+                 init_sigma: float = 1.0):
+        super().__init__(dim, seed)
+        check(lr > 0 and lr_sigma >= 0, "lr", "learning rates must be positive")
+        self.lr, self.lr_sigma = float(lr), float(lr_sigma)
+        self.mu = torch.zeros(dim, dtype=torch.float64)
+        self.log_sigma = torch.full((dim,), math.log(init_sigma), dtype=torch.float64)
+
+    def ask(self) -> Tensor:
+        gen = torch.Generator().manual_seed(self.step_seed())
+        eps = torch.randn(self.dim, generator=gen, dtype=torch.float64)
+        return torch.sigmoid(self.mu + self.log_sigma.exp() * eps)
+
+    def tell(self, x: Tensor, score: float | None) -> None:
+        self.record(x, score)
+        rewards = self.imputed()
+        if len(rewards) < 2:
+            return
+        past = rewards[:-1]
+        spread = float(past.std()) if len(past) > 1 else 0.0
+        adv = (float(rewards[-1]) - float(past.mean())) / (spread if spread > 0 else 1.0)
+        sigma = self.log_sigma.exp()
+        z = torch.logit(self.xs[-1].clamp(1e-6, 1 - 1e-6))
+        eps = (z - self.mu) / sigma
+        self.mu = self.mu + self.lr * adv * sigma * eps
+        self.log_sigma = (self.log_sigma + self.lr_sigma * adv * (eps.pow(2) - 1) / 2).clamp(
+            math.log(0.05), math.log(3.0))
+
+
+def make_agent(name: str, dim: int, seed: int = 0, **kw) -> Agent:
+    """An agent by name (one of :data:`AGENTS`)."""
+    check(name in AGENTS, "agent", f"unknown agent {name!r}", ", ".join(AGENTS))
+    return {"bo": BOAgent, "random": RandomAgent, "rl": RLAgent}[name](dim, seed, **kw)

@@ -1,0 +1,13 @@
+"""The training core: config, LR schedules, the one loop, evaluation, checkpoint/resume."""
+
+from sampletune.train.config import LR_SCHEDULES, TrainConfig
+from sampletune.train.loop import (
+    BatchReport, MixedBatch, Observer, Trainer, TrainResult, evaluate, seeded_model, train,
+)
+from sampletune.train.progress import progress_bar
+from sampletune.train.schedules import lr_factor, make_scheduler
+
+__all__ = [
+    "LR_SCHEDULES", "BatchReport", "MixedBatch", "Observer", "TrainConfig", "TrainResult",
+    "Trainer", "evaluate", "lr_factor", "make_scheduler", "progress_bar", "seeded_model", "train",
+]

@@ -1,0 +1,61 @@
+"""Training settings, validated before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from sampletune.errors import check
+
+LR_SCHEDULES = ("step", "linear", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """SGD settings for one training run.
+
+    ``budget`` is B of budgeted-importance-sampling.txt section 3: the fraction of a full
+    training's forward/backward passes. Samplers built for budget B draw ``round(N * B)``
+    examples per epoch for the same ``epochs`` (unif-SGD and friends); scan-SGD instead
+    trains ``round(epochs * B)`` full epochs. The LR schedule is always defined on the
+    budgeted number of iterations, so it completes its decay within the budget.
+    """
+
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    lr_schedule: str = "step"
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training (step schedule)
+    gamma: float = 0.1  # step-schedule factor
+    final_lr: float = 1e-6  # linear schedule end point
+    budget: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    eval_every: int = 1  # evaluate val/test every this many epochs (and at the end)
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        check(self.epochs >= 1, "epochs", f"{self.epochs} must be positive", ">= 1")
+        check(self.batch_size >= 1, "batch_size", f"{self.batch_size} must be positive", ">= 1")
+        check(self.lr > 0, "lr", f"{self.lr} must be positive", "> 0")
+        check(0 <= self.momentum < 1, "momentum", f"{self.momentum} is outside [0, 1)")
+        check(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
+        check(self.weight_decay >= 0, "weight_decay", f"{self.weight_decay} is negative", ">= 0")
+        check(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
+              f"unknown schedule {self.lr_schedule!r}", ", ".join(LR_SCHEDULES))
+        check(all(0 < m < 1 for m in self.milestones), "milestones",
+              f"{list(self.milestones)} must be fractions of training", "each in (0, 1)")
+        check(0 < self.gamma <= 1, "gamma", f"{self.gamma} is outside (0, 1]")
+        check(0 <= self.final_lr < self.lr, "final_lr", f"{self.final_lr} must be in [0, lr)")
+        check(0 < self.budget <= 1, "budget", f"{self.budget} is outside (0, 1]", "0 < budget <= 1")
+        check(self.eval_every >= 1, "eval_every", f"{self.eval_every} must be positive", ">= 1")
+
+    def replace(self, **changes) -> TrainConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d

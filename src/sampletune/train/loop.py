@@ -1,0 +1,320 @@
+"""The one training loop used by every search, baseline and demo.
+
+:class:`Trainer` owns the model, the SGD optimizer, the per-iteration LR schedule and the
+augmentation generator; :meth:`Trainer.train_batch` does one SGD step on given training
+indices, so engines that need exact control of the index sequence (AutoSampling) use it
+directly. :func:`train` runs whole epochs from a sampler, with evaluation, progress,
+checkpoint and resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Sampler
+
+from sampletune import io
+from sampletune.data.dataset import DataSplits, Split
+from sampletune.data.loader import make_loader
+from sampletune.train.config import TrainConfig
+from sampletune.train.progress import progress_bar
+from sampletune.train.schedules import make_scheduler
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one training step saw, per *source* example (detached, on the training device).
+
+    For mixed batches (mixup, RICAP) each value is the share-weighted mean over the mixed
+    examples a source contributed to.
+    """
+
+    epoch: int
+    step: int  # global iteration, 0-based
+    indices: Tensor  # (B,) int64 training-set indices
+    losses: Tensor  # (B,) per-example cross-entropy
+    true_prob: Tensor  # (B,) softmax probability of the (training) label
+
+
+@runtime_checkable
+class Observer(Protocol):
+    def on_batch(self, report: BatchReport) -> None: ...
+
+
+@dataclass
+class MixedBatch:
+    """A batch after mixing: input ``x`` and, for each mixed example i, K source labels with
+    their shares (rows sum to 1) and the batch positions of the sources."""
+
+    x: Tensor  # (B, *shape)
+    labels: Tensor  # (B, K) int64
+    shares: Tensor  # (B, K) float
+    sources: Tensor  # (B, K) int64 positions in the batch
+
+
+class Selector(Protocol):
+    """A rule that changes which examples are back-propagated (selective backprop, OSGD)."""
+
+    def select(self, model: nn.Module, index: Tensor, x: Tensor, y: Tensor
+               ) -> tuple[Tensor, Tensor, Tensor] | None:
+        """Filter a candidate batch; ``None`` while not enough examples are kept."""
+
+    def loss_weights(self, losses: Tensor) -> Tensor | None:
+        """(B,) weights of each example's loss in the backward pass, or ``None`` for the mean."""
+
+
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+Mixer = Callable[[Tensor, Tensor, torch.Generator], MixedBatch]
+
+
+def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a model with its initialisation drawn from ``seed``, leaving the global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build()
+
+
+class Trainer:
+    """SGD on one model over ``data.train``, one step at a time.
+
+    Args:
+        total_steps: iterations of the whole (budgeted) run; the LR schedule spans them.
+        observers: receive a :class:`BatchReport` after every step.
+        selector, augment, mixer: optional hooks; ``augment`` is applied per example before
+            ``mixer``; both draw only from the trainer's own generator.
+    """
+
+    def __init__(self, model: nn.Module, data: DataSplits, cfg: TrainConfig, total_steps: int,
+                 *, observers: Iterable[Observer] = (), selector: Selector | None = None,
+                 augment: Augment | None = None, mixer: Mixer | None = None):
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        self.data = data
+        self.model = model.to(self.device)
+        self.train_split = data.train.to(self.device) if data.train.in_memory else data.train
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+        self.total_steps = int(total_steps)
+        self.scheduler = make_scheduler(self.optimizer, cfg, self.total_steps)
+        self.observers = list(observers)
+        self.selector, self.augment, self.mixer = selector, augment, mixer
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 7919)
+        self.step = 0
+        self.epoch = 0
+
+    # ---- one step -------------------------------------------------------------------
+    def train_batch(self, index: Tensor, x: Tensor | None = None, y: Tensor | None = None
+                    ) -> Tensor | None:
+        """One SGD step on the training examples ``index`` (B,). Returns the detached mean
+        loss (a 0-d tensor, no host sync), or ``None`` if the selector kept too few."""
+        index = index.to(self.device)
+        if x is None:
+            x, y = self.train_split.x[index], self.train_split.y[index]
+        self.model.train()
+        if self.selector is not None:
+            kept = self.selector.select(self.model, index, x, y)
+            if kept is None:
+                return None
+            index, x, y = kept
+        if self.augment is not None:
+            x = self.augment(x, self.generator)
+        if self.mixer is not None:
+            mixed = self.mixer(x, y, self.generator)
+            logits = self.model(mixed.x)
+            logp = F.log_softmax(logits, dim=1)
+            label_losses = -logp.gather(1, mixed.labels)  # (B, K)
+            losses = (label_losses * mixed.shares).sum(1)
+        else:
+            logits = self.model(x)
+            losses = F.cross_entropy(logits, y, reduction="none")
+        weights = self.selector.loss_weights(losses) if self.selector is not None else None
+        loss = losses.mean() if weights is None else (losses * weights).sum() / weights.sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.observers:
+            if self.mixer is not None:
+                credited = _credit(mixed, losses.detach(), len(index))
+                true_prob = _credit_labels(mixed, label_losses.detach(), len(index))
+            else:
+                credited, true_prob = losses.detach(), torch.exp(-losses.detach())
+            report = BatchReport(self.epoch, self.step, index, credited, true_prob)
+            for obs in self.observers:
+                obs.on_batch(report)
+        self.step += 1
+        return loss.detach()
+
+    def train_epoch(self, sampler: Sampler[int], epoch: int) -> dict:
+        """Train one epoch of ``sampler``'s indices; returns ``{"train_loss", "steps", "lr"}``."""
+        self.epoch = int(epoch)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        loader = make_loader(self.train_split, sampler, self.cfg.batch_size, self.device)
+        total = torch.zeros((), device=self.device)
+        steps = 0
+        lr = self.optimizer.param_groups[0]["lr"]
+        for index, x, y in loader:
+            loss = self.train_batch(index, x, y)
+            if loss is not None:
+                total += loss
+                steps += 1
+        return {"train_loss": float(total) / max(steps, 1), "steps": steps, "lr": lr}
+
+    # ---- evaluation -----------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: Split, batch_size: int = 1024) -> dict:
+        """Mean cross-entropy and accuracy (fraction in [0, 1]) on ``split``'s labels."""
+        return evaluate(self.model, split, self.device, batch_size)
+
+    # ---- state ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
+            "step": self.step, "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, device: torch.device | str = "cpu",
+             batch_size: int = 1024) -> dict:
+    """Mean cross-entropy and accuracy of ``model`` on ``split`` (eval mode, no augmentation)."""
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    n = len(split)
+    for start in range(0, n, batch_size):
+        index = torch.arange(start, min(start + batch_size, n))
+        x, y = _gather(split, index, device)
+        logits = model(x)
+        total_loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    return {"loss": float(total_loss) / n, "acc": float(correct) / n}
+
+
+def _gather(split: Split, index: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
+    if split.in_memory:
+        return split.x[index.to(split.x.device)].to(device), split.y[index.to(split.y.device)].to(device)
+    x = torch.stack([split.x[i] for i in index.tolist()])
+    return x.to(device), split.y[index].to(device)
+
+
+def _credit(mixed: MixedBatch, losses: Tensor, n: int) -> Tensor:
+    """(n,) each source's share-weighted mean of the losses of the mixed examples it fed."""
+    w = mixed.shares
+    num = torch.zeros(n, device=losses.device).index_add_(
+        0, mixed.sources.flatten(), (w * losses[:, None]).flatten())
+    den = torch.zeros(n, device=losses.device).index_add_(0, mixed.sources.flatten(), w.flatten())
+    return num / den.clamp_min(1e-12)
+
+
+def _credit_labels(mixed: MixedBatch, label_losses: Tensor, n: int) -> Tensor:
+    """(n,) each source's share-weighted mean probability of its own label where it was mixed."""
+    w = mixed.shares
+    p = torch.exp(-label_losses)
+    num = torch.zeros(n, device=p.device).index_add_(0, mixed.sources.flatten(), (w * p).flatten())
+    den = torch.zeros(n, device=p.device).index_add_(0, mixed.sources.flatten(), w.flatten())
+    return num / den.clamp_min(1e-12)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)  # one record per epoch
+    final: dict = field(default_factory=dict)  # last val/test metrics, wall time, steps
+
+    @property
+    def test_acc(self) -> float:
+        return self.final["test_acc"]
+
+
+def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainConfig, *,
+          epochs: int | None = None, observers: Sequence[Observer] = (),
+          selector: Selector | None = None, augment: Augment | None = None,
+          mixer: Mixer | None = None, run_dir: str | Path | None = None,
+          progress: bool = True, evaluate_test: bool = True, description: str = "train",
+          ) -> TrainResult:
+    """Train ``model`` for ``epochs`` (default ``cfg.epochs``) epochs of ``sampler``'s indices.
+
+    With ``run_dir``, a checkpoint (model, optimizer, scheduler, sampler, generator and
+    history) is written atomically after every epoch and a killed run resumes from it,
+    ending with exactly the weights of an uninterrupted run; ``metrics.jsonl`` holds one
+    record per epoch. A sampler with ``on_batch`` is observed automatically.
+    """
+    epochs = int(epochs or cfg.epochs)
+    steps_per_epoch = -(-len(sampler) // cfg.batch_size)
+    observers = list(observers)
+    if isinstance(sampler, Observer) and sampler not in observers:
+        observers.append(sampler)
+    trainer = Trainer(model, data, cfg, epochs * steps_per_epoch, observers=observers,
+                      selector=selector, augment=augment, mixer=mixer)
+    history: list[dict] = []
+    start_epoch, elapsed = 0, 0.0
+    ckpt = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = io.load_torch(ckpt, map_location=trainer.device)
+        trainer.load_state_dict(state["trainer"])
+        if hasattr(sampler, "load_state_dict"):
+            sampler.load_state_dict(state["sampler"])
+        for obs, obs_state in zip(observers, state["observers"], strict=True):
+            if obs_state is not None:
+                obs.load_state_dict(obs_state)
+        history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
+
+    t0 = time.perf_counter() - elapsed
+    with progress_bar(description, total=epochs, completed=start_epoch, enabled=progress) as bar:
+        for epoch in range(start_epoch, epochs):
+            record = {"epoch": epoch, **trainer.train_epoch(sampler, epoch)}
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == epochs:
+                val = trainer.evaluate(data.val)
+                record.update(val_loss=val["loss"], val_acc=val["acc"])
+                if evaluate_test:
+                    test = trainer.evaluate(data.test)
+                    record.update(test_loss=test["loss"], test_acc=test["acc"])
+            record["time"] = time.perf_counter() - t0
+            history.append(record)
+            bar.advance(_describe(record))
+            if ckpt is not None:
+                _checkpoint(ckpt, trainer, sampler, observers, history, epoch, record["time"])
+
+    last = history[-1] if history else {}
+    final = {k: last[k] for k in ("val_loss", "val_acc", "test_loss", "test_acc") if k in last}
+    final.update(wall_time=last.get("time", 0.0), steps=trainer.step, epochs=epochs)
+    return TrainResult(trainer.model, history, final)
+
+
+def _checkpoint(path: Path, trainer: Trainer, sampler, observers, history, epoch, elapsed):
+    io.save_torch(path, {
+        "trainer": trainer.state_dict(),
+        "sampler": sampler.state_dict() if hasattr(sampler, "state_dict") else None,
+        "observers": [o.state_dict() if hasattr(o, "state_dict") else None for o in observers],
+        "history": history, "epoch": epoch, "elapsed": elapsed,
+    })
+    io.write_jsonl(path.parent / "metrics.jsonl", history)
+
+
+def _describe(record: dict) -> str:
+    parts = [f"loss {record['train_loss']:.3f}"]
+    if "val_acc" in record:
+        parts.append(f"val {record['val_acc']:.3f}")
+    return " ".join(parts)
