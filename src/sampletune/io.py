@@ -51,6 +51,13 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     _atomic_replace(Path(path), lambda fh: torch.save(obj, fh))
 
 
+def save_npz(path: str | os.PathLike, **arrays) -> None:
+    """``numpy.savez_compressed`` atomically."""
+    import numpy as np
+
+    _atomic_replace(Path(path), lambda fh: np.savez_compressed(fh, **arrays))
+
+
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     return torch.load(path, map_location=map_location, weights_only=False)
 

@@ -8,6 +8,7 @@ validation accuracy. Intervals never straddle epochs (:func:`plan_intervals`), s
 
 from __future__ import annotations
 
+import io as _bytes_io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,8 @@ class RecordedSchedule:
         idx = np.asarray(indices, dtype=np.int64).ravel()
         check(idx.size % self.batch_size == 0, "indices",
               f"{idx.size} is not whole batches of {self.batch_size}")
-        check(not self.epochs_of or epoch >= self.epochs_of[-1], "epoch",
-              f"{epoch} is before the last recorded epoch {self.epochs_of[-1]}")
+        last = self.epochs_of[-1] if self.epochs_of else 0
+        check(epoch >= last, "epoch", f"{epoch} is before the last recorded epoch {last}")
         self.intervals.append(idx)
         self.epochs_of.append(int(epoch))
         self.workers.append(int(worker))
@@ -111,8 +112,7 @@ class RecordedSchedule:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the schedule as one ``.npz``, atomically."""
-        arrays = self.to_arrays()
-        io._atomic_replace(Path(path), lambda fh: np.savez_compressed(fh, **arrays))
+        write_numpy(path, np.savez_compressed, **self.to_arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RecordedSchedule:
@@ -123,6 +123,8 @@ class RecordedSchedule:
             return cls.from_arrays(dict(z))
 
 
-def save_distribution(path: str | os.PathLike, p: np.ndarray) -> None:
-    """Write a float64 ``(N,)`` distribution as ``.npy``, atomically."""
-    io._atomic_replace(Path(path), lambda fh: np.save(fh, np.asarray(p, np.float64)))
+def write_numpy(path: str | os.PathLike, save, *args, **kwargs) -> None:
+    """``save(file, *args, **kwargs)`` (``np.save``, ``np.savez_compressed``) atomically."""
+    buf = _bytes_io.BytesIO()
+    save(buf, *args, **kwargs)
+    io.write_bytes(path, buf.getvalue())

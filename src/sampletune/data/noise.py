@@ -63,4 +63,5 @@ def apply_noise(
 
 def _check_rate(rate: float, num_classes: int) -> None:
     check(0.0 <= rate < 1.0, "noise", f"rate {rate} is outside [0, 1)", "0 <= noise < 1")
-    check(num_classes >= 2, "num_classes", f"{num_classes} classes cannot carry label noise", ">= 2")
+    check(num_classes >= 2, "num_classes", f"{num_classes} classes cannot carry label noise",
+          ">= 2")

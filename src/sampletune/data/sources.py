@@ -21,7 +21,7 @@ from torch import Tensor
 from sampletune.data.dataset import RawDataset
 from sampletune.data.registry import register_dataset
 from sampletune.errors import ConfigError, check
-from sampletune.io import _atomic_replace
+from sampletune.io import save_npz
 
 CACHE_DIR = Path.home() / ".cache" / "sampletune"
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -106,7 +106,7 @@ def load_mnist1d(data_dir: Path | None, download: bool) -> RawDataset:
     path = (data_dir or CACHE_DIR) / f"mnist1d-{digest}.npz"
     if not path.exists():
         arrays = _generate_mnist1d(args)
-        _atomic_replace(path, lambda fh: np.savez(fh, **arrays))
+        save_npz(path, **arrays)
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
     return _raw(
@@ -171,12 +171,12 @@ def load_fashion_mnist(data_dir: Path | None, download: bool) -> RawDataset:
     without ``data_dir``, in the Debian package's folder. ``download`` fetches them with
     torchvision into ``data_dir`` (or ``~/.cache/sampletune``) when they are not found.
     """
+    from torchvision.datasets import FashionMNIST
+
     roots = [data_dir, data_dir / "FashionMNIST" / "raw"] if data_dir else [
         FASHION_MNIST_SYSTEM_DIR]
     paths = _fashion_paths(roots)
     if paths is None and download:
-        from torchvision.datasets import FashionMNIST
-
         root = data_dir or CACHE_DIR
         FashionMNIST(str(root), download=True)
         paths = _fashion_paths([root / "FashionMNIST" / "raw"])
@@ -188,8 +188,10 @@ def load_fashion_mnist(data_dir: Path | None, download: bool) -> RawDataset:
             "or pass --data-dir with the IDX files, or add --download",
         )
     a = {k: read_idx(p) for k, p in paths.items()}
-    from torchvision.datasets import FashionMNIST
-
+    for k in ("x", "x_test"):
+        y = "y" + k[1:]
+        check(a[k].ndim == 3 and a[k].shape[0] == a[y].size, "data_dir",
+              f"{paths[k].name} holds {a[k].shape} images for {a[y].size} labels")
     return _raw(
         "fashion-mnist", _unit_float(a["x"][:, None]), a["y"], _unit_float(a["x_test"][:, None]),
         a["y_test"], 10, kind="image", hflip=True, classes=list(FashionMNIST.classes),
@@ -208,32 +210,31 @@ def _fashion_paths(roots: list[Path]) -> dict[str, Path] | None:
 # CIFAR-10 / CIFAR-100 / SVHN (torchvision)
 
 
-def _presence_checked(base: type) -> type:
-    """``base`` with its md5 checks of local files replaced by presence checks.
+# torchvision hashes every file on each load, which costs seconds on the real files and
+# rejects the small stand-in files tests write in the same formats. These mixins check that
+# the files are present instead: a corrupt file still fails loudly when it is unpickled or
+# parsed, and downloads keep torchvision's md5 check of what was downloaded.
 
-    torchvision hashes every file on each load, which costs seconds on the real files and
-    rejects the small stand-in files tests write in the same formats. A corrupt file still
-    fails loudly when it is unpickled / parsed; downloads keep torchvision's md5 check of
-    the downloaded archive.
-    """
 
-    def files(self) -> list[Path]:
-        if hasattr(self, "train_list"):  # CIFAR
-            folder = Path(self.root) / self.base_folder
-            names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
-            return [folder / n for n in names]
-        return [Path(self.root) / self.filename]  # SVHN
+class _PresenceCheckedCIFAR:
+    """Mixin for torchvision's CIFAR10 / CIFAR100: presence instead of md5 checks."""
 
     def _check_integrity(self) -> bool:
-        return all(p.is_file() for p in files(self))
+        folder = Path(self.root) / self.base_folder
+        names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
+        return all((folder / n).is_file() for n in names)
 
-    def _load_meta(self) -> None:  # CIFAR only: the same as torchvision's, minus the md5
+    def _load_meta(self) -> None:  # torchvision's, minus the md5 check
         with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as fh:
             self.classes = pickle.load(fh, encoding="latin1")[self.meta["key"]]
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-    body = {"_check_integrity": _check_integrity, "_load_meta": _load_meta}
-    return type(f"Local{base.__name__}", (base,), body)
+
+class _PresenceCheckedSVHN:
+    """Mixin for torchvision's SVHN: presence instead of an md5 check."""
+
+    def _check_integrity(self) -> bool:
+        return (Path(self.root) / self.filename).is_file()
 
 
 def _torchvision_split(name: str, make, data_dir: Path | None, download: bool):
@@ -246,18 +247,15 @@ def _torchvision_split(name: str, make, data_dir: Path | None, download: bool):
     root = data_dir or CACHE_DIR / name
     try:
         return make(str(root), download)
-    except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
+    except (RuntimeError, OSError) as err:  # "Dataset not found or corrupted", or a download
         hint = "" if download else "; add --download to fetch it"
-        raise ConfigError(
-            "data_dir", f"{name} not found in {root} ({err}){hint}"
-        ) from None
+        raise ConfigError("data_dir", f"cannot load {name} from {root}: {err}{hint}") from None
 
 
 def _cifar(name: str, base: type, num_classes: int, data_dir: Path | None, download: bool):
-    cls = _presence_checked(base)
+    cls = type(f"Local{base.__name__}", (_PresenceCheckedCIFAR, base), {})
     tr = _torchvision_split(name, lambda r, d: cls(r, train=True, download=d), data_dir, download)
-    te = _torchvision_split(name, lambda r, d: cls(r, train=False, download=False),
-                            data_dir, download)
+    te = _torchvision_split(name, lambda r, d: cls(r, train=False), data_dir, download)
     return _raw(
         name, _unit_float(tr.data.transpose(0, 3, 1, 2)), tr.targets,
         _unit_float(te.data.transpose(0, 3, 1, 2)), te.targets, num_classes, kind="image",
@@ -286,7 +284,7 @@ def load_svhn(data_dir: Path | None, download: bool) -> RawDataset:
     """SVHN train / test (``data_dir/{train,test}_32x32.mat``), digit 0 labelled 0; no flips."""
     from torchvision.datasets import SVHN
 
-    cls = _presence_checked(SVHN)
+    cls = type("LocalSVHN", (_PresenceCheckedSVHN, SVHN), {})
     tr, te = (
         _torchvision_split("svhn", lambda r, d, s=s: cls(r, split=s, download=d), data_dir,
                            download)
@@ -355,8 +353,8 @@ def _npz_labels(y: np.ndarray, key: str) -> np.ndarray:
     """Validate labels: 1-D integers >= 0 (class ids 0..C-1)."""
     check(y.ndim == 1, f"npz.{key}", f"has shape {y.shape}", "(N,)")
     check(y.dtype.kind in "iu", f"npz.{key}", f"has dtype {y.dtype}", "integer class ids")
-    check(len(y) == 0 or int(y.min()) >= 0, f"npz.{key}", f"has label {y.min()} < 0",
-          "0..C-1")
+    check(len(y) > 0, f"npz.{key}", "holds no labels")
+    check(int(y.min()) >= 0, f"npz.{key}", f"has label {y.min()} < 0", "0..C-1")
     return y.astype(np.int64)
 
 

@@ -16,7 +16,8 @@ def run_demo(out: str | Path = "runs/demo", seeds: list[int] | tuple[int, ...] =
     acc: dict[str, list[float]] = {"uniform": [], "oracle": []}
     for seed in seeds:
         for sampler in acc:
-            cfg = base.replace(sampler=sampler, seed=seed, out=str(Path(out) / f"{sampler}-s{seed}"))
+            run_dir = Path(out) / f"{sampler}-s{seed}"
+            cfg = base.replace(sampler=sampler, seed=seed, out=str(run_dir))
             acc[sampler].append(run_train(cfg).final["test_acc"])
     means = {k: sum(v) / len(v) for k, v in acc.items()}
     print(f"digits, 40% symmetric label noise, mlp, {len(seeds)} seed(s): test accuracy")

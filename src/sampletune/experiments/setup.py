@@ -18,6 +18,6 @@ def load_data(cfg: RunConfig) -> DataSplits:
 
 
 def new_model(cfg: RunConfig, data: DataSplits, seed: int | None = None) -> nn.Module:
-    """A freshly initialised ``cfg.model`` for ``data``, initialised from ``seed`` (default ``cfg.seed``)."""
+    """A fresh ``cfg.model`` for ``data``, initialised from ``seed`` (default ``cfg.seed``)."""
     return seeded_model(lambda: build_model(cfg.model, data.input_shape, data.num_classes),
                         cfg.seed if seed is None else seed)

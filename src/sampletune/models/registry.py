@@ -13,7 +13,7 @@ _MODELS: dict[str, Builder] = {}
 
 
 def register_model(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: ``@register_model("mine")`` on ``def build(input_shape, num_classes) -> nn.Module``.
+    """Decorator: ``@register_model("mine")`` on ``def build(input_shape, num_classes)``.
 
     ``input_shape`` is one example's shape, e.g. ``(1, 8, 8)`` or ``(40,)``.
     """

@@ -27,13 +27,18 @@ def validate_weights(weights: Tensor, field: str = "weights") -> Tensor:
 def sample_with_replacement(weights: Tensor, k: int, generator: torch.Generator) -> Tensor:
     """``k`` draws from the categorical ``weights / sum(weights)`` by inverse CDF.
 
-    Unlike ``torch.multinomial`` this has no 2**24 category limit. ``weights`` is float64
-    ``(N,)``; returns int64 ``(k,)``.
+    Unlike ``torch.multinomial`` this has no 2**24 category limit. The ``k`` uniforms are
+    drawn already sorted (normalised partial sums of ``k + 1`` Exp(1) variables), so the
+    CDF look-ups walk memory in order (about 10x faster than random-order look-ups at
+    20M), and a random permutation then gives the draws their i.i.d. order.
+    ``weights`` is float64 ``(N,)``; returns int64 ``(k,)``.
     """
     cdf = torch.cumsum(weights, 0)
-    u = torch.rand(k, generator=generator, dtype=torch.float64) * cdf[-1]
-    idx = torch.searchsorted(cdf, u, right=True)
-    return idx.clamp_max(len(weights) - 1)
+    spacings = torch.empty(k + 1, dtype=torch.float64).exponential_(generator=generator)
+    u = torch.cumsum(spacings, 0)
+    u = u[:-1] * (cdf[-1] / u[-1])
+    idx = torch.searchsorted(cdf, u, right=True).clamp_max(len(weights) - 1)
+    return idx[torch.randperm(k, generator=generator)]
 
 
 def sample_without_replacement(weights: Tensor, k: int, generator: torch.Generator) -> Tensor:

@@ -73,21 +73,24 @@ class SwiftFamily:
     Args:
         features: ``{name: (n,)}`` raw feature values (as from :mod:`sampletune.features`).
         names: the ``N`` features aggregated by G, in the order of ``c``.
-        transform: ``"cdf"`` or ``"cgf"``; ``cgf`` uses ``features["grad_norm"]``.
+        transform: ``"cdf"`` or ``"cgf"``.
+        grad_feature: the gradient norm ``cgf`` weighs by (eq. 10): ``grad_norm`` (logit
+            layer, closed form) or ``grad_norm_full`` (all parameters).
     """
 
     def __init__(self, features: dict[str, Tensor], names=DEFAULT_FEATURES,
-                 transform: str = "cgf"):
+                 transform: str = "cgf", grad_feature: str = GRAD_FEATURE):
         names = tuple(names)
         check(transform in TRANSFORMS, "transform", f"unknown transform {transform!r}",
               ", ".join(TRANSFORMS))
         check(len(names) >= 1, "features", "needs at least one feature name")
-        missing = [k for k in names + ((GRAD_FEATURE,) if transform == "cgf" else ())
+        missing = [k for k in names + ((grad_feature,) if transform == "cgf" else ())
                    if k not in features]
         check(not missing, "features", f"missing {missing}", ", ".join(sorted(features)))
         self.names, self.transform = names, transform
         self.f = torch.stack([cdf_normalise(features[k]) for k in names], dim=1)  # eq. 7
-        self.grad = features[GRAD_FEATURE].to(torch.float64) if transform == "cgf" else None
+        self.grad_feature = grad_feature
+        self.grad = features[grad_feature].to(torch.float64) if transform == "cgf" else None
 
     @property
     def n(self) -> int:

@@ -2,7 +2,14 @@
 
 from sampletune.train.config import LR_SCHEDULES, TrainConfig
 from sampletune.train.loop import (
-    BatchReport, MixedBatch, Observer, Trainer, TrainResult, evaluate, seeded_model, train,
+    BatchReport,
+    MixedBatch,
+    Observer,
+    Trainer,
+    TrainResult,
+    evaluate,
+    seeded_model,
+    train,
 )
 from sampletune.train.progress import progress_bar
 from sampletune.train.schedules import lr_factor, make_scheduler

@@ -23,6 +23,7 @@ from torch.utils.data import Sampler
 from sampletune import io
 from sampletune.data.dataset import DataSplits, Split
 from sampletune.data.loader import make_loader
+from sampletune.errors import check
 from sampletune.train.config import TrainConfig
 from sampletune.train.progress import progress_bar
 from sampletune.train.schedules import make_scheduler
@@ -75,7 +76,7 @@ Mixer = Callable[[Tensor, Tensor, torch.Generator], MixedBatch]
 
 
 def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """Build a model with its initialisation drawn from ``seed``, leaving the global RNG as it was."""
+    """Build a model initialised from ``seed``, leaving the global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         return build()
@@ -214,7 +215,8 @@ def evaluate(model: nn.Module, split: Split, device: torch.device | str = "cpu",
 
 def _gather(split: Split, index: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
     if split.in_memory:
-        return split.x[index.to(split.x.device)].to(device), split.y[index.to(split.y.device)].to(device)
+        index = index.to(split.x.device)
+        return split.x[index].to(device), split.y[index].to(device)
     x = torch.stack([split.x[i] for i in index.tolist()])
     return x.to(device), split.y[index].to(device)
 
@@ -276,9 +278,12 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
         trainer.load_state_dict(state["trainer"])
         if hasattr(sampler, "load_state_dict"):
             sampler.load_state_dict(state["sampler"])
-        for obs, obs_state in zip(observers, state["observers"], strict=True):
-            if obs_state is not None:
-                obs.load_state_dict(obs_state)
+        stateful = _stateful(observers, sampler)
+        check(len(stateful) == len(state["observers"]), "run_dir",
+              f"the checkpoint holds {len(state['observers'])} observer states but this run "
+              f"has {len(stateful)} stateful observers", "resume with the same observers")
+        for obs, obs_state in zip(stateful, state["observers"], strict=True):
+            obs.load_state_dict(obs_state)
         history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
 
     t0 = time.perf_counter() - elapsed
@@ -307,10 +312,15 @@ def _checkpoint(path: Path, trainer: Trainer, sampler, observers, history, epoch
     io.save_torch(path, {
         "trainer": trainer.state_dict(),
         "sampler": sampler.state_dict() if hasattr(sampler, "state_dict") else None,
-        "observers": [o.state_dict() if hasattr(o, "state_dict") else None for o in observers],
+        "observers": [o.state_dict() for o in _stateful(observers, sampler)],
         "history": history, "epoch": epoch, "elapsed": elapsed,
     })
     io.write_jsonl(path.parent / "metrics.jsonl", history)
+
+
+def _stateful(observers, sampler) -> list:
+    """Observers whose state a checkpoint keeps (the sampler's own state is kept apart)."""
+    return [o for o in observers if o is not sampler and hasattr(o, "state_dict")]
 
 
 def _describe(record: dict) -> str:

@@ -1,0 +1,133 @@
+"""``sampletune autosampling {search, replay, plot}``.
+
+- ``search``: run AutoSampling; rerun the same command to resume an interrupted search.
+- ``replay``: train a (possibly different) model on a recorded schedule, DYNAMIC (exact
+  replay) or STATIC (i.i.d. draws from the final distribution): Tables 9 and 10.
+- ``plot``: convergence curves of several searches in one figure (Fig. 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sampletune.autosampling.algorithm import EXPLORATIONS
+
+SEARCH_FLAGS = ("workers", "interval", "exploration", "warmup", "nu", "beta", "stages",
+                "engine", "ray_address", "ray_num_cpus")
+
+
+def register(subparsers) -> None:
+    """Add the ``autosampling`` command and its subcommands."""
+    from sampletune.cli import add_run_arguments
+
+    top = subparsers.add_parser("autosampling", help="AutoSampling: search a sampling schedule")
+    sub = top.add_subparsers(dest="autosampling_command", required=True)
+
+    p = sub.add_parser("search", help="search a schedule with a population of workers")
+    add_run_arguments(p)
+    g = p.add_argument_group("AutoSampling (defaults: the paper's)")
+    g.add_argument("--workers", type=int, default=20, help="population size N_p (20)")
+    g.add_argument("--interval", type=int, default=20,
+                   help="exploitation interval N_s in mini-batches (20)")
+    g.add_argument("--exploration", choices=EXPLORATIONS, default="mixture",
+                   help="uniform: one worker; random: uniform draws; mixture: the method")
+    g.add_argument("--warmup", type=int, default=20, help="epochs before the first exploration")
+    g.add_argument("--nu", type=int, default=3, help="N_u: uniform epochs in the mixture (3)")
+    g.add_argument("--beta", type=float, default=1.0, help="smoothing log(P + beta), >= 1")
+    g.add_argument("--stages", type=int, default=3, help="loss snapshots for the figures")
+    g.add_argument("--engine", choices=("local", "ray"), default="local")
+    g.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
+    g.add_argument("--ray-num-cpus", type=int, default=2, help="CPUs of a local Ray instance")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("replay", help="train on a recorded schedule (DYNAMIC) or its "
+                       "distribution (STATIC), with any model")
+    add_run_arguments(p)
+    p.add_argument("--schedule", required=True, help="schedule.npz of a search")
+    p.add_argument("--mode", choices=("dynamic", "static"), default="dynamic")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("plot", help="convergence curves of several searches (Fig. 5)")
+    p.add_argument("runs", nargs="+", help="run directories of searches")
+    p.add_argument("--key", default="test_acc", help="curve to plot (test_acc, val_acc, ...)")
+    p.add_argument("--output", default="convergence.png", help="PNG file to write")
+    p.set_defaults(func=_cmd_plot)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from sampletune.autosampling.search import SearchConfig, search
+    from sampletune.cli import run_config_from_args
+    from sampletune.experiments import load_data
+
+    cfg = run_config_from_args(args, exclude=(*SEARCH_FLAGS, "autosampling_command"))
+    scfg = SearchConfig(**{k: getattr(args, k) for k in SEARCH_FLAGS})
+    out = Path(cfg.out or f"runs/autosampling-{cfg.dataset}-{scfg.exploration}-s{cfg.seed}")
+    result = search(cfg.model, load_data(cfg), cfg.train_config(), scfg, out,
+                    progress=not args.quiet)
+    f = result.final
+    print(f"autosampling {scfg.exploration} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
+          f"test acc {f['test_acc']:.4f}, {f['worker_epochs']} worker-epochs, "
+          f"{f['wall_time']:.1f}s  ->  {out}")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from sampletune import io
+    from sampletune.autosampling.schedule import RecordedSchedule
+    from sampletune.cli import run_config_from_args
+    from sampletune.errors import check
+    from sampletune.experiments import load_data, new_model
+    from sampletune.experiments.run import write_summary
+    from sampletune.samplers.schedule import ScheduleSampler, static_sampler
+    from sampletune.train import train
+
+    schedule = RecordedSchedule.load(args.schedule)
+    cfg = run_config_from_args(args, exclude=("schedule", "mode", "autosampling_command"))
+    defaults = {"epochs": schedule.num_epochs, "batch_size": schedule.batch_size,
+                "sampler": f"autosampling-{args.mode}"}
+    cfg = cfg.replace(**{k: v for k, v in defaults.items()
+                         if k == "sampler" or getattr(args, k) is None})
+    data = load_data(cfg)
+    check(len(data.train) == schedule.num_examples, "schedule",
+          f"records {schedule.num_examples} training examples but this split has "
+          f"{len(data.train)}; use the search's --dataset, --seed, --val-fraction, --train-subset")
+    if args.mode == "dynamic":
+        check(cfg.epochs <= schedule.num_epochs, "epochs",
+              f"{cfg.epochs} exceeds the {schedule.num_epochs} recorded epochs",
+              f"<= {schedule.num_epochs}")
+        check(cfg.batch_size == schedule.batch_size, "batch_size",
+              f"{cfg.batch_size} differs from the recorded {schedule.batch_size}; "
+              "a DYNAMIC replay keeps the recorded mini-batches", str(schedule.batch_size))
+        sampler = ScheduleSampler(schedule, seed=cfg.seed)
+    else:
+        sampler = static_sampler(schedule, seed=cfg.seed)
+    out = Path(cfg.out) if cfg.out else None
+    if out is not None:
+        io.write_json(out / "config.json", {**cfg.to_dict(), "schedule": str(args.schedule)})
+    result = train(new_model(cfg, data), data, sampler, cfg.train_config(), run_dir=out,
+                   progress=not args.quiet, description=f"replay {args.mode}")
+    if out is not None:
+        write_summary(out, cfg, result)
+    f = result.final
+    print(f"{args.mode} replay, {cfg.model} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
+          f"test acc {f['test_acc']:.4f}, {f['wall_time']:.1f}s"
+          + (f"  ->  {out}" if out else ""))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from sampletune import io
+    from sampletune.autosampling.plots import convergence
+    from sampletune.errors import check
+
+    curves = {}
+    for run in map(Path, args.runs):
+        check((run / "curves.json").exists(), "runs", f"{run} has no curves.json")
+        search = io.read_json(run / "search.json")
+        curves[f"{search['search']['exploration']} ({run.name})"] = io.read_json(
+            run / "curves.json")
+    print(convergence(curves, args.output, key=args.key))
+    return 0

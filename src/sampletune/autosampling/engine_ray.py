@@ -1,0 +1,94 @@
+"""The Ray engine: one actor per worker (its own GPU when the cluster has enough), and the best
+worker's state broadcast to the others through Ray's object store (eq. 3).
+
+Starts a local Ray instance (``num_cpus`` CPUs) unless ``address`` names a cluster to join.
+``ray`` is imported only here, on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from sampletune.autosampling.worker import Worker, WorkerSpec
+from sampletune.errors import ConfigError
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("engine", "ray is not installed; pip install 'sampletune[ray]' "
+                          "or use the local engine", "local, ray") from None
+    return ray
+
+
+class _ActorWorker(Worker):
+    """A :class:`Worker` inside a Ray actor: one torch thread, its device chosen by Ray."""
+
+    def __init__(self, spec: WorkerSpec, use_gpu: bool):
+        import torch
+
+        torch.set_num_threads(1)
+        cfg = spec.cfg.replace(device="cuda" if use_gpu else "cpu")
+        super().__init__(dataclasses.replace(spec, cfg=cfg))
+
+
+class RayEngine:
+    """``workers`` Ray actors; same interface and results as :class:`LocalEngine`.
+
+    Each actor asks for ``min(1, GPUs / workers)`` GPUs when the cluster has GPUs (one GPU
+    each when there are enough) and ``min(1, CPUs / workers)`` CPUs, so a population larger
+    than the machine still fits.
+    """
+
+    name = "ray"
+
+    def __init__(self, spec: WorkerSpec, workers: int, *, address: str | None = None,
+                 num_cpus: int = 2):
+        ray = self.ray = _import_ray()
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        resources = ray.cluster_resources()
+        gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
+        per_gpu = min(1.0, gpus / workers) if gpus else 0.0
+        per_cpu = min(1.0, cpus / workers)
+        actor = ray.remote(num_cpus=per_cpu, num_gpus=per_gpu)(_ActorWorker)
+        spec_ref = ray.put(spec)  # the data set travels once through the object store
+        self.actors = [actor.remote(spec_ref, per_gpu > 0) for _ in range(workers)]
+
+    def run(self, batches: list[np.ndarray], seeds: list[int], evaluate: bool
+            ) -> list[dict | None]:
+        return self.ray.get([a.run_interval.remote(b, s, evaluate)
+                             for a, b, s in zip(self.actors, batches, seeds, strict=True)])
+
+    def adopt(self, best: int) -> None:
+        """Eq. (3): the best actor's state goes into the object store once; the others load it."""
+        state_ref = self.actors[best].state_dict.remote()
+        self.ray.get([a.load_state_dict.remote(state_ref)
+                      for i, a in enumerate(self.actors) if i != best])
+
+    def state(self) -> dict:
+        return self.ray.get(self.actors[0].state_dict.remote())
+
+    def load(self, state: dict) -> None:
+        ref = self.ray.put(state)
+        self.ray.get([a.load_state_dict.remote(ref) for a in self.actors])
+
+    def evaluate(self, split: str) -> dict:
+        return self.ray.get(self.actors[0].evaluate.remote(split))
+
+    def example_losses(self) -> np.ndarray:
+        return self.ray.get(self.actors[0].example_losses.remote())
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+        self.actors = []
+        if self._owns_ray:
+            self.ray.shutdown()

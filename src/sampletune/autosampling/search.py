@@ -1,0 +1,280 @@
+"""The AutoSampling search loop (Algorithm 2 around Algorithm 1), checkpointed and resumable.
+
+A search leaves in its run directory:
+
+- ``schedule.npz``: the recorded schedule H* (:class:`RecordedSchedule`);
+- ``distribution.npy``: the final sampling distribution, eq. (6) over all of H*;
+- ``curves.json``: one record per epoch (validation and test of the adopted model, cost);
+- ``losses.npz``: each training example's loss at the stage epochs (for Fig. 4);
+- ``model.pt``: the final model (``{"model": name, "state_dict": ...}``);
+- ``report.json``: settings, final metrics, cost and a summary of the distribution;
+- ``checkpoint.pt``: population state and schedule at the last exploration boundary.
+
+Rerunning the same search in the same directory resumes at the last exploration boundary
+and ends with the same schedule as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sampletune import io
+from sampletune.autosampling.algorithm import (
+    EXPLORATIONS,
+    cycle_streams,
+    exploit,
+    explore_weights,
+    plan_cycles,
+    plan_intervals,
+)
+from sampletune.autosampling.schedule import RecordedSchedule, write_numpy
+from sampletune.autosampling.worker import WorkerSpec, interval_seed
+from sampletune.data.dataset import DataSplits
+from sampletune.errors import ConfigError, check
+from sampletune.train import TrainConfig, progress_bar
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """AutoSampling settings; defaults are the paper's (section 5.2).
+
+    ``exploration`` (section 5.4): ``uniform`` trains one worker on uniform draws (plain
+    training), ``random`` runs multi-exploitation on uniform draws, ``mixture`` is the full
+    method. ``warmup`` epochs precede the first exploration step; after that one happens
+    every ``nu + 1`` epochs. ``stages`` is how many snapshots of per-example losses to keep.
+    """
+
+    workers: int = 20  # N_p
+    interval: int = 20  # N_s, mini-batches per exploitation interval
+    exploration: str = "mixture"
+    warmup: int = 20
+    nu: int = 3  # N_u
+    beta: float = 1.0
+    stages: int = 3
+    engine: str = "local"
+    ray_address: str | None = None
+    ray_num_cpus: int = 2
+
+    def __post_init__(self):
+        check(self.workers >= 1, "workers", f"{self.workers} must be positive", ">= 1")
+        check(self.interval >= 1, "interval", f"{self.interval} must be positive", ">= 1")
+        check(self.exploration in EXPLORATIONS, "exploration",
+              f"unknown type {self.exploration!r}", ", ".join(EXPLORATIONS))
+        check(self.warmup >= 0, "warmup", f"{self.warmup} is negative", ">= 0")
+        check(self.nu >= 0, "nu", f"{self.nu} is negative", ">= 0")
+        check(self.beta >= 1.0, "beta", f"{self.beta} is below 1", ">= 1")
+        check(self.stages >= 1, "stages", f"{self.stages} must be positive", ">= 1")
+        check(self.engine in ENGINES, "engine", f"unknown engine {self.engine!r}",
+              ", ".join(ENGINES))
+        check(self.ray_num_cpus >= 1, "ray_num_cpus", f"{self.ray_num_cpus} must be positive")
+
+    @property
+    def population(self) -> int:
+        """Workers actually run: one for ``uniform`` exploration."""
+        return 1 if self.exploration == "uniform" else self.workers
+
+    def identity(self) -> dict:
+        """The fields that decide the schedule (not how it is computed)."""
+        d = asdict(self)
+        for k in ("engine", "ray_address", "ray_num_cpus"):
+            d.pop(k)
+        d["workers"] = self.population
+        return d
+
+
+@dataclass
+class SearchResult:
+    schedule: RecordedSchedule
+    distribution: np.ndarray  # (n_train,) float64, eq. (6) over the whole schedule
+    curves: list[dict]  # one record per epoch
+    final: dict  # last val/test metrics, cost
+    model_state: dict = field(repr=False)  # the final model's state_dict
+
+
+def make_engine(cfg: SearchConfig, spec: WorkerSpec):
+    """The engine ``cfg.engine`` with ``cfg.population`` workers."""
+    if cfg.engine == "ray":
+        from sampletune.autosampling.engine_ray import RayEngine
+
+        return RayEngine(spec, cfg.population, address=cfg.ray_address,
+                         num_cpus=cfg.ray_num_cpus)
+    from sampletune.autosampling.engine_local import LocalEngine
+
+    return LocalEngine(spec, cfg.population)
+
+
+def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConfig,
+           run_dir: str | Path, *, progress: bool = True, plots: bool = True) -> SearchResult:
+    """Run AutoSampling (Algorithm 2) for ``train_cfg.epochs`` epochs of ``model`` on ``data``.
+
+    Every epoch is ``len(data.train) // batch_size`` mini-batches; every worker trains all of
+    them, so the cost is ``population * epochs`` worker-epochs plus one validation pass per
+    worker and interval. Resumes from ``run_dir/checkpoint.pt`` when present.
+    """
+    out = Path(run_dir)
+    n, batch = len(data.train), train_cfg.batch_size
+    check(data.train.in_memory, "dataset", "AutoSampling needs an in-memory training split")
+    check(n >= batch, "batch_size", f"{batch} exceeds the {n} training examples", f"<= {n}")
+    epochs, population, seed = train_cfg.epochs, cfg.population, train_cfg.seed
+    steps = n // batch
+    cycles = plan_cycles(epochs, cfg.warmup, cfg.nu)
+    per_epoch = plan_intervals(steps, cfg.interval)
+    stage_epochs = sorted({max(1, round(epochs * (k + 1) / cfg.stages))
+                           for k in range(cfg.stages)})
+    identity = {"model": model, "dataset": data.name, "num_train": n,
+                "train": train_cfg.to_dict(), "search": cfg.identity()}
+    _claim_run_dir(out, identity)
+
+    ckpt = out / "checkpoint.pt"
+    schedule = RecordedSchedule(n, batch, steps)
+    curves: list[dict] = []
+    losses: dict[int, np.ndarray] = {}
+    start_cycle, elapsed, evaluations = 0, 0.0, 0
+    engine = make_engine(cfg, WorkerSpec(model, data, train_cfg, epochs * steps))
+    try:
+        if ckpt.exists():
+            state = io.load_torch(ckpt)
+            engine.load(state["population"])
+            schedule = RecordedSchedule.from_arrays(state["schedule"])
+            curves, losses = state["curves"], state["losses"]
+            start_cycle, elapsed, evaluations = (state["cycle"], state["elapsed"],
+                                                 state["evaluations"])
+        t0 = time.perf_counter() - elapsed
+        done = sum(cycles[:start_cycle]) * len(per_epoch)
+        with progress_bar(f"autosampling {cfg.exploration}", total=epochs * len(per_epoch),
+                          completed=done, enabled=progress) as bar:
+            for c in range(start_cycle, len(cycles)):
+                first = sum(cycles[:c])
+                last = schedule.indices(first - cycles[c - 1], first) if c else None
+                weights = explore_weights(cfg.exploration, last, n, cfg.beta)  # eqs. 6-7
+                uniform_epochs = cycles[c] - 1 if c == 0 and cfg.warmup else cfg.nu
+                streams = cycle_streams(weights, n, uniform_epochs, cycles[c] * steps, batch,
+                                        seed, c, population)
+                pos = 0
+                for epoch in range(first, first + cycles[c]):
+                    for j, length in enumerate(per_epoch):  # Algorithm 1
+                        evaluate = population > 1 or j == len(per_epoch) - 1
+                        chunks = [s[pos:pos + length] for s in streams]
+                        seeds = [interval_seed(seed, schedule.num_intervals, w)
+                                 for w in range(population)]
+                        metrics = engine.run(chunks, seeds, evaluate)
+                        best = exploit([m["acc"] for m in metrics]) if population > 1 else 0
+                        if population > 1:
+                            engine.adopt(best)
+                        acc = metrics[best]["acc"] if evaluate else float("nan")
+                        schedule.append(chunks[best], epoch=epoch, worker=best, val_acc=acc)
+                        evaluations += population if evaluate else 0
+                        pos += length
+                        bar.advance(f"epoch {epoch + 1} val {acc:.3f}" if evaluate else "")
+                    curves.append(_epoch_record(epoch, metrics[best], engine.evaluate("test"),
+                                                population, evaluations, time.perf_counter() - t0))
+                    if epoch + 1 in stage_epochs:
+                        losses[epoch + 1] = engine.example_losses()
+                    io.write_json(out / "curves.json", curves)
+                _checkpoint(ckpt, {
+                    "cycle": c + 1, "population": engine.state(),
+                    "schedule": schedule.to_arrays(), "curves": curves, "losses": losses,
+                    "elapsed": time.perf_counter() - t0, "evaluations": evaluations,
+                })
+        model_state = engine.state()["model"]
+    finally:
+        engine.close()
+
+    result = SearchResult(schedule, schedule.distribution(), curves, {}, model_state)
+    result.final = _write_outputs(out, result, data, identity, losses, cfg.engine)
+    if plots:
+        from sampletune.autosampling.plots import search_figures
+
+        rho = search_figures(out, schedule, losses, {cfg.exploration: curves})
+        report = io.read_json(out / "report.json")
+        report["loss_frequency_spearman"] = {str(e): r for e, r in rho.items()}
+        io.write_json(out / "report.json", report)
+    return result
+
+
+def _claim_run_dir(out: Path, identity: dict) -> None:
+    """Write ``search.json``, or check that a resumed directory ran these same settings."""
+    path = out / "search.json"
+    if path.exists():
+        before = io.read_json(path)
+        if before != identity:
+            differ = sorted(_differences(before, identity))
+            raise ConfigError("out", f"{out} holds a search with other settings "
+                              f"({', '.join(differ)}); use a new run directory")
+    else:
+        io.write_json(path, identity)
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the fields where nested dicts ``a`` and ``b`` differ."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _checkpoint(path: Path, state: dict) -> None:
+    """Save the state at an exploration boundary (a module function so tests can stop here)."""
+    io.save_torch(path, state)
+
+
+def _epoch_record(epoch: int, val: dict, test: dict, population: int, evaluations: int,
+                  wall: float) -> dict:
+    return {"epoch": epoch, "val_loss": val["loss"], "val_acc": val["acc"],
+            "test_loss": test["loss"], "test_acc": test["acc"],
+            "worker_epochs": population * (epoch + 1), "evaluations": evaluations, "time": wall}
+
+
+def _write_outputs(out: Path, result: SearchResult, data: DataSplits, identity: dict,
+                   losses: dict[int, np.ndarray], engine: str) -> dict:
+    """Write schedule, distribution, losses, model and report; return the final summary."""
+    result.schedule.save(out / "schedule.npz")
+    write_numpy(out / "distribution.npy", np.save, result.distribution)
+    io.save_torch(out / "model.pt", {"model": identity["model"],
+                                     "state_dict": result.model_state})
+    write_numpy(out / "losses.npz", np.savez_compressed,
+                **{f"epoch_{e}": v for e, v in sorted(losses.items())})
+    last = result.curves[-1]
+    final = {k: last[k] for k in ("val_acc", "val_loss", "test_acc", "test_loss",
+                                  "worker_epochs", "evaluations")}
+    final["wall_time"] = last["time"]
+    final["engine"] = engine
+    io.write_json(out / "report.json", {**identity, "final": final,
+                                        "distribution": distribution_summary(
+                                            result.schedule, data)})
+    return final
+
+
+def distribution_summary(schedule: RecordedSchedule, data: DataSplits) -> dict:
+    """How far the recorded schedule is from uniform, and whom it favours.
+
+    ``counts_per_epoch`` statistics are appearances per example per epoch (uniform: 1).
+    With label noise, the mean for noisy and clean examples (section 5.5 expects fewer
+    draws of noisy ones).
+    """
+    counts = schedule.counts().astype(np.float64) / max(schedule.num_epochs, 1)
+    p = counts / counts.sum()
+    nz = p[p > 0]
+    top = np.sort(p)[::-1][: max(1, len(p) // 100)].sum()
+    summary = {
+        "entropy_ratio": float(-(nz * np.log(nz)).sum() / np.log(len(p))),
+        "never_sampled": int((counts == 0).sum()),
+        "top1pct_share": float(top),
+        "counts_per_epoch_min": float(counts.min()),
+        "counts_per_epoch_max": float(counts.max()),
+    }
+    noisy = data.train.noisy.cpu().numpy()
+    if noisy.any():
+        summary["counts_per_epoch_noisy"] = float(counts[noisy].mean())
+        summary["counts_per_epoch_clean"] = float(counts[~noisy].mean())
+    return summary

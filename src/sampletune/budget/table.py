@@ -1,0 +1,280 @@
+"""The budgeted-training grid behind ``sampletune budget-table``: run every cell
+(data set x augmentation x LR schedule x method x budget x seed), append each finished cell
+to ``cells.jsonl`` (a rerun skips finished cells), and render tables shaped like Tables 2
+and 3 of budgeted-importance-sampling.txt (markdown and CSV) and the plots of Fig. 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _strio
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sampletune import io
+from sampletune.budget.measures import mean_std, speedup
+from sampletune.budget.methods import ALL_METHODS, METHOD_NAMES, SUBSET_METHODS, build_method
+from sampletune.data import load_dataset, make_splits
+from sampletune.errors import check
+from sampletune.models import build_model
+from sampletune.train import TrainConfig, progress_bar, seeded_model
+
+FULL = "SGD"  # the full-training reference row (scan-SGD with B = 1)
+SCHEDULE_LABEL = {"step": "SLR", "linear": "LLR", "cosine": "cosine", "constant": "constant"}
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """What the grid covers; every field is part of a cell's identity."""
+
+    datasets: tuple[str, ...] = ("mnist1d",)
+    budgets: tuple[float, ...] = (0.2, 0.3, 0.5)
+    methods: tuple[str, ...] = METHOD_NAMES
+    lr_schedules: tuple[str, ...] = ("step", "linear")
+    augments: tuple[str, ...] = ("none",)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    model: str = "mlp"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    train_subset: int | None = None
+    warmup_epochs: int = 0
+    data_dir: str | None = None
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for m in self.methods:
+            check(m in ALL_METHODS, "methods", f"unknown method {m!r}", ", ".join(ALL_METHODS))
+        for b in self.budgets:
+            check(0 < b <= 1, "budgets", f"{b} is outside (0, 1]", "0 < budget <= 1")
+        check(bool(self.seeds), "seeds", "at least one seed is needed")
+        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                    weight_decay=self.weight_decay)  # validates the training fields
+
+    def cells(self) -> list[dict]:
+        """Every cell as a dict of its identity, full-training references first."""
+        out = []
+        for ds in self.datasets:
+            for aug in self.augments:
+                for sched in self.lr_schedules:
+                    for seed in self.seeds:
+                        out.append(self._cell(ds, aug, sched, FULL, 1.0, seed))
+                    for method in self.methods:
+                        for b in self.budgets:
+                            for seed in self.seeds:
+                                out.append(self._cell(ds, aug, sched, method, b, seed))
+        return out
+
+    def _cell(self, ds, aug, sched, method, budget, seed) -> dict:
+        return {"dataset": ds, "augment": aug, "lr_schedule": sched, "method": method,
+                "budget": float(budget), "seed": int(seed), "model": self.model,
+                "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                "weight_decay": self.weight_decay, "train_subset": self.train_subset,
+                "warmup_epochs": self.warmup_epochs}
+
+
+def cell_key(cell: dict) -> str:
+    """A stable string identifying a cell in ``cells.jsonl``."""
+    keys = ("dataset", "augment", "lr_schedule", "method", "budget", "seed", "model", "epochs",
+            "batch_size", "lr", "weight_decay", "train_subset", "warmup_epochs")
+    return "|".join(f"{k}={cell[k]}" for k in keys)
+
+
+def run_cell(cell: dict, spec: GridSpec, data_cache: dict) -> dict:
+    """Train one cell; returns its record (identity + measures)."""
+    key = (cell["dataset"], cell["seed"])
+    if key not in data_cache:
+        raw = load_dataset(cell["dataset"], spec.data_dir)
+        data_cache[key] = make_splits(raw, seed=cell["seed"], noise=0.0,
+                                      train_subset=spec.train_subset)
+    data = data_cache[key]
+    cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
+                      weight_decay=spec.weight_decay, lr_schedule=cell["lr_schedule"],
+                      milestones=(1 / 3, 2 / 3), budget=cell["budget"], seed=cell["seed"],
+                      device=spec.device)
+
+    def model_fn():
+        return seeded_model(lambda: build_model(spec.model, data.input_shape, data.num_classes),
+                            cell["seed"])
+
+    name = "scan-sgd" if cell["method"] == FULL else cell["method"]
+    method = build_method(name, data, cfg, augment=cell["augment"],
+                          warmup_epochs=spec.warmup_epochs, model_fn=model_fn)
+    result = method.train(model_fn(), data, cfg, progress=False)
+    f = result.final
+    return {**cell, "key": cell_key(cell), "test_acc": f["test_acc"], "val_acc": f["val_acc"],
+            "wall_time": f["wall_time"], "steps": f["steps"], "used_budget": f["used_budget"],
+            "entropy": f["entropy"], "entropy_normalized": f["entropy_normalized"],
+            **{k: f[k] for k in ("sb_effective_budget", "sb_extra_forward") if k in f}}
+
+
+def run_grid(spec: GridSpec, out: str | Path, progress: bool = True) -> list[dict]:
+    """Run every unfinished cell of ``spec``; finished cells live in ``out/cells.jsonl``."""
+    path = Path(out) / "cells.jsonl"
+    io.write_json(Path(out) / "grid.json", asdict(spec))
+    done = {r["key"]: r for r in io.read_jsonl(path)}
+    cells = spec.cells()
+    todo = [c for c in cells if cell_key(c) not in done]
+    cache: dict = {}
+    with progress_bar("budget grid", total=len(cells), completed=len(cells) - len(todo),
+                      enabled=progress) as bar:
+        for cell in todo:
+            record = run_cell(cell, spec, cache)
+            io.append_jsonl(path, record)
+            done[record["key"]] = record
+            bar.advance(f"{cell['method']} B={cell['budget']:g} acc {record['test_acc']:.3f}")
+    return [done[cell_key(c)] for c in cells]
+
+
+# ---- aggregation and tables ---------------------------------------------------------------
+def aggregate(records: Iterable[dict]) -> list[dict]:
+    """One row per (dataset, augment, lr_schedule, method, budget): mean/std over seeds of
+    test accuracy (%), wall time, speed-up vs the full training of the same section,
+    entropy and used budget."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["dataset"], r["augment"], r["lr_schedule"], r["method"], r["budget"])].append(r)
+    full_time = {k[:3]: mean_std([r["wall_time"] for r in v])[0]
+                 for k, v in groups.items() if k[3] == FULL}
+    rows = []
+    for (ds, aug, sched, method, b), rs in groups.items():
+        acc_m, acc_s = mean_std([100 * r["test_acc"] for r in rs])
+        t_m, _ = mean_std([r["wall_time"] for r in rs])
+        row = {"dataset": ds, "augment": aug, "lr_schedule": sched, "method": method,
+               "budget": b, "seeds": len(rs), "acc_mean": acc_m, "acc_std": acc_s,
+               "time_mean": t_m, "speedup": speedup(t_m, full_time.get((ds, aug, sched), 0.0)),
+               "entropy": mean_std([r["entropy"] for r in rs])[0],
+               "entropy_normalized": mean_std([r["entropy_normalized"] for r in rs])[0],
+               "used_budget": mean_std([r["used_budget"] for r in rs])[0]}
+        if "sb_effective_budget" in rs[0]:
+            row["sb_effective_budget"] = mean_std([r["sb_effective_budget"] for r in rs])[0]
+        rows.append(row)
+    return rows
+
+
+def _fmt(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    return f"{row['acc_mean']:.2f} ± {row['acc_std']:.2f}"
+
+
+def markdown_tables(rows: Sequence[dict]) -> str:
+    """Per data set, a table shaped like Tables 2/3: sections per (augmentation, LR
+    schedule), each opening with the full-training SGD (B = 1) row, then one row per method
+    with ``mean ± std`` test accuracy (%) per budget. SB's row notes its effective budget
+    (its extra forward passes counted at 1/3 of a step, section 3)."""
+    out = []
+    by = {(r["dataset"], r["augment"], r["lr_schedule"], r["method"], r["budget"]): r
+          for r in rows}
+    for ds in _ordered(r["dataset"] for r in rows):
+        budgets = sorted({r["budget"] for r in rows if r["dataset"] == ds and r["method"] != FULL})
+        out.append(f"### {ds}: test accuracy (%), mean ± std over seeds\n")
+        out.append("| Method | " + " | ".join(f"B = {b:g}" for b in budgets) + " |")
+        out.append("|---" * (len(budgets) + 1) + "|")
+        for aug in _ordered(r["augment"] for r in rows if r["dataset"] == ds):
+            for sched in _ordered(r["lr_schedule"] for r in rows
+                                  if r["dataset"] == ds and r["augment"] == aug):
+                label = SCHEDULE_LABEL.get(sched, sched)
+                out.append(f"| *{aug} augmentation, {label}* |" + " |" * len(budgets))
+                full = by.get((ds, aug, sched, FULL, 1.0))
+                out.append(f"| SGD - {label} (B = 1) | {_fmt(full)} |" + " |" * (len(budgets) - 1))
+                methods = _ordered(r["method"] for r in rows if r["dataset"] == ds
+                                   and r["augment"] == aug and r["lr_schedule"] == sched
+                                   and r["method"] != FULL)
+                for m in methods:
+                    cells = []
+                    for b in budgets:
+                        row = by.get((ds, aug, sched, m, b))
+                        text = _fmt(row)
+                        if row is not None and "sb_effective_budget" in row:
+                            text += f" (B_SB≈{row['sb_effective_budget']:.2f})"
+                        cells.append(text)
+                    out.append(f"| {m} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def csv_table(rows: Sequence[dict]) -> str:
+    """All aggregated rows as CSV (one line per data set, augmentation, schedule, method, budget)."""
+    cols = ["dataset", "augment", "lr_schedule", "method", "budget", "seeds", "acc_mean",
+            "acc_std", "time_mean", "speedup", "entropy", "entropy_normalized", "used_budget",
+            "sb_effective_budget"]
+    buf = _strio.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) and not math.isnan(v) else v)
+                         for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _ordered(values: Iterable) -> list:
+    return list(dict.fromkeys(values))
+
+
+# ---- figures --------------------------------------------------------------------------------
+def plot_entropy(rows: Sequence[dict], path: str | Path, budget: float | None = None) -> Path:
+    """Fig. 1c/d: entropy of the per-example sample counts (normalised by log N) per
+    method, augmentation and LR schedule, at ``budget`` (default: 0.3 if run, else the
+    smallest)."""
+    from sampletune.experiments.plots import plt, save_figure
+
+    budgets = sorted({r["budget"] for r in rows if r["method"] != FULL})
+    check(bool(budgets), "budgets", "no budgeted cells to plot")
+    b = budget if budget is not None else (0.3 if 0.3 in budgets else budgets[0])
+    sel = [r for r in rows if r["budget"] == b and r["method"] != FULL]
+    datasets = _ordered(r["dataset"] for r in sel)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False)
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        rs = [r for r in sel if r["dataset"] == ds]
+        labels = [f"{r['method']}\n{SCHEDULE_LABEL.get(r['lr_schedule'], r['lr_schedule'])}"
+                  f" {r['augment']}" for r in rs]
+        ax.bar(range(len(rs)), [r["entropy_normalized"] for r in rs])
+        ax.set_xticks(range(len(rs)), labels, rotation=70, fontsize=7)
+        lo = min(r["entropy_normalized"] for r in rs)
+        ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+        ax.set(ylabel="H(counts) / log N", title=f"{ds}, B = {b:g}")
+    return save_figure(fig, path)
+
+
+def plot_subsets(rows: Sequence[dict], path: str | Path) -> Path | None:
+    """Fig. 1a/b: test accuracy against budget for unif-SGD, a fixed random subset and the
+    core-set, with full training dashed; ``None`` if no fixed-subset cell was run."""
+    from sampletune.experiments.plots import plt, save_figure
+
+    if not any(r["method"] in SUBSET_METHODS for r in rows):
+        return None
+    keys = _ordered((r["dataset"], r["augment"], r["lr_schedule"]) for r in rows)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+    for ax, (ds, aug, sched) in zip(axes[0], keys, strict=True):
+        rs = [r for r in rows if (r["dataset"], r["augment"], r["lr_schedule"]) == (ds, aug, sched)]
+        for m in ("unif-sgd", *SUBSET_METHODS):
+            pts = sorted((r["budget"], r["acc_mean"], r["acc_std"]) for r in rs if r["method"] == m)
+            if pts:
+                bs, ms, ss = zip(*pts, strict=True)
+                ax.errorbar(bs, ms, yerr=ss, marker="o", capsize=3, label=m)
+        full = [r for r in rs if r["method"] == FULL]
+        if full:
+            ax.axhline(full[0]["acc_mean"], color="k", ls="--", label="full training")
+        ax.set(xlabel="budget B", ylabel="test accuracy (%)",
+               title=f"{ds} {aug} {SCHEDULE_LABEL.get(sched, sched)}")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def write_report(records: Sequence[dict], out: str | Path) -> tuple[str, str]:
+    """Write ``table.md``, ``table.csv``, ``entropy.png`` (and ``subsets.png``) into ``out``;
+    returns (markdown, csv)."""
+    out = Path(out)
+    rows = aggregate(records)
+    md, table_csv = markdown_tables(rows), csv_table(rows)
+    io.write_text(out / "table.md", md)
+    io.write_text(out / "table.csv", table_csv)
+    plot_entropy(rows, out / "entropy.png")
+    plot_subsets(rows, out / "subsets.png")
+    return md, table_csv

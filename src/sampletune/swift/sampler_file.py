@@ -1,0 +1,84 @@
+"""A searched sampler as a small JSON file, and its use as a ``WeightedSampler``.
+
+The file holds the parameters ``z`` (eqs. 8-9), the feature names of G (eq. 6), the transform
+T, the feature file it was fitted on (path relative to the JSON file when possible) and that
+file's number of examples. Example index ``i`` of the feature file is training example ``i``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor
+
+from sampletune.errors import check
+from sampletune.features import load_features
+from sampletune.io import read_json, write_json
+from sampletune.samplers import WeightedSampler
+from sampletune.swift.family import GRAD_FEATURE, SwiftFamily
+from sampletune.swift.params import SwiftParams
+
+FORMAT = "sampletune.swift/1"
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """Everything needed to rebuild a Swift sampler's probabilities."""
+
+    params: SwiftParams
+    features: tuple[str, ...]
+    transform: str
+    feature_file: str  # absolute, or relative to the sampler file's folder once saved
+    n: int  # training examples the features cover
+    score: float | None = None  # validation accuracy the search gave it (approximated)
+    grad_feature: str = GRAD_FEATURE  # what cgf weighs by
+
+    def family(self, base: str | Path = ".") -> SwiftFamily:
+        """The family on this spec's features (``feature_file`` resolved against ``base``)."""
+        path = Path(base) / self.feature_file
+        return SwiftFamily(load_features(path, n=self.n), self.features, self.transform,
+                           self.grad_feature)
+
+    def probabilities(self, base: str | Path = ".") -> Tensor:
+        """Float64 ``(n,)`` sampling probabilities, summing to one."""
+        return self.family(base).probabilities(self.params)
+
+
+def save_sampler(path: str | Path, spec: SamplerSpec) -> Path:
+    """Write ``spec`` as JSON (atomically), storing the feature file relative to ``path``."""
+    path = Path(path)
+    feat = Path(spec.feature_file)
+    if feat.is_absolute() or feat.exists():
+        feat = Path(os.path.relpath(feat.resolve(), path.resolve().parent))
+    write_json(path, {
+        "format": FORMAT, "params": spec.params.to_dict(), "features": list(spec.features),
+        "transform": spec.transform, "feature_file": str(feat), "n": spec.n, "score": spec.score,
+        "grad_feature": spec.grad_feature,
+    })
+    return path
+
+
+def load_sampler(path: str | Path) -> SamplerSpec:
+    """Read a sampler file; its ``feature_file`` is returned resolved to an absolute path."""
+    path = Path(path)
+    check(path.exists(), "sampler_file", f"{path} does not exist")
+    d = read_json(path)
+    check(isinstance(d, dict) and d.get("format") == FORMAT, "sampler_file",
+          f"{path} is not a Swift sampler file", FORMAT)
+    feat = Path(d["feature_file"])
+    if not feat.is_absolute():
+        feat = (path.resolve().parent / feat).resolve()
+    return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]), d["transform"],
+                       str(feat), int(d["n"]), d.get("score"),
+                       d.get("grad_feature", GRAD_FEATURE))
+
+
+def to_weighted_sampler(spec: SamplerSpec | str | Path, num_samples: int | None = None, *,
+                        seed: int = 0, **kw) -> WeightedSampler:
+    """A :class:`~sampletune.samplers.WeightedSampler` drawing by the sampler's probabilities
+    (``num_samples`` per epoch, default ``n``; extra keywords as ``WeightedSampler``'s)."""
+    if not isinstance(spec, SamplerSpec):
+        spec = load_sampler(spec)
+    return WeightedSampler(spec.probabilities(), num_samples, seed=seed, **kw)

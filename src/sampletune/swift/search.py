@@ -1,0 +1,218 @@
+"""The sampler search: outer loop (Algorithm 1) and inner loop (section 3.4).
+
+Outer loop: an agent proposes a cube point, it becomes a sampler ``z`` (params.py), the inner
+loop scores it, the agent is told. Every finished trial is appended to ``trials.jsonl``
+(fsynced) before the next starts; rerunning with the same settings replays the file through
+the agent and continues, reaching exactly the result of an uninterrupted search.
+
+Inner loop (:class:`FineTuner`): a copy of ``w_share`` (the uniformly trained model) is
+fine-tuned for ``E_f`` epochs with examples drawn by ``tau`` and scored by validation
+accuracy. Budget: each fine-tune epoch draws ``round(N * finetune_budget)`` examples
+(``finetune_budget = 1``: the paper's full epochs), so a search costs about
+``E_o * E_f * finetune_budget`` epochs; :func:`finetune_budget_for` picks the budget that
+keeps the search within a given number of full trainings.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from sampletune import io
+from sampletune.data import DataSplits
+from sampletune.errors import ConfigError, check
+from sampletune.samplers import WeightedSampler, budget_samples
+from sampletune.swift.agents import AGENTS, make_agent
+from sampletune.swift.family import (
+    DEFAULT_FEATURES, GRAD_FEATURE, TRANSFORMS, InvalidSampler, SwiftFamily,
+)
+from sampletune.swift.params import SwiftParams, cube_dim, from_cube
+from sampletune.train import TrainConfig, Trainer, progress_bar
+
+TRIALS_FILE = "trials.jsonl"
+SEARCH_FILE = "search.json"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Settings of one search (defaults: the paper's, section 4).
+
+    ``finetune_lr_scale`` multiplies the training LR for the fine-tune, whose LR schedule
+    (the training's kind) spans the ``E_f`` fine-tune epochs.
+    """
+
+    rounds: int = 40  # E_o
+    finetune_epochs: int = 5  # E_f
+    segments: int = 4  # S
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    transform: str = "cgf"
+    grad_feature: str = GRAD_FEATURE  # what cgf weighs by (eq. 10)
+    agent: str = "bo"
+    finetune_budget: float = 1.0
+    finetune_lr_scale: float = 1.0
+    seed: int = 0
+    agent_options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "features", tuple(self.features))
+        check(self.rounds >= 1, "rounds", f"{self.rounds} must be positive", ">= 1")
+        check(self.finetune_epochs >= 1, "finetune_epochs", f"{self.finetune_epochs} must be "
+              "positive", ">= 1")
+        check(self.segments >= 1, "segments", f"{self.segments} must be positive", ">= 1")
+        check(len(self.features) >= 1, "features", "needs at least one feature")
+        check(self.transform in TRANSFORMS, "transform", f"unknown transform "
+              f"{self.transform!r}", ", ".join(TRANSFORMS))
+        check(self.agent in AGENTS, "agent", f"unknown agent {self.agent!r}", ", ".join(AGENTS))
+        check(0 < self.finetune_budget <= 1, "finetune_budget",
+              f"{self.finetune_budget} is outside (0, 1]")
+        check(self.finetune_lr_scale > 0, "finetune_lr_scale", "must be positive", "> 0")
+
+    @property
+    def dim(self) -> int:
+        return cube_dim(self.segments, len(self.features))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["features"] = list(self.features)
+        return d
+
+
+def finetune_budget_for(cost: float, rounds: int, finetune_epochs: int,
+                        train_epochs: int) -> float:
+    """The fine-tune budget that makes ``rounds * finetune_epochs`` budgeted epochs cost
+    ``cost`` full trainings of ``train_epochs`` epochs (capped at 1)."""
+    check(cost > 0, "search_cost", f"{cost} must be positive", "> 0")
+    return min(1.0, cost * train_epochs / (rounds * finetune_epochs))
+
+
+class FineTuner:
+    """Inner loop: score a sampler by fine-tuning a copy of ``w_share`` (section 3.4).
+
+    Args:
+        w_share: the uniformly trained model (left unchanged).
+        train_cfg: the settings ``w_share`` was trained with; the fine-tune uses them with
+            ``lr * finetune_lr_scale`` and its schedule spanning the fine-tune.
+    """
+
+    def __init__(self, w_share: nn.Module, data: DataSplits, train_cfg: TrainConfig,
+                 cfg: SearchConfig):
+        self.w_share, self.data, self.cfg = w_share, data, cfg
+        self.train_cfg = train_cfg.replace(lr=train_cfg.lr * cfg.finetune_lr_scale,
+                                           final_lr=train_cfg.final_lr * cfg.finetune_lr_scale)
+        self.num_samples = budget_samples(len(data.train), cfg.finetune_budget)
+
+    def __call__(self, probs: Tensor, trial: int) -> float:
+        """Validation accuracy (in [0, 1]) after ``E_f`` epochs under ``probs`` ``(N,)``."""
+        seed = self.cfg.seed * 10_007 + trial
+        sampler = WeightedSampler(probs, self.num_samples, seed=seed)
+        cfg = self.train_cfg.replace(seed=seed)
+        steps = -(-len(sampler) // cfg.batch_size) * self.cfg.finetune_epochs
+        trainer = Trainer(copy.deepcopy(self.w_share), self.data, cfg, steps)
+        for epoch in range(self.cfg.finetune_epochs):
+            trainer.train_epoch(sampler, epoch)
+        if not all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters()):
+            raise InvalidSampler("fine-tuning diverged (non-finite weights)")
+        return trainer.evaluate(self.data.val)["acc"]
+
+
+@dataclass
+class SearchResult:
+    best: SwiftParams
+    best_score: float
+    trials: list[dict]  # the records of trials.jsonl, in order
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds spent in trials (summed over resumed sessions)."""
+        return sum(t["seconds"] for t in self.trials)
+
+
+def run_search(run_dir: str | Path, family: SwiftFamily,
+               score: Callable[[Tensor, int], float], cfg: SearchConfig, *,
+               context: dict | None = None, progress: bool = True) -> SearchResult:
+    """Algorithm 1: ``cfg.rounds`` trials of ``cfg.agent``, each scored by
+    ``score(probabilities (N,), trial) -> float`` (higher is better).
+
+    ``run_dir/trials.jsonl`` gets one record per finished trial (``trial``, cube point ``x``,
+    ``params``, ``status`` "ok" or "failed", ``score`` or ``None``, ``error``, ``seconds``
+    (the agent's proposal plus the scoring)).
+    A sampler with all-zero probability, or a NaN score, is a failed trial, not an error.
+    ``context`` (e.g. the feature file) is stored with the settings; resuming with different
+    settings is a :class:`ConfigError`.
+    """
+    check(family.names == cfg.features and family.transform == cfg.transform
+          and family.grad_feature == cfg.grad_feature, "family",
+          "does not match the search's features / transform / grad_feature")
+    run_dir = Path(run_dir)
+    check_or_write_settings(run_dir / SEARCH_FILE, {"search": cfg.to_dict(), "n": family.n,
+                                                     **(context or {})})
+    trials_path = run_dir / TRIALS_FILE
+    records = io.read_jsonl(trials_path)[: cfg.rounds]
+    agent = make_agent(cfg.agent, cfg.dim, cfg.seed, **cfg.agent_options)
+    for r in records:
+        agent.tell(torch.tensor(r["x"], dtype=torch.float64), r["score"])
+
+    with progress_bar(f"swift search ({cfg.agent}-{cfg.transform})", total=cfg.rounds,
+                      completed=len(records), enabled=progress) as bar:
+        for t in range(len(records), cfg.rounds):
+            start = time.perf_counter()
+            # Round-trip through a list so the live run tells the agent the same floats a
+            # resumed run reads back from JSON.
+            x = torch.tensor(agent.ask().tolist(), dtype=torch.float64)
+            params = from_cube(x, cfg.segments, len(cfg.features))
+            record = {"trial": t, "x": x.tolist(), "params": params.to_dict()}
+            try:
+                value = float(score(family.probabilities(params), t))
+                if not math.isfinite(value):
+                    raise InvalidSampler(f"score is {value}")
+                record.update(status="ok", score=value, error=None)
+            except InvalidSampler as err:
+                record.update(status="failed", score=None, error=str(err))
+            record["seconds"] = time.perf_counter() - start
+            io.append_jsonl(trials_path, record)
+            records.append(record)
+            agent.tell(x, record["score"])
+            best = max((r["score"] for r in records if r["score"] is not None), default=None)
+            bar.advance(f"score {_fmt(record['score'])} best {_fmt(best)}")
+    return summarise(records)
+
+
+def summarise(records: list[dict]) -> SearchResult:
+    """The top sampler of a list of trial records (ties: the earliest)."""
+    ok = [r for r in records if r["score"] is not None]
+    if not ok:
+        raise ConfigError("search", f"all {len(records)} trials failed; no sampler found",
+                          "different features, transform or more rounds")
+    top = max(ok, key=lambda r: (r["score"], -r["trial"]))
+    return SearchResult(SwiftParams.from_dict(top["params"]), top["score"], records)
+
+
+def load_trials(run_dir: str | Path) -> list[dict]:
+    """The finished trials of a search directory, in order."""
+    return io.read_jsonl(Path(run_dir) / TRIALS_FILE)
+
+
+def check_or_write_settings(path: Path, settings: dict) -> None:
+    """Write ``settings`` as JSON at ``path``, or check they equal the ones already there."""
+    settings = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    if not path.exists():
+        io.write_json(path, settings)
+        return
+    old = io.read_json(path)
+    changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    if changed:
+        raise ConfigError("run_dir", f"{path.parent} holds a search with other settings "
+                          f"({', '.join(changed)})", "a new run directory, or the same "
+                          "settings to resume")
+
+
+def _fmt(v: float | None) -> str:
+    return "failed" if v is None else f"{v:.4f}"

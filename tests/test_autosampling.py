@@ -1,0 +1,282 @@
+"""AutoSampling: the pure exploit/explore steps, the recorded schedule and its replay, the
+in-process search (exactness, resume) and the command line."""
+
+import argparse
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from sampletune.autosampling import (
+    RecordedSchedule, cycle_streams, draw_stream, estimate_distribution, exploit,
+    explore_weights, plan_cycles, plan_intervals, smooth_distribution, worker_rng,
+)
+from sampletune.autosampling import search as search_mod
+from sampletune.autosampling.search import SearchConfig, search
+from sampletune.errors import ConfigError
+from sampletune.samplers.schedule import ScheduleSampler, static_sampler
+from sampletune.train import TrainConfig, seeded_model, train
+
+# ---- pure steps -----------------------------------------------------------------------
+
+
+def test_plans_cover_epochs_and_batches():
+    assert plan_cycles(10, 4, 3) == [4, 4, 2]
+    assert plan_cycles(5, 0, 3) == [4, 1]
+    assert plan_cycles(3, 20, 3) == [3]
+    assert plan_intervals(25, 20) == [20, 5]
+    assert plan_intervals(40, 20) == [20, 20]
+    with pytest.raises(ConfigError, match="^nu:"):
+        plan_cycles(10, 2, -1)
+
+
+def test_exploit_picks_best_and_breaks_ties_by_lowest_id():
+    assert exploit([0.5, 0.7, 0.7, 0.6]) == 1
+    assert exploit([0.9]) == 0
+    assert exploit([0.1, 0.2, 0.3]) == 2
+
+
+def test_estimate_distribution_is_eq6():
+    p = estimate_distribution(np.array([0, 0, 1, 3]), 5)
+    np.testing.assert_allclose(p, [0.5, 0.25, 0.0, 0.25, 0.0])
+
+
+def test_smoothing_keeps_zeros_at_beta_one_and_flattens_with_beta():
+    p = np.array([0.7, 0.3, 0.0, 0.0])
+    s1 = smooth_distribution(p, 1.0)
+    assert s1.sum() == pytest.approx(1.0) and s1[2] == 0.0 and s1[0] > s1[1] > 0
+    np.testing.assert_allclose(s1, np.log1p(p) / np.log1p(p).sum())
+    s100 = smooth_distribution(p, 100.0)
+    assert np.ptp(s100) < 0.01 < np.ptp(s1)
+    with pytest.raises(ConfigError, match="^beta:"):
+        smooth_distribution(p, 0.5)
+
+
+def test_mixture_stream_keeps_every_example_and_follows_weights():
+    n, nu = 50, 3
+    w = np.zeros(n)
+    w[7] = 1.0
+    s = draw_stream(w, n, nu, worker_rng(0, 1, 2))
+    counts = np.bincount(s, minlength=n)
+    assert len(s) == (nu + 1) * n
+    assert counts.min() == nu  # the N_u uniform epochs cover every example
+    assert counts[7] == n + nu  # the weighted epoch drew only example 7
+    assert s[:n].tolist() != sorted(s[:n].tolist())  # shuffled union
+    again = draw_stream(w, n, nu, worker_rng(0, 1, 2))
+    other = draw_stream(w, n, nu, worker_rng(0, 1, 3))
+    assert np.array_equal(s, again) and not np.array_equal(s, other)
+
+
+def test_explore_weights_by_type():
+    last = np.array([0, 0, 1])
+    assert explore_weights("random", last, 4, 1.0) is None
+    assert explore_weights("mixture", None, 4, 1.0) is None  # first cycle: uniform
+    np.testing.assert_allclose(explore_weights("mixture", last, 4, 1.0),
+                               smooth_distribution(estimate_distribution(last, 4), 1.0))
+    with pytest.raises(ConfigError, match="^exploration:"):
+        explore_weights("greedy", last, 4, 1.0)
+
+
+def test_cycle_streams_depend_only_on_seed_cycle_worker():
+    a = cycle_streams(None, 30, 1, 6, 8, seed=3, cycle=2, workers=2)
+    b = cycle_streams(None, 30, 1, 6, 8, seed=3, cycle=2, workers=4)
+    assert a[0].shape == (6, 8) and a[0].dtype == np.int64
+    assert all(np.array_equal(x, y) for x, y in zip(a, b[:2], strict=False))
+    with pytest.raises(ConfigError, match="^batches:"):
+        cycle_streams(None, 30, 0, 6, 8, seed=3, cycle=2, workers=1)
+
+
+# ---- recorded schedule and replay ---------------------------------------------------
+
+
+def _toy_schedule() -> RecordedSchedule:
+    s = RecordedSchedule(num_examples=10, batch_size=2, steps_per_epoch=3)
+    s.append([0, 1, 2, 3], epoch=0, worker=1, val_acc=0.5)
+    s.append([4, 4], epoch=0, worker=0, val_acc=0.6)
+    s.append([9, 8, 7, 6], epoch=1, worker=2, val_acc=0.7)
+    s.append([5, 5], epoch=1, worker=2, val_acc=0.8)
+    return s
+
+
+def test_schedule_roundtrip_epochs_and_counts(tmp_path):
+    s = _toy_schedule()
+    s.save(tmp_path / "s.npz")
+    t = RecordedSchedule.load(tmp_path / "s.npz")
+    assert t.num_epochs == 2 and t.num_intervals == 4 and t.workers == [1, 0, 2, 2]
+    assert t.epoch_indices(1).tolist() == [9, 8, 7, 6, 5, 5]
+    assert t.counts(0, 1).tolist() == [1, 1, 1, 1, 2, 0, 0, 0, 0, 0]
+    np.testing.assert_allclose(t.distribution(), s.counts() / 12)
+    with pytest.raises(ConfigError, match="^indices:"):
+        s.append([1, 2, 3], epoch=2, worker=0, val_acc=0.1)
+    with pytest.raises(ConfigError, match="^epoch:"):
+        t.epoch_indices(2)
+
+
+def test_schedule_sampler_replays_and_shards():
+    s = _toy_schedule()
+    sampler = ScheduleSampler(s)
+    sampler.set_epoch(1)
+    assert sampler.epoch_indices().tolist() == [9, 8, 7, 6, 5, 5]
+    assert len(sampler) == 6 and sampler.state_dict()["epoch"] == 1
+    ranks = [ScheduleSampler(s, num_replicas=2, rank=r) for r in (0, 1)]
+    for r in ranks:
+        r.set_epoch(0)
+    assert sorted(sum((r.epoch_indices().tolist() for r in ranks), [])) == [0, 1, 2, 3, 4, 4]
+    static = static_sampler(s, seed=1)
+    np.testing.assert_allclose(static.probabilities.numpy(), s.distribution())
+    assert len(static.epoch_indices()) == 6
+
+
+# ---- the search ---------------------------------------------------------------------
+
+
+def _cfgs(**search_kw):
+    train_cfg = TrainConfig(epochs=4, batch_size=16, lr=0.05, seed=0)
+    scfg = SearchConfig(workers=3, interval=5, warmup=1, nu=1, **search_kw)
+    return train_cfg, scfg
+
+
+def test_search_records_the_best_workers_exact_batches(tiny_data, tmp_path):
+    train_cfg, scfg = _cfgs()
+    r = search("mlp", tiny_data, train_cfg, scfg, tmp_path, progress=False, plots=False)
+    s = r.schedule
+    n, steps = len(tiny_data.train), len(tiny_data.train) // 16
+    assert s.num_epochs == 4 and s.epoch_length == steps * 16
+    assert [len(i) // 16 for i in s.intervals[:4]] == plan_intervals(steps, 5)
+    # each recorded interval is the winner's slice of its own stream (cycles [1, 2, 1])
+    streams = cycle_streams(None, n, 0, steps, 16, seed=0, cycle=0, workers=3)
+    pos = 0
+    for idx, w in zip(s.intervals[:4], s.workers[:4], strict=True):
+        assert np.array_equal(idx, streams[w][pos:pos + len(idx) // 16].ravel())
+        pos += len(idx) // 16
+    assert [c["worker_epochs"] for c in r.curves] == [3, 6, 9, 12]
+    assert (tmp_path / "schedule.npz").exists() and (tmp_path / "distribution.npy").exists()
+    np.testing.assert_allclose(np.load(tmp_path / "distribution.npy"), s.distribution())
+
+
+def test_dynamic_replay_reproduces_the_searched_model(tiny_data, tmp_path):
+    """The winner's trajectory is init -> recorded interval 1 -> 2 -> ...: replaying H* with
+    the same model, seed and settings gives bit-identical weights."""
+    from sampletune.models import build_model
+
+    train_cfg, scfg = _cfgs()
+    r = search("mlp", tiny_data, train_cfg, scfg, tmp_path, progress=False, plots=False)
+    model = seeded_model(lambda: build_model("mlp", tiny_data.input_shape, 3), 0)
+    replayed = train(model, tiny_data, ScheduleSampler(r.schedule), train_cfg, progress=False)
+    for k, v in replayed.model.state_dict().items():
+        assert torch.equal(v, r.model_state[k]), k
+
+
+def test_mixture_explores_from_last_cycle_counts(tiny_data, tmp_path, monkeypatch):
+    seen = []
+    real = search_mod.explore_weights
+
+    def spy(exploration, last, n, beta):
+        seen.append(None if last is None else np.bincount(last, minlength=n))
+        return real(exploration, last, n, beta)
+
+    monkeypatch.setattr(search_mod, "explore_weights", spy)
+    train_cfg, scfg = _cfgs()
+    r = search("mlp", tiny_data, train_cfg, scfg, tmp_path, progress=False, plots=False)
+    assert seen[0] is None and len(seen) == 3  # cycles [1, 2, 1]
+    assert np.array_equal(seen[1], r.schedule.counts(0, 1))
+    assert np.array_equal(seen[2], r.schedule.counts(1, 3))
+
+
+def test_killed_search_resumes_to_the_same_schedule(tiny_data, tmp_path, monkeypatch):
+    train_cfg, scfg = _cfgs()
+    full = search("mlp", tiny_data, train_cfg, scfg, tmp_path / "a", progress=False,
+                  plots=False)
+    real = search_mod._checkpoint
+
+    def killed_after_first(path, state):
+        real(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_mod, "_checkpoint", killed_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        search("mlp", tiny_data, train_cfg, scfg, tmp_path / "b", progress=False, plots=False)
+    monkeypatch.setattr(search_mod, "_checkpoint", real)
+    resumed = search("mlp", tiny_data, train_cfg, scfg, tmp_path / "b", progress=False,
+                     plots=False)
+    a, b = full.schedule.to_arrays(), resumed.schedule.to_arrays()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert [c["val_acc"] for c in full.curves] == [c["val_acc"] for c in resumed.curves]
+    for k, v in full.model_state.items():
+        assert torch.equal(v, resumed.model_state[k])
+
+
+def test_uniform_is_one_worker_and_random_ignores_counts(tiny_data, tmp_path):
+    train_cfg, _ = _cfgs()
+    uni = SearchConfig(workers=5, exploration="uniform", warmup=1, nu=1, interval=5)
+    r = search("mlp", tiny_data, train_cfg, uni, tmp_path / "u", progress=False, plots=False)
+    assert uni.population == 1 and set(r.schedule.workers) == {0}
+    assert r.final["worker_epochs"] == 4 and r.final["evaluations"] == 4  # one per epoch
+    _, rnd = _cfgs(exploration="random")
+    _, mix = _cfgs(exploration="mixture")
+    a = search("mlp", tiny_data, train_cfg, rnd, tmp_path / "r", progress=False, plots=False)
+    b = search("mlp", tiny_data, train_cfg, mix, tmp_path / "m", progress=False, plots=False)
+    # identical through the warm-up cycle, then the mixture's draws differ
+    assert np.array_equal(a.schedule.indices(0, 1), b.schedule.indices(0, 1))
+    assert not np.array_equal(a.schedule.indices(1, 4), b.schedule.indices(1, 4))
+
+
+def test_bad_settings_name_the_field(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="^beta:"):
+        SearchConfig(beta=0.5)
+    with pytest.raises(ConfigError, match="^engine:"):
+        SearchConfig(engine="spark")
+    train_cfg, scfg = _cfgs()
+    with pytest.raises(ConfigError, match="^batch_size:"):
+        search("mlp", tiny_data, train_cfg.replace(batch_size=10_000), scfg, tmp_path,
+               progress=False)
+    search("mlp", tiny_data, train_cfg.replace(epochs=1), scfg, tmp_path / "x",
+           progress=False, plots=False)
+    with pytest.raises(ConfigError, match="^out:.*nu"):
+        search("mlp", tiny_data, train_cfg.replace(epochs=1), dataclasses.replace(scfg, nu=2),
+               tmp_path / "x", progress=False, plots=False)
+
+
+def test_search_writes_figures_and_report(tiny_data, tmp_path):
+    from sampletune import io
+
+    train_cfg, scfg = _cfgs()
+    search("mlp", tiny_data, train_cfg, scfg, tmp_path, progress=False)
+    for f in ("histograms.png", "frequency_vs_loss.png", "convergence.png", "losses.npz",
+              "model.pt", "curves.json"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    report = io.read_json(tmp_path / "report.json")
+    assert set(report["loss_frequency_spearman"]) == {"1", "3", "4"}
+    assert "counts_per_epoch_noisy" in report["distribution"]  # tiny_data has 30% noise
+
+
+# ---- command line -------------------------------------------------------------------
+
+
+def _parser():
+    from sampletune.autosampling.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_search_then_replay(tmp_path, capsys):
+    run = tmp_path / "search"
+    common = ["--dataset", "digits", "--train-subset", "300", "--noise", "0", "--epochs", "2",
+              "--batch-size", "32", "--device", "cpu"]
+    args = _parser().parse_args(["autosampling", "search", *common, "--workers", "2",
+                                 "--warmup", "1", "--nu", "0", "--out", str(run), "--quiet"])
+    assert args.func(args) == 0
+    assert "autosampling mixture on digits" in capsys.readouterr().out
+    for mode in ("dynamic", "static"):
+        args = _parser().parse_args(["autosampling", "replay", *common, "--model", "smallcnn",
+                                     "--schedule", str(run / "schedule.npz"), "--mode", mode,
+                                     "--quiet"])  # another architecture (Table 10)
+        assert args.func(args) == 0
+        assert f"{mode} replay" in capsys.readouterr().out
+    args = _parser().parse_args(["autosampling", "replay", *common[:-4], "--epochs", "3",
+                                 "--schedule", str(run / "schedule.npz"), "--quiet"])
+    with pytest.raises(ConfigError, match="^epochs:"):
+        args.func(args)

@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from sampletune.data import RawDataset, make_splits
+from sampletune.data.noise import apply_noise, pairflip_noise, symmetric_noise
+from sampletune.errors import ConfigError
+
+
+def _labels(counts):
+    return torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.2, 0.4, 0.55])
+def test_symmetric_noise_exact_counts_per_class(rate):
+    y = _labels([50, 37, 101, 12])
+    noisy = symmetric_noise(y, rate, 4, torch.Generator().manual_seed(1))
+    for c, n in enumerate([50, 37, 101, 12]):
+        flipped = ((y == c) & (noisy != y)).sum().item()
+        assert flipped == round(rate * n)
+    assert noisy.min() >= 0 and noisy.max() < 4
+
+
+def test_symmetric_noise_targets_cover_other_classes_uniformly():
+    y = torch.zeros(30000, dtype=torch.long)
+    noisy = symmetric_noise(y, 0.9, 4, torch.Generator().manual_seed(0))
+    counts = torch.bincount(noisy, minlength=4)
+    assert counts[0] == 3000  # exactly the untouched 10%
+    share = counts[1:].float() / counts[1:].sum()
+    assert torch.allclose(share, torch.full((3,), 1 / 3), atol=0.02)
+
+
+def test_pairflip_noise_goes_to_next_class():
+    y = _labels([20, 20, 20])
+    noisy = pairflip_noise(y, 0.25, 3, torch.Generator().manual_seed(0))
+    changed = noisy != y
+    assert changed.sum() == 15
+    assert torch.equal(noisy[changed], (y[changed] + 1) % 3)
+
+
+def test_noise_is_deterministic_by_seed():
+    y = _labels([40, 40, 40])
+    a = symmetric_noise(y, 0.4, 3, torch.Generator().manual_seed(5))
+    b = symmetric_noise(y, 0.4, 3, torch.Generator().manual_seed(5))
+    c = symmetric_noise(y, 0.4, 3, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
+def test_noise_rate_outside_range_is_a_config_error(rate):
+    with pytest.raises(ConfigError, match="^noise: "):
+        apply_noise(_labels([5, 5]), "symmetric", rate, 2, torch.Generator())
+
+
+def test_unknown_noise_type_names_the_field():
+    with pytest.raises(ConfigError, match="^noise_type: .*allowed: symmetric, pairflip"):
+        apply_noise(_labels([5, 5]), "bogus", 0.1, 2, torch.Generator())
+
+
+def _raw(n=200, n_test=50):
+    g = torch.Generator().manual_seed(0)
+    return RawDataset("r", torch.rand(n, 1, 4, 4, generator=g), torch.arange(n) % 4,
+                      torch.rand(n_test, 1, 4, 4, generator=g), torch.arange(n_test) % 4,
+                      num_classes=4)
+
+
+def test_splits_are_deterministic_disjoint_and_complete():
+    raw = _raw()
+    a = make_splits(raw, seed=3, val_fraction=0.2, noise=0.4, normalize=False)
+    b = make_splits(raw, seed=3, val_fraction=0.2, noise=0.4, normalize=False)
+    c = make_splits(raw, seed=4, val_fraction=0.2, noise=0.4, normalize=False)
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.train.y, b.train.y)
+    assert not torch.equal(a.val.x, c.val.x)
+    assert len(a.train) == 160 and len(a.val) == 40 and len(a.test) == 50
+    rows = {tuple(r.flatten().tolist()) for r in torch.cat([a.train.x, a.val.x])}
+    assert len(rows) == 200  # every source example once, no overlap
+
+
+def test_noise_only_on_train_and_mask_matches():
+    s = make_splits(_raw(), seed=0, val_fraction=0.2, noise=0.4)
+    assert torch.equal(s.train.noisy, s.train.y != s.train.clean_y)
+    assert s.train.noisy.any()
+    assert not s.val.noisy.any() and not s.test.noisy.any()
+    assert torch.equal(s.val.y, s.val.clean_y)
+
+
+def test_normalisation_uses_train_statistics():
+    s = make_splits(_raw(), seed=0)
+    assert abs(s.train.x.mean().item()) < 1e-5
+    assert abs(s.train.x.std().item() - 1) < 1e-3
+    assert s.mean is not None and s.mean.shape == (1, 1, 1)
+
+
+def test_train_subset():
+    s = make_splits(_raw(), seed=0, val_fraction=0.1, train_subset=50)
+    assert len(s.train) + len(s.val) == 50

@@ -1,0 +1,115 @@
+import math
+
+import pytest
+import torch
+
+from sampletune.errors import ConfigError
+from sampletune.samplers import ShuffleSampler, UniformSampler, WeightedSampler
+from sampletune.samplers.weighted import sample_with_replacement, sample_without_replacement
+
+N = 100
+
+
+def all_samplers():
+    w = torch.rand(N, generator=torch.Generator().manual_seed(0)) + 0.1
+    return [
+        ShuffleSampler(N, seed=1), ShuffleSampler(N, budget=0.3, seed=1),
+        UniformSampler(N, budget=0.5, seed=1),
+        WeightedSampler(w, seed=1), WeightedSampler(w, 40, replacement=False, seed=1),
+    ]
+
+
+@pytest.mark.parametrize("sampler", all_samplers(), ids=lambda s: type(s).__name__)
+def test_contract(sampler):
+    """Every sampler: len matches iteration, indices in range, epoch-deterministic,
+    different across epochs, state round-trips, iteration equals epoch_indices."""
+    sampler.set_epoch(3)
+    first = list(sampler)
+    assert len(first) == len(sampler)
+    assert all(0 <= i < N for i in first)
+    assert first == sampler.epoch_indices().tolist()
+    assert list(sampler) == first
+    state = sampler.state_dict()
+    sampler.set_epoch(4)
+    assert list(sampler) != first
+    sampler.load_state_dict(state)
+    assert list(sampler) == first
+
+
+@pytest.mark.parametrize("sampler", all_samplers(), ids=lambda s: type(s).__name__)
+def test_sharding_partitions_the_global_draw(sampler):
+    sampler.set_epoch(2)
+    glob = sampler.epoch_indices().tolist()
+    kind = type(sampler)
+    shards = []
+    for rank in range(3):
+        s = kind.__new__(kind)
+        s.__dict__.update(sampler.__dict__)
+        s.num_replicas, s.rank = 3, rank
+        shards.append(s.epoch_indices().tolist())
+    assert {len(x) for x in shards} == {math.ceil(len(glob) / 3)}
+    padded = glob + glob[: 3 * len(shards[0]) - len(glob)]
+    assert [x for i in range(len(shards[0])) for x in (shards[0][i], shards[1][i], shards[2][i])] \
+        == padded
+
+
+def test_shuffle_is_a_permutation_and_budget_truncates():
+    assert sorted(ShuffleSampler(N, seed=0)) == list(range(N))
+    part = list(ShuffleSampler(N, budget=0.3, seed=0))
+    assert len(part) == 30 and len(set(part)) == 30
+
+
+def test_weighted_distribution_matches_weights():
+    w = torch.tensor([1.0, 2.0, 3.0, 0.0, 4.0])
+    s = WeightedSampler(w, 200_000, seed=0)
+    freq = torch.bincount(s.epoch_indices(), minlength=5).double() / 200_000
+    assert freq[3] == 0
+    assert torch.allclose(freq, w.double() / w.sum(), atol=0.005)
+
+
+def test_weighted_without_replacement_is_distinct_and_favours_heavy():
+    w = torch.cat([torch.full((10,), 100.0), torch.full((90,), 1.0)])
+    draws = WeightedSampler(w, 10, replacement=False, seed=0).epoch_indices()
+    assert len(set(draws.tolist())) == 10
+    assert (draws < 10).sum() >= 6
+
+
+def test_without_replacement_never_draws_zero_weight():
+    w = torch.tensor([0.0, 1.0, 1.0, 0.0])
+    d = sample_without_replacement(w.double(), 2, torch.Generator().manual_seed(0))
+    assert sorted(d.tolist()) == [1, 2]
+    with pytest.raises(ConfigError, match="num_samples"):
+        sample_without_replacement(w.double(), 3, torch.Generator())
+
+
+def test_inverse_cdf_beyond_multinomial_limit():
+    n = 2**24 + 10  # torch.multinomial refuses more than 2**24 categories
+    w = torch.ones(n, dtype=torch.float64)
+    w[-1] = 1e7  # the last example holds ~37% of the mass
+    d = sample_with_replacement(w, 100_000, torch.Generator().manual_seed(0))
+    assert d.max() < n
+    share = (d == n - 1).double().mean().item()
+    assert abs(share - 1e7 / (n - 1 + 1e7)) < 0.01
+
+
+@pytest.mark.parametrize("bad,what", [
+    (torch.tensor([1.0, -1.0]), "negative"), (torch.tensor([1.0, float("nan")]), "NaN"),
+    (torch.tensor([1.0, float("inf")]), "infinite"), (torch.zeros(3), "all weights are zero"),
+])
+def test_bad_weights_are_one_line_errors(bad, what):
+    with pytest.raises(ConfigError, match=f"^weights: .*{what}") as err:
+        WeightedSampler(bad)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_budget_and_rank():
+    with pytest.raises(ConfigError, match="^budget"):
+        UniformSampler(10, budget=0.0)
+    with pytest.raises(ConfigError, match="^rank"):
+        ShuffleSampler(10, num_replicas=2, rank=2)
+
+
+def test_drop_in_for_dataloader():
+    ds = torch.utils.data.TensorDataset(torch.arange(N))
+    loader = torch.utils.data.DataLoader(ds, batch_size=10, sampler=WeightedSampler(torch.ones(N)))
+    assert sum(len(b[0]) for b in loader) == N

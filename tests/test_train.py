@@ -1,0 +1,154 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from sampletune.errors import ConfigError
+from sampletune.samplers import UniformSampler, WeightedSampler
+from sampletune.train import TrainConfig, Trainer, lr_factor, seeded_model, train
+
+
+def small_model(seed=0):
+    return seeded_model(lambda: nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(),
+                                              nn.Linear(32, 3)), seed)
+
+
+def params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+CFG = TrainConfig(epochs=6, batch_size=32, lr=0.05, lr_schedule="linear", seed=0)
+
+
+def test_step_schedule_milestones_are_fractions():
+    cfg = TrainConfig(lr=0.1, lr_schedule="step", milestones=(1 / 3, 2 / 3))
+    f = [lr_factor(cfg, s, 300) for s in range(300)]
+    assert f[0] == 1 and f[99] == 1 and f[100] == pytest.approx(0.1)
+    assert f[199] == pytest.approx(0.1) and f[200] == pytest.approx(0.01)
+
+
+def test_linear_schedule_ends_near_zero():
+    cfg = TrainConfig(lr=0.1, lr_schedule="linear", final_lr=1e-6)
+    assert lr_factor(cfg, 0, 100) == 1
+    assert lr_factor(cfg, 99, 100) * 0.1 == pytest.approx(1e-6)
+    assert lr_factor(cfg, 50, 101) == pytest.approx((1 + 1e-5) / 2)
+
+
+def test_cosine_schedule():
+    cfg = TrainConfig(lr=0.1, lr_schedule="cosine", final_lr=0.0)
+    assert lr_factor(cfg, 0, 11) == 1 and lr_factor(cfg, 10, 11) == pytest.approx(0)
+    assert lr_factor(cfg, 5, 11) == pytest.approx(0.5)
+
+
+def test_scheduler_follows_iterations(tiny_data):
+    t = Trainer(small_model(), tiny_data, CFG, total_steps=10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(t.optimizer.param_groups[0]["lr"])
+        t.train_batch(torch.arange(8))
+    assert lrs[0] == 0.05 and lrs[-1] == pytest.approx(1e-6)
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("budget", 1.5), ("budget", 0.0),
+                                         ("lr_schedule", "exp"), ("milestones", (1.5,))])
+def test_train_config_validation(field, value):
+    with pytest.raises(ConfigError, match=f"^{field}: "):
+        TrainConfig(**{field: value})
+
+
+def test_same_seed_same_weights(tiny_data):
+    a = train(small_model(), tiny_data, UniformSampler(len(tiny_data.train), seed=1), CFG,
+              progress=False)
+    b = train(small_model(), tiny_data, UniformSampler(len(tiny_data.train), seed=1), CFG,
+              progress=False)
+    c = train(small_model(), tiny_data, UniformSampler(len(tiny_data.train), seed=2), CFG,
+              progress=False)
+    assert torch.equal(params(a.model), params(b.model))
+    assert not torch.equal(params(a.model), params(c.model))
+    assert a.final["test_acc"] > 0.6
+
+
+def test_global_rng_untouched(tiny_data):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train(small_model(), tiny_data, UniformSampler(len(tiny_data.train), seed=1), CFG,
+          progress=False)
+    assert torch.equal(before, torch.get_rng_state())
+
+
+class Stop(Exception):
+    pass
+
+
+class KillAfter:
+    def __init__(self, step):
+        self.step = step
+
+    def on_batch(self, report):
+        if report.step == self.step:
+            raise Stop
+
+
+def test_resume_after_kill_gives_identical_weights(tiny_data, tmp_path):
+    sampler = lambda: WeightedSampler(torch.rand(len(tiny_data.train),  # noqa: E731
+                                                 generator=torch.Generator().manual_seed(0)),
+                                      seed=3)
+    full = train(small_model(), tiny_data, sampler(), CFG, progress=False)
+    run = tmp_path / "run"
+    with pytest.raises(Stop):  # killed mid-way through epoch 3 (9 steps per epoch)
+        train(small_model(), tiny_data, sampler(), CFG, run_dir=run, progress=False,
+              observers=[KillAfter(31)])
+    resumed = train(small_model(), tiny_data, sampler(), CFG, run_dir=run, progress=False)
+    assert torch.equal(params(full.model), params(resumed.model))
+    assert [r["epoch"] for r in resumed.history] == list(range(6))
+    assert (run / "metrics.jsonl").read_text().count("\n") == 6
+
+
+def test_observers_get_per_example_losses_by_index(tiny_data):
+    seen = []
+
+    class Rec:
+        def on_batch(self, r):
+            seen.append(r)
+
+    train(small_model(), tiny_data, UniformSampler(len(tiny_data.train), seed=0),
+          CFG.replace(epochs=1), observers=[Rec()], progress=False)
+    r = seen[0]
+    assert r.indices.shape == r.losses.shape == r.true_prob.shape == (32,)
+    assert torch.allclose(r.true_prob, torch.exp(-r.losses))
+
+
+def test_budget_reduces_steps(tiny_data):
+    n = len(tiny_data.train)
+    full = train(small_model(), tiny_data, UniformSampler(n), CFG, progress=False)
+    half = train(small_model(), tiny_data, UniformSampler(n, budget=0.5), CFG, progress=False)
+    assert half.final["steps"] == 6 * 5 and full.final["steps"] == 6 * 9
+
+
+def test_cli_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("dataset: digits\nnoise: 0.2\nmodel: mlp\nepochs: 3\nlr: 0.05\n")
+    cmd = [sys.executable, "-m", "sampletune.cli", "train", "--config", str(cfg),
+           "--epochs", "2", "--sampler", "uniform", "--seed", "0", "--out", str(out), "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "test acc" in res.stdout
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "learning_curve.png"):
+        assert (out / name).exists()
+    assert "epochs: 2" in (out / "config.yaml").read_text()  # the flag overrode the file
+
+
+@pytest.mark.parametrize("flags,field", [
+    (["--noise", "1.2"], "noise"), (["--budget", "0"], "budget"),
+    (["--dataset", "nope"], "dataset"), (["--model", "nope"], "model"),
+    (["--data-dir", "/no/such/dir"], "data_dir"),
+])
+def test_cli_bad_input_is_one_line_exit_2(flags, field):
+    res = subprocess.run([sys.executable, "-m", "sampletune.cli", "train", "--epochs", "1",
+                          "--quiet", *flags], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"sampletune: error: {field}: ")
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
