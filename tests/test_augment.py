@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -93,13 +95,29 @@ def test_non_image_data_is_a_clear_error():
         build_augment("cutout", data)
 
 
-def test_ricap_credits_every_source_to_p_sgd(tiny_data):
-    """Unlike the paper's code (first RICAP patch only), all sources get credit."""
-    aug, mixer = build_augment("ricap", tiny_data)
+class Capture:
+    def on_batch(self, report):
+        self.report = report
+
+
+@pytest.mark.parametrize("name", ["mixup", "ricap"])
+def test_mixed_losses_are_credited_to_all_sources_by_share(tiny_data, name):
+    """Unlike the paper's code (RICAP: first patch only), every source gets its
+    share-weighted probability of its own label, and p-SGD sees it."""
+    aug, mixer = build_augment(name, tiny_data)
     n = len(tiny_data.train)
-    sampler = PSGDSampler(n, budget=1.0)
+    sampler, cap = PSGDSampler(n, budget=1.0), Capture()
     model = seeded_model(lambda: nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), 0)
-    t = Trainer(model, tiny_data, TrainConfig(batch_size=64), 10, observers=[sampler],
+    t = Trainer(model, tiny_data, TrainConfig(batch_size=64), 10, observers=[sampler, cap],
                 augment=aug, mixer=mixer)
-    t.train_batch(torch.arange(64))
-    assert (sampler.weight_sum[:64] > 0).all() and (sampler.weight_sum[64:] == 0).all()
+    before, state = copy.deepcopy(model), t.generator.get_state()
+    idx = torch.arange(64)
+    t.train_batch(idx)
+    g = torch.Generator().set_state(state)
+    m = mixer(aug(tiny_data.train.x[idx], g), tiny_data.train.y[idx], g)
+    p = before(m.x).softmax(1).gather(1, m.labels).detach()
+    num = torch.zeros(64).index_add_(0, m.sources.flatten(), (m.shares * p).flatten())
+    den = torch.zeros(64).index_add_(0, m.sources.flatten(), m.shares.flatten())
+    assert torch.allclose(cap.report.true_prob, num / den, atol=1e-5)
+    assert torch.equal(cap.report.indices, idx)
+    assert torch.allclose(sampler.running_mean()[:64], 1 - (num / den).double(), atol=1e-5)

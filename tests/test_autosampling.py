@@ -9,8 +9,16 @@ import pytest
 import torch
 
 from sampletune.autosampling import (
-    RecordedSchedule, cycle_streams, draw_stream, estimate_distribution, exploit,
-    explore_weights, plan_cycles, plan_intervals, smooth_distribution, worker_rng,
+    RecordedSchedule,
+    cycle_streams,
+    draw_stream,
+    estimate_distribution,
+    exploit,
+    explore_weights,
+    plan_cycles,
+    plan_intervals,
+    smooth_distribution,
+    worker_rng,
 )
 from sampletune.autosampling import search as search_mod
 from sampletune.autosampling.search import SearchConfig, search

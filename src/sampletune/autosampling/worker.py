@@ -77,7 +77,7 @@ class Worker:
 
     def load_state_dict(self, state: dict) -> None:
         """Load a private copy of ``state`` (so workers never share optimizer buffers)."""
-        self.trainer.model.load_state_dict(copy.deepcopy(state)["model"])
+        self.trainer.load_state_dict(copy.deepcopy(state))
 
 
 def _to_cpu(obj):

@@ -5,7 +5,10 @@ from sampletune.swift.agents import AGENTS, Agent, BOAgent, RandomAgent, RLAgent
 from sampletune.swift.family import InvalidSampler, SwiftFamily
 from sampletune.swift.params import SwiftParams, cube_dim, from_cube, to_cube
 from sampletune.swift.sampler_file import (
-    SamplerSpec, load_sampler, save_sampler, to_weighted_sampler,
+    SamplerSpec,
+    load_sampler,
+    save_sampler,
+    to_weighted_sampler,
 )
 from sampletune.swift.search import FineTuner, SearchConfig, SearchResult, run_search
 

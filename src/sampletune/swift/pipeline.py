@@ -27,7 +27,11 @@ from sampletune.swift import plots
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.sampler_file import SamplerSpec, load_sampler, save_sampler
 from sampletune.swift.search import (
-    FineTuner, SearchConfig, check_or_write_settings, finetune_budget_for, run_search,
+    FineTuner,
+    SearchConfig,
+    check_or_write_settings,
+    finetune_budget_for,
+    run_search,
 )
 from sampletune.swift.verify import verify_search
 from sampletune.train import train

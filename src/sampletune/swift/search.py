@@ -32,7 +32,11 @@ from sampletune.errors import ConfigError, check
 from sampletune.samplers import WeightedSampler, budget_samples
 from sampletune.swift.agents import AGENTS, make_agent
 from sampletune.swift.family import (
-    DEFAULT_FEATURES, GRAD_FEATURE, TRANSFORMS, InvalidSampler, SwiftFamily,
+    DEFAULT_FEATURES,
+    GRAD_FEATURE,
+    TRANSFORMS,
+    InvalidSampler,
+    SwiftFamily,
 )
 from sampletune.swift.params import SwiftParams, cube_dim, from_cube
 from sampletune.train import TrainConfig, Trainer, progress_bar

@@ -1,0 +1,173 @@
+"""AutoSampling evidence at CPU scale (issue 5): does what autosampling-journal.txt claims hold?
+
+For each data set and seed (same split, same initial weights within a seed):
+
+1. Exploration types (section 5.4, Table 3): ``uniform`` (one worker), ``random`` and
+   ``mixture`` (``--workers`` workers), with cost in worker-epochs and wall time.
+2. Replay (section 5.6, Table 9): a *fresh* initialisation (seed + 1000) trained on the
+   uniform run's schedule (UNIFORM), on i.i.d. draws from the mixture's final distribution
+   (STATIC) and on the mixture's recorded schedule (DYNAMIC).
+3. Transfer (section 5.8, Table 10): the same three schedules on another architecture.
+4. Convergence (Fig. 5): mean test accuracy over epochs (area under the curve).
+5. Engines: the same small search in process and on a local 2-CPU Ray instance; wall time
+   and whether the recorded schedules are identical.
+
+Searches and replays resume from their run directories, so an interrupted benchmark can be
+rerun. Usage: ``python benchmarks/autosampling.py [--quick] [--seeds 0 1 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sampletune import io
+from sampletune.autosampling.plots import convergence
+from sampletune.autosampling.search import SearchConfig, search
+from sampletune.data import load_dataset, make_splits
+from sampletune.models import build_model
+from sampletune.samplers.schedule import ScheduleSampler, static_sampler
+from sampletune.train import TrainConfig, seeded_model, train
+
+# data set -> (searched model, transfer model, batch size)
+SETUPS = {"digits": ("mlp", "smallcnn", 16), "mnist1d": ("cnn1d", "mlp", 32)}
+
+
+def run_dataset(name: str, seeds: list[int], args, out: Path) -> dict[str, list[dict]]:
+    model, other, batch = SETUPS[name]
+    rows: dict[str, list[dict]] = {}
+    for seed in seeds:
+        data = make_splits(load_dataset(name), seed=seed, noise=args.noise)
+        cfg = TrainConfig(epochs=args.epochs, batch_size=batch, lr=args.lr, seed=seed)
+        runs = {}
+        for exploration in ("uniform", "random", "mixture"):
+            scfg = SearchConfig(workers=args.workers, interval=args.interval,
+                                exploration=exploration, warmup=args.warmup, nu=args.nu,
+                                beta=args.beta)
+            t0 = time.perf_counter()
+            r = search(model, data, cfg, scfg, out / name / f"s{seed}" / exploration,
+                       progress=False, plots=exploration == "mixture")
+            runs[exploration] = r
+            rows.setdefault(exploration, []).append(_row(r.curves, r.final,
+                                                          time.perf_counter() - t0))
+        convergence({k: runs[k].curves for k in runs}, out / name / f"s{seed}" / "fig5.png")
+        mix = runs["mixture"]
+        rows.setdefault("dynamic = search (same init)", []).append(
+            {"test_acc": mix.final["test_acc"]})
+        schedules = {"uniform": ScheduleSampler(runs["uniform"].schedule),
+                     "static": static_sampler(mix.schedule, seed=seed),
+                     "dynamic": ScheduleSampler(mix.schedule)}
+        for arch, tag in ((model, "replay"), (other, "transfer")):
+            for kind, sampler in schedules.items():
+                net = seeded_model(lambda a=arch, d=data: build_model(a, d.input_shape,
+                                                                      d.num_classes), seed + 1000)
+                t0 = time.perf_counter()
+                res = train(net, data, sampler, cfg, progress=False,
+                            run_dir=out / name / f"s{seed}" / f"{tag}-{arch}-{kind}")
+                rows.setdefault(f"{tag} {arch}: {kind}", []).append(
+                    _row(res.history, {**res.final, "worker_epochs": args.epochs},
+                         time.perf_counter() - t0))
+    return rows
+
+
+def _row(curves: list[dict], final: dict, wall: float) -> dict:
+    return {"test_acc": final["test_acc"], "val_acc": final["val_acc"],
+            "auc_test": float(np.mean([c["test_acc"] for c in curves])),
+            "worker_epochs": final["worker_epochs"], "wall_s": wall}
+
+
+def engines(args, out: Path) -> dict:
+    """The same search on both engines: wall time and identical schedules."""
+    data = make_splits(load_dataset("digits"), seed=0, noise=args.noise)
+    cfg = TrainConfig(epochs=args.engine_epochs, batch_size=16, lr=args.lr, seed=0)
+    scfg = SearchConfig(workers=args.engine_workers, interval=args.interval, warmup=1, nu=1)
+    result = {}
+    for engine in ("local", "ray"):
+        run = out / "engines" / engine
+        if run.exists():  # time a fresh search, not a resumed one
+            for f in run.iterdir():
+                f.unlink()
+        t0 = time.perf_counter()
+        r = search("mlp", data, cfg, dataclasses.replace(scfg, engine=engine), run,
+                   progress=False, plots=False)
+        result[engine] = {"wall_s": time.perf_counter() - t0,
+                          "search_s": r.final["wall_time"], "schedule": r.schedule.to_arrays()}
+    a, b = result["local"].pop("schedule"), result["ray"].pop("schedule")
+    result["identical_schedule"] = all(np.array_equal(a[k], b[k]) for k in a)
+    result["workers"], result["epochs"] = args.engine_workers, args.engine_epochs
+    return result
+
+
+def table(name: str, rows: dict[str, list[dict]]) -> str:
+    base = rows["uniform"]
+    base_acc = np.mean([r["test_acc"] for r in base])
+    base_cost = np.mean([r["worker_epochs"] for r in base])
+    lines = [f"### {name}", "",
+             "| method | test acc (mean ± std) | Δ vs uniform | AUC test | worker-epochs "
+             "| cost ratio | wall s |", "|---|---|---|---|---|---|---|"]
+    for method, rs in rows.items():
+        acc = np.array([r["test_acc"] for r in rs])
+        cells = [f"{acc.mean():.4f} ± {acc.std():.4f}", f"{acc.mean() - base_acc:+.4f}"]
+        if "auc_test" in rs[0]:
+            cost = np.mean([r["worker_epochs"] for r in rs])
+            cells += [f"{np.mean([r['auc_test'] for r in rs]):.4f}", f"{cost:.0f}",
+                      f"{cost / base_cost:.1f}x", f"{np.mean([r['wall_s'] for r in rs]):.1f}"]
+        else:
+            cells += ["", "", "", ""]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--workers", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=6)
+    p.add_argument("--nu", type=int, default=3)
+    p.add_argument("--interval", type=int, default=20)
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--noise", type=float, default=0.0)
+    p.add_argument("--engine-workers", type=int, default=4)
+    p.add_argument("--engine-epochs", type=int, default=4)
+    p.add_argument("--no-ray", action="store_true", help="skip the engine comparison")
+    p.add_argument("--quick", action="store_true", help="tiny settings: a smoke run")
+    p.add_argument("--out", default="runs/bench-autosampling")
+    args = p.parse_args()
+    if args.quick:
+        args.seeds, args.workers, args.epochs, args.warmup, args.nu = [0], 3, 4, 1, 1
+        args.engine_epochs = 2
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    print(f"settings: {json.dumps({k: v for k, v in vars(args).items()})}")
+    report = {"settings": vars(args), "datasets": {}}
+    for name in args.datasets:
+        rows = run_dataset(name, args.seeds, args, out)
+        report["datasets"][name] = rows
+        print(table(name, rows), "\n", flush=True)
+        mix = [io.read_json(out / name / f"s{s}" / "mixture" / "report.json") for s in args.seeds]
+        print(f"{name} mixture distribution (seed {args.seeds[0]}): "
+              f"{json.dumps(mix[0]['distribution'])}")
+        rho = [list(m["loss_frequency_spearman"].values()) for m in mix]
+        print(f"{name} Spearman(frequency, loss) per stage, mean over seeds: "
+              f"{np.round(np.mean(rho, axis=0), 3).tolist()}\n", flush=True)
+    if not args.no_ray:
+        report["engines"] = eng = engines(args, out)
+        print(f"engines (digits, {eng['workers']} workers, {eng['epochs']} epochs): "
+              f"local {eng['local']['wall_s']:.1f}s, ray {eng['ray']['wall_s']:.1f}s "
+              f"(search loop {eng['local']['search_s']:.1f}s vs {eng['ray']['search_s']:.1f}s; "
+              f"ray/local {eng['ray']['wall_s'] / eng['local']['wall_s']:.2f}x), "
+              f"identical schedule: {eng['identical_schedule']}")
+    io.write_json(out / "benchmark.json", report)
+
+
+if __name__ == "__main__":
+    main()

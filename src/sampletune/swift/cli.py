@@ -1,0 +1,75 @@
+"""``sampletune swift search`` and ``sampletune swift verify``."""
+
+from __future__ import annotations
+
+import argparse
+
+from sampletune.swift.agents import AGENTS
+from sampletune.swift.family import TRANSFORMS
+
+
+def register(subparsers) -> None:
+    """Add the ``swift`` command (with ``search`` and ``verify``) to ``subparsers``."""
+    from sampletune.cli import add_run_arguments
+
+    swift = subparsers.add_parser("swift", help="Swift Sampler: search a sampler, retrain, "
+                                  "report")
+    sub = swift.add_subparsers(dest="swift_command", required=True)
+
+    p = sub.add_parser("search", help="train uniform (w_share), compute features, search a "
+                       "sampler, retrain from scratch with it, report (resumable)")
+    add_run_arguments(p)
+    g = p.add_argument_group("search (defaults: the paper's)")
+    g.add_argument("--rounds", type=int, default=40, help="E_o, agent steps (40)")
+    g.add_argument("--finetune-epochs", type=int, default=5, help="E_f (5)")
+    g.add_argument("--segments", type=int, default=4, help="S, pieces of H (4)")
+    g.add_argument("--features", nargs="+", default=["loss", "renormed_entropy"],
+                   help="features aggregated by G (loss renormed_entropy)")
+    g.add_argument("--transform", choices=TRANSFORMS, default="cgf")
+    g.add_argument("--grad-feature", choices=("grad_norm", "grad_norm_full"),
+                   default="grad_norm", help="gradient norm cgf weighs by: logit layer "
+                   "(closed form, default) or all parameters (torch.func)")
+    g.add_argument("--agent", choices=AGENTS, default="bo")
+    g.add_argument("--finetune-budget", type=float, default=1.0,
+                   help="fraction of N drawn per fine-tune epoch (1)")
+    g.add_argument("--search-cost", type=float, default=None,
+                   help="set --finetune-budget so the search costs this many full trainings")
+    g.add_argument("--finetune-lr-scale", type=float, default=1.0,
+                   help="fine-tune LR as a multiple of --lr (1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("verify", help="appendix A.1.1: retrain the last k samplers of a "
+                       "search from scratch; report SR and TR")
+    p.add_argument("--run", required=True, help="run directory of `swift search`")
+    p.add_argument("--k", type=int, default=10, help="samplers to retrain (10)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_verify)
+
+
+_SEARCH_FLAGS = ("rounds", "finetune_epochs", "segments", "features", "transform",
+                 "grad_feature", "agent", "finetune_budget", "finetune_lr_scale")
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from sampletune.cli import run_config_from_args
+    from sampletune.swift.pipeline import run_swift
+    from sampletune.swift.search import SearchConfig
+
+    run = run_config_from_args(args, exclude=(*_SEARCH_FLAGS, "search_cost", "swift_command"))
+    search = SearchConfig(**{k: getattr(args, k) for k in _SEARCH_FLAGS})
+    report = run_swift(run, search, search_cost=args.search_cost, progress=not args.quiet)
+    print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
+          f"{report['uniform']['test_acc']:.4f}, swift sampler {report['swift']['test_acc']:.4f}"
+          f"; search {report['search']['cost_wall_trainings']:.1f}x one training  ->  "
+          f"{run.out}/report.md, {run.out}/sampler.json")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from sampletune.swift.pipeline import verify_run
+
+    result = verify_run(args.run, args.k, progress=not args.quiet)
+    print(f"{args.run}: SR {result['SR']:.3f} (Spearman, approximated vs from scratch), "
+          f"TR {result['TR']} (from-scratch rank of the approximated top-1), k={result['k']}")
+    return 0

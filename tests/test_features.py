@@ -1,0 +1,133 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sampletune.errors import ConfigError
+from sampletune.features import (
+    FeatureKey,
+    cached_features,
+    cdf_normalise,
+    compute_features,
+    full_grad_norm,
+    load_features,
+    renormed_entropy,
+    save_features,
+)
+
+
+def _mlp(d_in=5, classes=4, seed=0):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(d_in, 8), nn.ReLU(), nn.Linear(8, classes))
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_cdf_is_fraction_at_or_below_with_shared_ties():
+    v = torch.tensor([3.0, 1.0, 2.0, 2.0])
+    assert cdf_normalise(v).tolist() == [1.0, 0.25, 0.75, 0.75]
+
+
+def test_cdf_is_monotone_in_unit_interval_and_rejects_nan():
+    v = torch.randn(200, generator=torch.Generator().manual_seed(0)).round(decimals=1)
+    c = cdf_normalise(v)
+    order = torch.argsort(v)
+    assert bool((c[order].diff() >= 0).all()) and 0 < c.min() and c.max() == 1.0
+    with pytest.raises(ConfigError, match="NaN"):
+        cdf_normalise(torch.tensor([1.0, float("nan")]))
+
+
+def test_renormed_entropy_matches_eq11_by_hand():
+    logits = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    got = renormed_entropy(logits, y)
+    for i in range(6):
+        p = torch.softmax(logits[i].double(), 0)
+        rest = torch.cat([p[: y[i]], p[y[i] + 1:]])
+        q = rest / rest.sum()
+        assert got[i].item() == pytest.approx(float(-(q * q.log()).sum()), abs=1e-10)
+
+
+def test_renormed_entropy_extremes():
+    # Target dominates and the rest are equal: renormed entropy is log(C - 1).
+    logits = torch.tensor([[50.0, 0.0, 0.0, 0.0]])
+    assert renormed_entropy(logits, torch.tensor([0])).item() == pytest.approx(math.log(3))
+    # Two classes: the rest is one class, entropy 0.
+    two = torch.randn(3, 2, generator=_gen())
+    assert renormed_entropy(two, torch.tensor([0, 1, 0])).abs().max() < 1e-12
+
+
+def test_last_layer_grad_norm_equals_autograd():
+    model = _mlp()
+    x, y = torch.randn(7, 5, generator=_gen()), torch.randint(0, 4, (7,), generator=_gen(1))
+    feats = compute_features(model, x, y, batch_size=3, progress=False)
+    last = model[2]
+    for i in range(7):
+        model.zero_grad()
+        F.cross_entropy(model(x[i: i + 1]), y[i: i + 1]).backward()
+        ref = torch.sqrt(last.weight.grad.pow(2).sum() + last.bias.grad.pow(2).sum())
+        assert feats["grad_norm"][i].item() == pytest.approx(ref.item(), rel=1e-5)
+        assert feats["loss"][i].item() == pytest.approx(
+            F.cross_entropy(model(x[i: i + 1]), y[i: i + 1]).item(), rel=1e-5)
+
+
+def test_full_grad_norm_equals_autograd():
+    model = _mlp()
+    x, y = torch.randn(4, 5, generator=_gen()), torch.randint(0, 4, (4,), generator=_gen(1))
+    got = full_grad_norm(model, x, y)
+    for i in range(4):
+        model.zero_grad()
+        F.cross_entropy(model(x[i: i + 1]), y[i: i + 1]).backward()
+        ref = torch.sqrt(sum(p.grad.pow(2).sum() for p in model.parameters()))
+        assert got[i].item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_compute_features_eval_mode_and_shapes():
+    base = _mlp(classes=3)
+    model = nn.Sequential(base[0], nn.Dropout(0.9), base[1], base[2])
+    model.train()
+    x, y = torch.randn(10, 5, generator=_gen()), torch.randint(0, 3, (10,), generator=_gen(1))
+    a = compute_features(model, x, y, batch_size=4, full_grad=True, progress=False)
+    b = compute_features(model, x, y, batch_size=10, progress=False)
+    assert model.training  # restored
+    assert set(a) == {"loss", "renormed_entropy", "grad_norm", "grad_norm_full"}
+    assert all(v.shape == (10,) and v.dtype == torch.float64 for v in a.values())
+    assert torch.allclose(a["loss"], b["loss"])  # dropout off: deterministic, batch-free
+    # The full gradient includes the logit layer's, so it is never smaller.
+    assert bool((a["grad_norm_full"] >= a["grad_norm"] - 1e-9).all())
+
+
+def test_logit_layer_must_produce_the_logits():
+    model = nn.Sequential(_mlp()[0], nn.Tanh())
+    with pytest.raises(ConfigError, match="full_grad"):
+        compute_features(model, torch.randn(2, 5, generator=_gen()), torch.tensor([0, 1]),
+                         progress=False)
+
+
+def test_save_load_checks_size_and_key(tmp_path):
+    key = FeatureKey("tiny-sym0.3", "train", 0, "mlp")
+    feats = {"loss": torch.rand(6, generator=_gen()), "grad_norm": torch.rand(6, generator=_gen(1))}
+    path = save_features(tmp_path / key.filename(), feats, key)
+    assert torch.equal(load_features(path, n=6, key=key)["loss"], feats["loss"].double())
+    with pytest.raises(ConfigError, match="holds 6 examples"):
+        load_features(path, n=7)
+    with pytest.raises(ConfigError, match="computed for"):
+        load_features(path, key=FeatureKey("tiny-sym0.3", "train", 1, "mlp"))
+
+
+def test_cached_features_computes_once(tmp_path):
+    model = _mlp()
+    x, y = torch.randn(9, 5, generator=_gen()), torch.randint(0, 4, (9,), generator=_gen(1))
+    key = FeatureKey("d", "train", 0, "mlp")
+    first, path = cached_features(tmp_path, key, model, x, y, progress=False)
+    with torch.no_grad():
+        model[2].weight.mul_(0)  # a recompute would now give other values
+    second, path2 = cached_features(tmp_path, key, model, x, y, progress=False)
+    assert path == path2 and torch.equal(first["loss"], second["loss"])
+    with pytest.raises(ConfigError, match="training set has 8"):
+        cached_features(tmp_path, key, model, x[:8], y[:8], progress=False)

@@ -1,0 +1,147 @@
+import pytest
+import torch
+from torch import nn
+
+from sampletune.augment import build_augment
+from sampletune.errors import ConfigError
+from sampletune.selection import OrderedSGD, SelectiveBackprop, selectivity_for_budget
+from sampletune.train import BatchReport, Trainer, TrainConfig, seeded_model
+
+
+def small_model(seed=0):
+    return seeded_model(lambda: nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), seed)
+
+
+def test_keep_probability_is_history_cdf_to_the_b():
+    sb = SelectiveBackprop(4, beta=2.0, history=8)
+    p = sb.keep_probability(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert torch.allclose(p, torch.tensor([0.25, 0.5, 0.75, 1.0]) ** 2)
+    p = sb.keep_probability(torch.tensor([0.0, 10.0]))  # history: 6 losses
+    assert torch.allclose(p, torch.tensor([1 / 6, 1.0]) ** 2)
+
+
+def test_history_keeps_only_the_last_r_losses():
+    sb = SelectiveBackprop(4, beta=1.0, history=4)
+    sb.keep_probability(torch.tensor([100.0, 100.0, 100.0, 100.0]))
+    sb.keep_probability(torch.tensor([1.0, 2.0]))
+    p = sb.keep_probability(torch.tensor([3.0, 4.0]))  # the 100s before are gone
+    assert torch.allclose(p, torch.tensor([0.75, 1.0]))
+
+
+def test_default_selectivity_keeps_budget_fraction():
+    assert selectivity_for_budget(0.25) == pytest.approx(3.0)
+    sb = SelectiveBackprop(128, budget=0.3, history=1024)
+    g = torch.Generator().manual_seed(0)
+    kept = [torch.rand(128, generator=g) < sb.keep_probability(torch.rand(128, generator=g))
+            for _ in range(200)]
+    assert torch.cat(kept).float().mean().item() == pytest.approx(0.3, abs=0.02)
+    with pytest.raises(ConfigError, match="^budget"):
+        selectivity_for_budget(0.0)
+
+
+def test_select_pools_kept_examples_into_full_batches(tiny_data):
+    model = small_model()
+    sb = SelectiveBackprop(16, budget=0.3, seed=0)
+    x, y = tiny_data.train.x, tiny_data.train.y
+    got, calls = [], 0
+    for start in range(0, 160, 16):
+        idx = torch.arange(start, start + 16)
+        out = sb.select(model, idx, x[idx], y[idx])
+        calls += 1
+        if out is not None:
+            got.append(out)
+    assert got and all(len(o[0]) == 16 for o in got)
+    for i, xi, yi in got:
+        assert torch.equal(xi, x[i]) and torch.equal(yi, y[i])
+    assert sb.forward_examples == 160 and sb.backprop_examples == 16 * len(got)
+    assert sb.cost(n=160, epochs=1)["extra_forward"] == pytest.approx(1 / 3)
+    assert sb.cost(n=160, epochs=1)["paper_estimate"] == pytest.approx(0.3 + 1 / 3)
+
+
+def test_scoring_is_one_batched_no_grad_forward(tiny_data):
+    model = small_model()
+    calls = []
+    model.register_forward_hook(lambda m, inp, out: calls.append((inp[0].shape[0],
+                                                                  torch.is_grad_enabled(),
+                                                                  m.training)))
+    sb = SelectiveBackprop(64, budget=0.5)
+    idx = torch.arange(32)
+    sb.select(model, idx, tiny_data.train.x[idx], tiny_data.train.y[idx])
+    assert calls == [(32, False, False)]
+    assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_scoring_uses_the_mixed_inputs_credited_by_share(tiny_data):
+    aug, mixer = build_augment("ricap", tiny_data)
+    model = small_model()
+    sb = SelectiveBackprop(64, budget=0.5, augment=aug, mixer=mixer, seed=3)
+    idx = torch.arange(32)
+    x, y = tiny_data.train.x[idx], tiny_data.train.y[idx]
+    state = sb.generator(x.device).get_state()
+    losses = sb.score(model, x, y)
+    g = torch.Generator().set_state(state)
+    m = mixer(aug(x, g), y, g)
+    model.eval()
+    ce = -model(m.x).log_softmax(1).gather(1, m.labels).detach()
+    per_mixed = (ce * m.shares).sum(1)
+    num = torch.zeros(32).index_add_(0, m.sources.flatten(), (m.shares * per_mixed[:, None]).flatten())
+    den = torch.zeros(32).index_add_(0, m.sources.flatten(), m.shares.flatten())
+    assert torch.allclose(losses, num / den, atol=1e-5)
+    plain = SelectiveBackprop(64, budget=0.5).score(model, x, y)
+    assert not torch.allclose(losses, plain)
+
+
+def test_sb_state_dict_resumes_selection(tiny_data):
+    model = small_model()
+    x, y = tiny_data.train.x, tiny_data.train.y
+    a = SelectiveBackprop(16, budget=0.5, seed=1)
+    for s in range(0, 48, 16):
+        idx = torch.arange(s, s + 16)
+        a.select(model, idx, x[idx], y[idx])
+    b = SelectiveBackprop(16, budget=0.5, seed=1)
+    b.load_state_dict(a.state_dict())
+    for s in range(48, 160, 16):
+        idx = torch.arange(s, s + 16)
+        oa, ob = a.select(model, idx, x[idx], y[idx]), b.select(model, idx, x[idx], y[idx])
+        assert (oa is None) == (ob is None)
+        if oa is not None:
+            assert torch.equal(oa[0], ob[0])
+
+
+def test_sb_trains_through_the_trainer_hook(tiny_data):
+    sb = SelectiveBackprop(32, budget=0.5, seed=0)
+    t = Trainer(small_model(), tiny_data, TrainConfig(batch_size=32), 100, selector=sb)
+    results = [t.train_batch(torch.arange(s, s + 32)) for s in range(0, 256, 32)]
+    assert any(r is None for r in results) and any(r is not None for r in results)
+    assert t.step == sum(r is not None for r in results) == sb.backprop_examples // 32
+
+
+def test_osgd_backprops_top_q_losses():
+    o = OrderedSGD(8)
+    losses = torch.tensor([0.1, 5.0, 0.3, 4.0, 0.2, 3.0, 0.0, 2.0])
+    assert torch.equal(o.loss_weights(losses), torch.ones(8))
+    o.q = 2
+    assert torch.equal(o.loss_weights(losses).nonzero().flatten(), torch.tensor([1, 3]))
+
+
+def _acc_report(epoch, acc, n=100):
+    correct = torch.arange(n) < round(acc * n)
+    r = BatchReport(epoch, 0, torch.arange(n), torch.zeros(n), torch.ones(n))
+    object.__setattr__(r, "correct", correct) if not hasattr(r, "correct") else None
+    return r if r.correct is not None else BatchReport(
+        epoch, 0, torch.arange(n), torch.zeros(n), torch.ones(n), correct=correct)
+
+
+def test_osgd_q_schedule_follows_training_accuracy():
+    o = OrderedSGD(64)
+    qs = []
+    for epoch, acc in enumerate([0.5, 0.85, 0.92, 0.7, 0.96, 0.99, 0.996, 0.2]):
+        o.on_batch(_acc_report(epoch, acc))
+        qs.append(o.q)
+    o.update_q()
+    # q is set from the previous epoch's accuracy and never grows back
+    assert qs == [64, 64, 32, 16, 16, 8, 8, 4]
+    assert o.q == 4
+    p = OrderedSGD(64)
+    p.load_state_dict(o.state_dict())
+    assert p.q == 4

@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from sampletune.errors import ConfigError
+from sampletune.swift.agents import AGENTS, BOAgent, RLAgent, make_agent
+
+FAST_BO = {"n_init": 3, "num_restarts": 2, "raw_samples": 32}
+
+
+def _score(x):
+    return float(-((x - 0.3) ** 2).sum())
+
+
+def _agent(name, seed=0, dim=4):
+    return make_agent(name, dim, seed, **(FAST_BO if name == "bo" else {}))
+
+
+def _run(agent, steps):
+    xs = []
+    for _ in range(steps):
+        x = agent.ask()
+        xs.append(x)
+        agent.tell(x, _score(x))
+    return xs
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_agents_are_deterministic_in_the_cube_and_leave_global_rng(name):
+    state = torch.get_rng_state()
+    a, b = _run(_agent(name), 6), _run(_agent(name), 6)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(x.shape == (4,) and x.dtype == torch.float64 for x in a)
+    assert all(bool((x >= 0).all() and (x <= 1).all()) for x in a)
+    c = _run(_agent(name, seed=1), 6)
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_replaying_the_history_restores_the_agent(name):
+    live = _agent(name)
+    _run(live, 5)
+    replayed = _agent(name)
+    for x, s in zip(live.xs, live.scores, strict=True):
+        replayed.tell(x, s)
+    assert torch.equal(live.ask(), replayed.ask())
+    assert torch.equal(live.ask(), live.ask())  # ask does not change the agent
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_failed_trials_are_told_as_none(name):
+    agent = _agent(name)
+    for i in range(5):
+        x = agent.ask()
+        agent.tell(x, None if i % 2 else _score(x))
+    assert agent.scores[1] is None and agent.imputed()[1] == min(agent.imputed())
+    x = agent.ask()
+    assert bool(torch.isfinite(x).all())
+
+
+def test_bo_moves_towards_the_optimum():
+    agent = BOAgent(2, seed=0, n_init=4, num_restarts=4, raw_samples=64)
+    _run(agent, 14)
+    best = max(agent.scores)
+    assert best > -0.01  # optimum 0 at (0.3, 0.3); Sobol points alone are far worse
+    assert max(agent.scores[:4]) < best
+
+
+def test_rl_policy_mean_moves_towards_a_better_point():
+    agent = RLAgent(2, seed=0)
+    agent.tell(torch.tensor([0.5, 0.5], dtype=torch.float64), 0.0)
+    agent.tell(torch.tensor([0.5, 0.5], dtype=torch.float64), 0.0)
+    agent.tell(torch.tensor([0.9, 0.1], dtype=torch.float64), 1.0)
+    assert agent.mu[0] > 0 > agent.mu[1]
+
+
+def test_unknown_agent_is_a_config_error():
+    with pytest.raises(ConfigError, match="agent"):
+        make_agent("cmaes", 3)
