@@ -9,7 +9,10 @@ For each data set and seed (same split, same initial weights within a seed):
    (STATIC) and on the mixture's recorded schedule (DYNAMIC).
 3. Transfer (section 5.8, Table 10): the same three schedules on another architecture.
 4. Convergence (Fig. 5): mean test accuracy over epochs (area under the curve).
-5. Engines: the same small search in process and on a local 2-CPU Ray instance; wall time
+5. What the schedule learns: Spearman(sampling frequency, loss) per stage (Fig. 4), the
+   distribution's spread, mean draws of noisy vs clean examples (with ``--noise``, Table 8),
+   and how persistent per-example counts are from one exploration cycle to the next.
+6. Engines: the same small search in process and on a local 2-CPU Ray instance; wall time
    and whether the recorded schedules are identical.
 
 Searches and replays resume from their run directories, so an interrupted benchmark can be
@@ -26,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from sampletune import io
+from sampletune.autosampling import RecordedSchedule, plan_cycles
 from sampletune.autosampling.plots import convergence
 from sampletune.autosampling.search import SearchConfig, search
 from sampletune.data import load_dataset, make_splits
@@ -50,12 +55,10 @@ def run_dataset(name: str, seeds: list[int], args, out: Path) -> dict[str, list[
             scfg = SearchConfig(workers=args.workers, interval=args.interval,
                                 exploration=exploration, warmup=args.warmup, nu=args.nu,
                                 beta=args.beta)
-            t0 = time.perf_counter()
             r = search(model, data, cfg, scfg, out / name / f"s{seed}" / exploration,
                        progress=False, plots=exploration == "mixture")
             runs[exploration] = r
-            rows.setdefault(exploration, []).append(_row(r.curves, r.final,
-                                                          time.perf_counter() - t0))
+            rows.setdefault(exploration, []).append(_row(r.curves, r.final))
         convergence({k: runs[k].curves for k in runs}, out / name / f"s{seed}" / "fig5.png")
         mix = runs["mixture"]
         rows.setdefault("dynamic = search (same init)", []).append(
@@ -67,34 +70,44 @@ def run_dataset(name: str, seeds: list[int], args, out: Path) -> dict[str, list[
             for kind, sampler in schedules.items():
                 net = seeded_model(lambda a=arch, d=data: build_model(a, d.input_shape,
                                                                       d.num_classes), seed + 1000)
-                t0 = time.perf_counter()
                 res = train(net, data, sampler, cfg, progress=False,
                             run_dir=out / name / f"s{seed}" / f"{tag}-{arch}-{kind}")
                 rows.setdefault(f"{tag} {arch}: {kind}", []).append(
-                    _row(res.history, {**res.final, "worker_epochs": args.epochs},
-                         time.perf_counter() - t0))
+                    _row(res.history, {**res.final, "worker_epochs": args.epochs}))
     return rows
 
 
-def _row(curves: list[dict], final: dict, wall: float) -> dict:
+def persistence(schedule: RecordedSchedule, args) -> float:
+    """Mean Spearman correlation of per-example counts in consecutive exploration cycles
+    (after the warm-up): how much of what H* favoured in one cycle it favours again."""
+    bounds = np.cumsum([0, *plan_cycles(args.epochs, args.warmup, args.nu)])
+    counts = [schedule.counts(lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
+    return float(np.mean([spearmanr(a, b).statistic
+                          for a, b in zip(counts[:-1], counts[1:], strict=True)]))
+
+
+def _row(curves: list[dict], final: dict) -> dict:
+    """Final accuracies, mean test accuracy over epochs, cost; the wall time is the run's own
+    (kept in its checkpoint, so a resumed benchmark reports the original timing)."""
     return {"test_acc": final["test_acc"], "val_acc": final["val_acc"],
             "auc_test": float(np.mean([c["test_acc"] for c in curves])),
-            "worker_epochs": final["worker_epochs"], "wall_s": wall}
+            "worker_epochs": final["worker_epochs"], "wall_s": final["wall_time"]}
 
 
-def engines(args, out: Path) -> dict:
+def engines(name: str, args, out: Path) -> dict:
     """The same search on both engines: wall time and identical schedules."""
-    data = make_splits(load_dataset("digits"), seed=0, noise=args.noise)
-    cfg = TrainConfig(epochs=args.engine_epochs, batch_size=16, lr=args.lr, seed=0)
+    model, _, batch = SETUPS[name]
+    data = make_splits(load_dataset(name), seed=0, noise=args.noise)
+    cfg = TrainConfig(epochs=args.engine_epochs, batch_size=batch, lr=args.lr, seed=0)
     scfg = SearchConfig(workers=args.engine_workers, interval=args.interval, warmup=1, nu=1)
     result = {}
     for engine in ("local", "ray"):
-        run = out / "engines" / engine
+        run = out / "engines" / name / engine
         if run.exists():  # time a fresh search, not a resumed one
             for f in run.iterdir():
                 f.unlink()
         t0 = time.perf_counter()
-        r = search("mlp", data, cfg, dataclasses.replace(scfg, engine=engine), run,
+        r = search(model, data, cfg, dataclasses.replace(scfg, engine=engine), run,
                    progress=False, plots=False)
         result[engine] = {"wall_s": time.perf_counter() - t0,
                           "search_s": r.final["wall_time"], "schedule": r.schedule.to_arrays()}
@@ -105,15 +118,17 @@ def engines(args, out: Path) -> dict:
 
 
 def table(name: str, rows: dict[str, list[dict]]) -> str:
-    base = rows["uniform"]
-    base_acc = np.mean([r["test_acc"] for r in base])
-    base_cost = np.mean([r["worker_epochs"] for r in base])
+    """Markdown table; each row's Δ is against the uniform row of its group (the search's
+    uniform exploration, or the UNIFORM schedule of the same replay/transfer model)."""
+    base_cost = np.mean([r["worker_epochs"] for r in rows["uniform"]])
     lines = [f"### {name}", "",
-             "| method | test acc (mean ± std) | Δ vs uniform | AUC test | worker-epochs "
+             "| method | test acc (mean ± std) | Δ vs its uniform | AUC test | worker-epochs "
              "| cost ratio | wall s |", "|---|---|---|---|---|---|---|"]
     for method, rs in rows.items():
+        base = rows[method.split(": ")[0] + ": uniform" if ": " in method else "uniform"]
         acc = np.array([r["test_acc"] for r in rs])
-        cells = [f"{acc.mean():.4f} ± {acc.std():.4f}", f"{acc.mean() - base_acc:+.4f}"]
+        delta = acc.mean() - np.mean([r["test_acc"] for r in base])
+        cells = [f"{acc.mean():.4f} ± {acc.std():.4f}", f"{delta:+.4f}"]
         if "auc_test" in rs[0]:
             cost = np.mean([r["worker_epochs"] for r in rs])
             cells += [f"{np.mean([r['auc_test'] for r in rs]):.4f}", f"{cost:.0f}",
@@ -158,10 +173,16 @@ def main() -> None:
               f"{json.dumps(mix[0]['distribution'])}")
         rho = [list(m["loss_frequency_spearman"].values()) for m in mix]
         print(f"{name} Spearman(frequency, loss) per stage, mean over seeds: "
-              f"{np.round(np.mean(rho, axis=0), 3).tolist()}\n", flush=True)
-    if not args.no_ray:
-        report["engines"] = eng = engines(args, out)
-        print(f"engines (digits, {eng['workers']} workers, {eng['epochs']} epochs): "
+              f"{np.round(np.mean(rho, axis=0), 3).tolist()}")
+        for exploration in ("random", "mixture"):
+            p = [persistence(RecordedSchedule.load(out / name / f"s{s}" / exploration
+                                                   / "schedule.npz"), args) for s in args.seeds]
+            print(f"{name} {exploration}: consecutive-cycle Spearman of example counts "
+                  f"{np.mean(p):.3f} ± {np.std(p):.3f}")
+        print(flush=True)
+    for name in [] if args.no_ray else args.datasets:
+        report.setdefault("engines", {})[name] = eng = engines(name, args, out)
+        print(f"engines ({name}, {eng['workers']} workers, {eng['epochs']} epochs): "
               f"local {eng['local']['wall_s']:.1f}s, ray {eng['ray']['wall_s']:.1f}s "
               f"(search loop {eng['local']['search_s']:.1f}s vs {eng['ray']['search_s']:.1f}s; "
               f"ray/local {eng['ray']['wall_s'] / eng['local']['wall_s']:.2f}x), "

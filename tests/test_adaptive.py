@@ -62,15 +62,6 @@ def test_draws_n_times_budget_distinct_and_follow_p():
     assert torch.allclose(freq, s2.probabilities(), atol=3e-3)
 
 
-def test_mixed_credit_weights():
-    s = PSGDSampler(2, budget=0.5)
-    r = report([0, 0], [0.0, 1.0])
-    r = type("R", (), {"indices": r.indices, "true_prob": r.true_prob,
-                       "weights": torch.tensor([0.25, 0.75])})()
-    s.on_batch(r)
-    assert s.running_mean()[0].item() == pytest.approx(0.25)
-
-
 def test_state_dict_resumes_exactly():
     a = PSGDSampler(30, budget=0.4, seed=1)
     a.on_batch(report(torch.arange(30), torch.rand(30, generator=torch.Generator().manual_seed(0))))

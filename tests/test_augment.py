@@ -8,7 +8,7 @@ from sampletune.augment import RICAP, CropFlip, Mixup, RandAugment, build_augmen
 from sampletune.data import RawDataset, make_splits
 from sampletune.errors import ConfigError
 from sampletune.samplers.adaptive import PSGDSampler
-from sampletune.train import Trainer, TrainConfig, seeded_model
+from sampletune.train import TrainConfig, Trainer, seeded_model
 
 
 def gen(seed=0):

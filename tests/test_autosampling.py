@@ -239,6 +239,8 @@ def test_bad_settings_name_the_field(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="^batch_size:"):
         search("mlp", tiny_data, train_cfg.replace(batch_size=10_000), scfg, tmp_path,
                progress=False)
+    with pytest.raises(ConfigError, match="^budget:"):
+        search("mlp", tiny_data, train_cfg.replace(budget=0.5), scfg, tmp_path, progress=False)
     search("mlp", tiny_data, train_cfg.replace(epochs=1), scfg, tmp_path / "x",
            progress=False, plots=False)
     with pytest.raises(ConfigError, match="^out:.*nu"):

@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from sampletune.budget import (
-    METHOD_NAMES, build_method, count_entropy, kcenter_greedy, mean_std, normalized_entropy,
-    random_subset, speedup,
+    METHOD_NAMES,
+    build_method,
+    count_entropy,
+    kcenter_greedy,
+    mean_std,
+    normalized_entropy,
+    random_subset,
+    speedup,
 )
 from sampletune.budget.measures import SampleCounter
 from sampletune.errors import ConfigError
@@ -89,3 +95,33 @@ def test_every_method_trains_within_its_budget(tiny_data, name):
     if name == "sb":
         assert f["sb_extra_forward"] == pytest.approx(1 / 3, abs=0.01)
         assert f["sb_effective_budget"] == pytest.approx(0.5 + 1 / 3, abs=0.12)
+
+
+class Interrupt:
+    """Observer that stops training at the first step of epoch ``at`` (a simulated kill)."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_batch(self, report):
+        if report.epoch == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("name", ["p-sgd", "sb"])
+def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, name):
+    cfg = CFG.replace(epochs=4, budget=0.5)
+
+    def run(run_dir, stop_at):
+        model = seeded_model(lambda: build_model("mlp", tiny_data.input_shape, 3), 0)
+        method = build_method(name, tiny_data, cfg, augment="mixup")
+        method.observers.append(Interrupt(stop_at))
+        return method.train(model, tiny_data, cfg, run_dir=run_dir, progress=False)
+
+    ref = run(tmp_path / "a", stop_at=-1)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", stop_at=2)
+    resumed = run(tmp_path / "b", stop_at=-1)
+    for p, q in zip(ref.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert resumed.final["test_acc"] == ref.final["test_acc"]

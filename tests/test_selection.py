@@ -5,7 +5,7 @@ from torch import nn
 from sampletune.augment import build_augment
 from sampletune.errors import ConfigError
 from sampletune.selection import OrderedSGD, SelectiveBackprop, selectivity_for_budget
-from sampletune.train import BatchReport, Trainer, TrainConfig, seeded_model
+from sampletune.train import BatchReport, TrainConfig, Trainer, seeded_model
 
 
 def small_model(seed=0):
@@ -84,7 +84,8 @@ def test_scoring_uses_the_mixed_inputs_credited_by_share(tiny_data):
     model.eval()
     ce = -model(m.x).log_softmax(1).gather(1, m.labels).detach()
     per_mixed = (ce * m.shares).sum(1)
-    num = torch.zeros(32).index_add_(0, m.sources.flatten(), (m.shares * per_mixed[:, None]).flatten())
+    weighted = (m.shares * per_mixed[:, None]).flatten()
+    num = torch.zeros(32).index_add_(0, m.sources.flatten(), weighted)
     den = torch.zeros(32).index_add_(0, m.sources.flatten(), m.shares.flatten())
     assert torch.allclose(losses, num / den, atol=1e-5)
     plain = SelectiveBackprop(64, budget=0.5).score(model, x, y)
@@ -126,10 +127,7 @@ def test_osgd_backprops_top_q_losses():
 
 def _acc_report(epoch, acc, n=100):
     correct = torch.arange(n) < round(acc * n)
-    r = BatchReport(epoch, 0, torch.arange(n), torch.zeros(n), torch.ones(n))
-    object.__setattr__(r, "correct", correct) if not hasattr(r, "correct") else None
-    return r if r.correct is not None else BatchReport(
-        epoch, 0, torch.arange(n), torch.zeros(n), torch.ones(n), correct=correct)
+    return BatchReport(epoch, 0, torch.arange(n), torch.zeros(n), torch.ones(n), correct)
 
 
 def test_osgd_q_schedule_follows_training_accuracy():
@@ -145,3 +143,22 @@ def test_osgd_q_schedule_follows_training_accuracy():
     p = OrderedSGD(64)
     p.load_state_dict(o.state_dict())
     assert p.q == 4
+
+
+def test_osgd_shrinks_q_as_the_trainer_reports_accuracy(tiny_data):
+    from sampletune.budget import build_method
+    from sampletune.models import build_model
+
+    cfg = TrainConfig(epochs=10, batch_size=32, lr=0.1, budget=1.0)
+    method = build_method("osgd", tiny_data, cfg)
+    model = seeded_model(lambda: build_model("mlp", tiny_data.input_shape, 3), 0)
+    method.train(model, tiny_data, cfg, progress=False)
+    # tiny_data has 30% label noise, so training accuracy reaches ~70-80% at most
+    assert method.selector.q in (32, 16)
+    clean = tiny_data.__class__(**{**tiny_data.__dict__, "train": tiny_data.train.__class__(
+        tiny_data.train.x, tiny_data.train.clean_y, tiny_data.train.clean_y,
+        tiny_data.train.noisy & False)})
+    method = build_method("osgd", clean, cfg)
+    method.train(seeded_model(lambda: build_model("mlp", clean.input_shape, 3), 0), clean, cfg,
+                 progress=False)
+    assert method.selector.q <= 4

@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average")
     p.set_defaults(func=_cmd_demo)
+
+    from sampletune.autosampling.cli import register as register_autosampling
+    from sampletune.budget.cli import register as register_budget
+    from sampletune.swift.cli import register as register_swift
+
+    for register in (register_swift, register_autosampling, register_budget):
+        register(sub)
     return parser
 
 

@@ -4,6 +4,8 @@ and the best worker's state is copied to the others in memory (eq. 3), never thr
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from sampletune.autosampling.worker import Worker, WorkerSpec
@@ -20,7 +22,12 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, spec: WorkerSpec, workers: int):
-        self.workers = [Worker(spec) for _ in range(workers)]
+        d = spec.data  # one copy of the in-memory splits on the device, shared by all workers
+        device = spec.cfg.device
+        data = dataclasses.replace(d, train=d.train.to(device), val=d.val.to(device),
+                                   test=d.test.to(device))
+        shared = dataclasses.replace(spec, data=data)
+        self.workers = [Worker(shared) for _ in range(workers)]
 
     def run(self, batches: list[np.ndarray], seeds: list[int], evaluate: bool
             ) -> list[dict | None]:

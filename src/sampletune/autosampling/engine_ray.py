@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
 from sampletune.autosampling.worker import Worker, WorkerSpec
 from sampletune.errors import ConfigError
@@ -28,8 +29,6 @@ class _ActorWorker(Worker):
     """A :class:`Worker` inside a Ray actor: one torch thread, its device chosen by Ray."""
 
     def __init__(self, spec: WorkerSpec, use_gpu: bool):
-        import torch
-
         torch.set_num_threads(1)
         cfg = spec.cfg.replace(device="cuda" if use_gpu else "cpu")
         super().__init__(dataclasses.replace(spec, cfg=cfg))
@@ -61,30 +60,39 @@ class RayEngine:
         actor = ray.remote(num_cpus=per_cpu, num_gpus=per_gpu)(_ActorWorker)
         spec_ref = ray.put(spec)  # the data set travels once through the object store
         self.actors = [actor.remote(spec_ref, per_gpu > 0) for _ in range(workers)]
+        self._pending: list = []  # loads from adopt(), checked with the next run's results
 
     def run(self, batches: list[np.ndarray], seeds: list[int], evaluate: bool
             ) -> list[dict | None]:
-        return self.ray.get([a.run_interval.remote(b, s, evaluate)
-                             for a, b, s in zip(self.actors, batches, seeds, strict=True)])
+        return self._get([a.run_interval.remote(b, s, evaluate)
+                          for a, b, s in zip(self.actors, batches, seeds, strict=True)])
+
+    def _get(self, refs: list) -> list:
+        """``ray.get(refs)``, also awaiting (and so raising errors of) pending loads."""
+        done = self.ray.get(self._pending + refs)
+        self._pending = []
+        return done[len(done) - len(refs):]
 
     def adopt(self, best: int) -> None:
-        """Eq. (3): the best actor's state goes into the object store once; the others load it."""
+        """Eq. (3): the best actor's state goes into the object store once; the others load
+        it. Not awaited: an actor runs its calls in order, so the load precedes its next
+        interval."""
         state_ref = self.actors[best].state_dict.remote()
-        self.ray.get([a.load_state_dict.remote(state_ref)
-                      for i, a in enumerate(self.actors) if i != best])
+        self._pending += [a.load_state_dict.remote(state_ref)
+                          for i, a in enumerate(self.actors) if i != best]
 
     def state(self) -> dict:
-        return self.ray.get(self.actors[0].state_dict.remote())
+        return self._get([self.actors[0].state_dict.remote()])[0]
 
     def load(self, state: dict) -> None:
         ref = self.ray.put(state)
-        self.ray.get([a.load_state_dict.remote(ref) for a in self.actors])
+        self._get([a.load_state_dict.remote(ref) for a in self.actors])
 
     def evaluate(self, split: str) -> dict:
-        return self.ray.get(self.actors[0].evaluate.remote(split))
+        return self._get([self.actors[0].evaluate.remote(split)])[0]
 
     def example_losses(self) -> np.ndarray:
-        return self.ray.get(self.actors[0].example_losses.remote())
+        return self._get([self.actors[0].example_losses.remote()])[0]
 
     def close(self) -> None:
         for a in self.actors:

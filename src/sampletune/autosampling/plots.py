@@ -43,8 +43,11 @@ def count_histograms(schedule: RecordedSchedule, stage_epochs: Sequence[int],
         ax.bar(np.arange(segments), h[order], width=1.0)
         ax.axhline(1.0, color="k", lw=0.6, ls="--")
         ax.set_ylabel("draws/epoch")
-        ax.set_title(f"epochs {bounds[k] + 1}-{bounds[k + 1]}", fontsize=9)
-    axes[-1, 0].set_xlabel(f"segment of {n // segments}+ examples (ranked by last stage)")
+        lo, hi = bounds[k] + 1, bounds[k + 1]
+        ax.set_title(f"epochs {lo}-{hi}" if hi > lo else f"epoch {hi}", fontsize=9)
+    axes[-1, 0].set_xlabel(f"{segments} segments of consecutive examples "
+                           "(ordered by the last stage)")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -74,6 +77,7 @@ def frequency_vs_loss(schedule: RecordedSchedule, losses: Mapping[int, np.ndarra
         twin.set_ylabel("draws/epoch", color="tab:blue")
         ax.set_title(f"epoch {e}: Spearman rho = {rho[e]:.2f} (all {n} examples)", fontsize=9)
     axes[-1, 0].set_xlabel(f"{len(subset)} random training examples")
+    fig.tight_layout()
     save_figure(fig, path)
     return rho
 

@@ -121,6 +121,8 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
     n, batch = len(data.train), train_cfg.batch_size
     check(data.train.in_memory, "dataset", "AutoSampling needs an in-memory training split")
     check(n >= batch, "batch_size", f"{batch} exceeds the {n} training examples", f"<= {n}")
+    check(train_cfg.budget == 1.0, "budget", f"{train_cfg.budget}: AutoSampling trains whole "
+          "epochs (no budget)", "1")
     epochs, population, seed = train_cfg.epochs, cfg.population, train_cfg.seed
     steps = n // batch
     cycles = plan_cycles(epochs, cfg.warmup, cfg.nu)

@@ -3,10 +3,18 @@ measures, the fixed-subset comparison and the grid runner behind ``sampletune bu
 
 from sampletune.budget.coreset import kcenter_greedy, penultimate_features, random_subset
 from sampletune.budget.measures import (
-    SampleCounter, count_entropy, mean_std, normalized_entropy, speedup,
+    SampleCounter,
+    count_entropy,
+    mean_std,
+    normalized_entropy,
+    speedup,
 )
 from sampletune.budget.methods import (
-    ALL_METHODS, METHOD_NAMES, SUBSET_METHODS, Method, build_method,
+    ALL_METHODS,
+    METHOD_NAMES,
+    SUBSET_METHODS,
+    Method,
+    build_method,
 )
 
 __all__ = [

@@ -21,11 +21,13 @@ class SampleCounter:
         self.counts = torch.zeros(int(n), dtype=torch.long)
 
     def on_batch(self, report) -> None:
-        self.counts.index_add_(0, report.indices.detach().to("cpu", torch.long),
-                               torch.ones(len(report.indices), dtype=torch.long))
+        idx = report.indices.detach()
+        if self.counts.device != idx.device:  # count where training runs: no host sync
+            self.counts = self.counts.to(idx.device)
+        self.counts.index_add_(0, idx, torch.ones_like(idx))
 
     def state_dict(self) -> dict:
-        return {"counts": self.counts.clone()}
+        return {"counts": self.counts.cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
         self.counts = state["counts"].clone()

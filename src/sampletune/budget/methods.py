@@ -34,7 +34,10 @@ from torch import nn
 
 from sampletune.augment import build_augment
 from sampletune.budget.coreset import (
-    kcenter_greedy, penultimate_features, random_subset, subset_sampler,
+    kcenter_greedy,
+    penultimate_features,
+    random_subset,
+    subset_sampler,
 )
 from sampletune.budget.measures import SampleCounter, count_entropy, normalized_entropy
 from sampletune.data.dataset import DataSplits
@@ -83,8 +86,8 @@ class Method:
         final = result.final
         final.update(method=self.name, budget=self.budget,
                      used_budget=float(counter.counts.sum()) / full,
-                     entropy=count_entropy(counter.counts),
-                     entropy_normalized=normalized_entropy(counter.counts),
+                     entropy=count_entropy(counter.counts.cpu()),
+                     entropy_normalized=normalized_entropy(counter.counts.cpu()),
                      wall_time=final.get("wall_time", 0.0) + self.selection_time,
                      selection_time=self.selection_time)
         if isinstance(self.selector, SelectiveBackprop):
@@ -92,7 +95,7 @@ class Method:
             final.update(sb_effective_budget=cost["effective"],
                          sb_extra_forward=cost["extra_forward"],
                          sb_paper_estimate=cost["paper_estimate"])
-        result.counts = counter.counts
+        result.counts = counter.counts.cpu()
         return result
 
 

@@ -11,7 +11,7 @@ import io as _strio
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sampletune import io
@@ -46,7 +46,6 @@ class GridSpec:
     warmup_epochs: int = 0
     data_dir: str | None = None
     device: str = "cpu"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for m in self.methods:
@@ -210,7 +209,7 @@ def markdown_tables(rows: Sequence[dict]) -> str:
 
 
 def csv_table(rows: Sequence[dict]) -> str:
-    """All aggregated rows as CSV (one line per data set, augmentation, schedule, method, budget)."""
+    """Aggregated rows as CSV, one line per data set, augmentation, schedule, method, budget."""
     cols = ["dataset", "augment", "lr_schedule", "method", "budget", "seeds", "acc_mean",
             "acc_std", "time_mean", "speedup", "entropy", "entropy_normalized", "used_budget",
             "sb_effective_budget"]
@@ -262,7 +261,8 @@ def plot_subsets(rows: Sequence[dict], path: str | Path) -> Path | None:
     keys = _ordered((r["dataset"], r["augment"], r["lr_schedule"]) for r in rows)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     for ax, (ds, aug, sched) in zip(axes[0], keys, strict=True):
-        rs = [r for r in rows if (r["dataset"], r["augment"], r["lr_schedule"]) == (ds, aug, sched)]
+        rs = [r for r in rows
+              if (r["dataset"], r["augment"], r["lr_schedule"]) == (ds, aug, sched)]
         for m in ("unif-sgd", *SUBSET_METHODS):
             pts = sorted((r["budget"], r["acc_mean"], r["acc_std"]) for r in rs if r["method"] == m)
             if pts:

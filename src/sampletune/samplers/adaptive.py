@@ -32,7 +32,8 @@ class PSGDSampler(IndexSampler):
         replacement: draw with replacement (default: distinct examples, as the paper's code).
 
     State (``state_dict``) holds the per-example sums, so a resumed run draws exactly what
-    the uninterrupted one would have.
+    the uninterrupted one would have. With ``num_replicas > 1`` every rank must observe the
+    reports of all ranks (all-gathered) so that all ranks agree on ``P^t``.
     """
 
     def __init__(self, n: int, *, budget: float = 1.0, warmup_epochs: int = 0,
@@ -43,26 +44,29 @@ class PSGDSampler(IndexSampler):
         self.n = int(n)
         self.warmup_epochs = int(warmup_epochs)
         self.replacement = bool(replacement)
-        self.hardness_sum = torch.zeros(self.n, dtype=torch.float64)  # sum_k w (1 - p_k)
-        self.weight_sum = torch.zeros(self.n, dtype=torch.float64)  # sum_k w
+        self.hardness_sum = torch.zeros(self.n, dtype=torch.float64)  # sum_k (1 - p_k)
+        self.weight_sum = torch.zeros(self.n, dtype=torch.float64)  # sightings
 
     def on_batch(self, report) -> None:
-        """Accumulate ``1 - true_prob`` by index; ``report.weights`` (shares of mixed
-        examples) weight each credit, 1 when absent."""
-        idx = report.indices.detach().to("cpu", torch.long)
-        hard = 1.0 - report.true_prob.detach().to("cpu", torch.float64)
-        w = getattr(report, "weights", None)
-        w = torch.ones_like(hard) if w is None else w.detach().to("cpu", torch.float64)
-        self.hardness_sum.index_add_(0, idx, w * hard)
-        self.weight_sum.index_add_(0, idx, w)
+        """Accumulate ``1 - true_prob`` by index (for mixed batches the trainer already
+        credits each source with its share-weighted mean). The sums live on the report's
+        device, so observing costs no host sync."""
+        idx = report.indices.detach()
+        if self.hardness_sum.device != idx.device:
+            self.hardness_sum = self.hardness_sum.to(idx.device)
+            self.weight_sum = self.weight_sum.to(idx.device)
+        hard = 1.0 - report.true_prob.detach().to(torch.float64)
+        self.hardness_sum.index_add_(0, idx, hard)
+        self.weight_sum.index_add_(0, idx, torch.ones_like(hard))
 
     def running_mean(self) -> Tensor:
         """(N,) float64: mean ``1 - p(true class)`` over the times each example was seen
         (the first term of eq. 2); unseen examples get the largest mean seen, 1 if none."""
-        seen = self.weight_sum > 0
+        hardness, weight = self.hardness_sum.cpu(), self.weight_sum.cpu()
+        seen = weight > 0
         mean = torch.ones(self.n, dtype=torch.float64)
         if seen.any():
-            m = self.hardness_sum[seen] / self.weight_sum[seen]
+            m = hardness[seen] / weight[seen]
             mean[seen] = m
             mean[~seen] = m.max()
         return mean
@@ -93,8 +97,8 @@ class PSGDSampler(IndexSampler):
         return sample_without_replacement(p.clamp_min(1e-12), self.num_samples, generator)
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "hardness_sum": self.hardness_sum.clone(),
-                "weight_sum": self.weight_sum.clone()}
+        return {**super().state_dict(), "hardness_sum": self.hardness_sum.cpu().clone(),
+                "weight_sum": self.weight_sum.cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -51,15 +51,14 @@ class OrderedSGD:
         if report.epoch != self.epoch:
             self.update_q()
             self.epoch = report.epoch
-        correct = getattr(report, "correct", None)
-        if correct is not None:
-            self.correct += int(correct.sum())
-            self.seen += len(correct)
+        if report.correct is not None:  # a device tensor: no host sync per step
+            self.correct = self.correct + report.correct.sum()
+            self.seen += len(report.correct)
 
     def update_q(self) -> None:
         """Apply :data:`OSGD_SCHEDULE` to the accuracy accumulated since the last update."""
         if self.seen:
-            acc = 100.0 * self.correct / self.seen
+            acc = 100.0 * float(self.correct) / self.seen
             for threshold, divisor in self.schedule:
                 if acc >= threshold:
                     self.q = min(self.q, max(1, self.batch_size // divisor))
@@ -67,7 +66,8 @@ class OrderedSGD:
         self.correct = self.seen = 0
 
     def state_dict(self) -> dict:
-        return {"q": self.q, "epoch": self.epoch, "correct": self.correct, "seen": self.seen}
+        return {"q": self.q, "epoch": self.epoch, "correct": int(self.correct),
+                "seen": self.seen}
 
     def load_state_dict(self, state: dict) -> None:
         self.q, self.epoch = int(state["q"]), int(state["epoch"])

@@ -105,8 +105,9 @@ class SelectiveBackprop:
         keep = torch.rand(len(p), generator=self.generator(x.device), device=x.device) < p
         self.forward_examples += len(p)
         kept = (index[keep], x[keep], y[keep])
-        if self.pool is not None:
-            kept = tuple(torch.cat([a, b]) for a, b in zip(self.pool, kept, strict=True))
+        if self.pool is not None:  # (on the CPU after a resume)
+            kept = tuple(torch.cat([a.to(x.device), b])
+                         for a, b in zip(self.pool, kept, strict=True))
         if len(kept[0]) < self.batch_size:
             self.pool = kept
             return None

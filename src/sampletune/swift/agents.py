@@ -87,8 +87,9 @@ class BOAgent(_History):
     """
 
     def __init__(self, dim: int, seed: int = 0, *, n_init: int = 5, beta: float = 2.0,
-                 num_restarts: int = 8, raw_samples: int = 256):
+                 ard: bool = False, num_restarts: int = 8, raw_samples: int = 256):
         super().__init__(dim, seed)
+        self.ard = bool(ard)
         check(n_init >= 1, "n_init", f"{n_init} must be positive", ">= 1")
         check(beta >= 0, "beta", f"{beta} must be non-negative", ">= 0")
         self.n_init, self.beta = int(n_init), float(beta)
@@ -114,7 +115,6 @@ class BOAgent(_History):
         from botorch.acquisition import UpperConfidenceBound
         from botorch.fit import fit_gpytorch_mll
         from botorch.models import SingleTaskGP
-        from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
         from botorch.optim import optimize_acqf
         from gpytorch.means import ConstantMean
         from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -126,8 +126,8 @@ class BOAgent(_History):
         mean = ConstantMean()
         mean.constant.data.zero_()
         mean.constant.requires_grad_(False)
-        gp = SingleTaskGP(x, y, covar_module=get_covar_module_with_dim_scaled_prior(self.dim),
-                          mean_module=mean, outcome_transform=None)
+        gp = SingleTaskGP(x, y, covar_module=self._kernel(), mean_module=mean,
+                          outcome_transform=None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
@@ -135,6 +135,20 @@ class BOAgent(_History):
             best, _ = optimize_acqf(UpperConfidenceBound(gp, beta=self.beta), bounds=bounds, q=1,
                                     num_restarts=self.num_restarts, raw_samples=self.raw_samples)
         return best.detach().flatten().clamp(0.0, 1.0)
+
+
+    def _kernel(self):
+        """RBF with BoTorch's dimension-scaled lengthscale prior; one lengthscale shared by all
+        dimensions unless ``ard`` (per-dimension lengthscales overfit 40 noisy points in 10-D)."""
+        from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+
+        kernel = get_covar_module_with_dim_scaled_prior(self.dim)
+        if self.ard:
+            return kernel
+        from gpytorch.kernels import RBFKernel
+
+        return RBFKernel(lengthscale_prior=kernel.lengthscale_prior,
+                         lengthscale_constraint=kernel.raw_lengthscale_constraint)
 
 
 class RLAgent(_History):

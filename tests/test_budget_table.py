@@ -1,0 +1,84 @@
+import argparse
+
+import pytest
+import torch
+
+from sampletune import io
+from sampletune.budget import table
+from sampletune.budget.cli import register
+from sampletune.budget.table import GridSpec, aggregate, run_grid, write_report
+from sampletune.data import RawDataset, register_dataset
+from sampletune.errors import ConfigError
+
+
+def _tiny(kind):
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(3, 1, 6, 6, generator=g) * 2
+    y = torch.arange(240) % 3
+    x = centers[y] + torch.randn(240, 1, 6, 6, generator=g)
+    if kind == "vector":
+        x = x.flatten(1)
+    return RawDataset(f"tiny-{kind}", x, y, x[:60], y[:60], num_classes=3, kind=kind,
+                      hflip=False)
+
+
+register_dataset("tiny-image")(lambda data_dir, download: _tiny("image"))
+register_dataset("tiny-vector")(lambda data_dir, download: _tiny("vector"))
+
+SPEC = GridSpec(datasets=("tiny-image",), budgets=(0.5,), methods=("unif-sgd", "p-sgd"),
+                lr_schedules=("linear",), augments=("none",), seeds=(0,), epochs=2,
+                batch_size=32)
+
+
+def test_grid_is_resumable(tmp_path, monkeypatch):
+    records = run_grid(SPEC, tmp_path, progress=False)
+    assert [(r["method"], r["budget"]) for r in records] == [
+        ("SGD", 1.0), ("unif-sgd", 0.5), ("p-sgd", 0.5)]
+    assert len(io.read_jsonl(tmp_path / "cells.jsonl")) == 3
+    ran = []
+    real = table.run_cell
+    monkeypatch.setattr(table, "run_cell", lambda c, s, cache: ran.append(c) or real(c, s, cache))
+    again = run_grid(SPEC, tmp_path, progress=False)
+    assert ran == [] and again == records
+    more = run_grid(SPEC.__class__(**{**SPEC.__dict__, "seeds": (0, 1)}), tmp_path,
+                    progress=False)
+    assert len(more) == 6 and [c["seed"] for c in ran] == [1, 1, 1]
+
+
+def test_report_is_shaped_like_tables_2_and_3(tmp_path):
+    records = run_grid(SPEC.__class__(**{**SPEC.__dict__, "lr_schedules": ("step", "linear"),
+                                         "methods": ("unif-sgd", "sb")}), tmp_path,
+                       progress=False)
+    md, csv = write_report(records, tmp_path)
+    assert "| SGD - SLR (B = 1) |" in md and "| SGD - LLR (B = 1) |" in md
+    assert "| Method | B = 0.5 |" in md and "±" in md and "B_SB≈" in md
+    assert md.index("SLR") < md.index("LLR")
+    assert csv.splitlines()[0].startswith("dataset,augment,lr_schedule,method,budget,seeds,")
+    assert len(csv.splitlines()) == 1 + len(aggregate(records)) == 1 + 6
+    assert (tmp_path / "entropy.png").stat().st_size > 0
+    rows = aggregate(records)
+    full = [r for r in rows if r["method"] == "SGD"]
+    assert all(r["speedup"] == pytest.approx(0.0) for r in full)
+
+
+def test_bad_augmentation_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(table, "run_cell", lambda *a: pytest.fail("trained"))
+    spec = GridSpec(datasets=("tiny-vector",), augments=("mixup",), seeds=(0,), epochs=2)
+    with pytest.raises(ConfigError, match="^augment: 'mixup' needs image data"):
+        run_grid(spec, tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="^methods: unknown method"):
+        GridSpec(methods=("sgd-pro",))
+
+
+def test_budget_table_command(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["budget-table", "--dataset", "tiny-image", "--budgets", "0.5",
+                              "--methods", "unif-sgd", "osgd", "--lr-schedules", "linear",
+                              "--augments", "standard", "--seeds", "0", "--epochs", "2",
+                              "--batch-size", "32", "--device", "cpu", "--out",
+                              str(tmp_path), "--quiet"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "| osgd |" in out and "dataset,augment,lr_schedule" in out
+    assert (tmp_path / "table.csv").exists() and (tmp_path / "cells.jsonl").exists()

@@ -1,0 +1,64 @@
+import argparse
+
+import pytest
+
+from sampletune.errors import ConfigError
+from sampletune.experiments.config import RunConfig
+from sampletune.swift import cli as swift_cli
+from sampletune.swift.pipeline import run_swift, verify_run
+from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
+from sampletune.swift.search import SearchConfig
+
+RUN = RunConfig(dataset="digits", noise=0.4, train_subset=400, model="mlp", epochs=3,
+                batch_size=64, lr=0.05, lr_schedule="cosine", device="cpu")
+SEARCH = SearchConfig(rounds=3, finetune_epochs=1, agent="random")
+
+
+@pytest.mark.slow
+def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
+    run = RUN.replace(out=str(tmp_path / "run"))
+    report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    out = tmp_path / "run"
+    for name in ("report.json", "report.md", "sampler.json", "fig1_plane.png",
+                 "fig2b_loss_percentile.png", "fig3_search.png", "search/trials.jsonl"):
+        assert (out / name).exists(), name
+    assert 0 <= report["uniform"]["test_acc"] <= 1 and 0 <= report["swift"]["test_acc"] <= 1
+    s = report["search"]
+    assert s["finetune_budget"] == pytest.approx(0.5 * 3 / 3)
+    assert s["cost_epoch_trainings"] == pytest.approx(0.5)
+    spec = load_sampler(out / "sampler.json")
+    assert spec.score == s["best_val_acc"] and spec.n == 360  # 400 minus 10% validation
+    assert len(to_weighted_sampler(spec, seed=0).epoch_indices()) == 360
+
+    # Rerunning resumes every step and reproduces the report.
+    again = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    assert again["swift"] == report["swift"] and again["search"]["best_params"] == \
+        s["best_params"]
+    with pytest.raises(ConfigError, match="other settings"):
+        run_swift(run, SearchConfig(rounds=4, finetune_epochs=1, agent="random"),
+                  search_cost=0.5, progress=False)
+
+    result = verify_run(out, k=2, progress=False)
+    assert result["k"] == 2 and result["TR"] in (1, 2) and (out / "verify.json").exists()
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="sampletune")
+    swift_cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_parses_search_and_verify():
+    args = _parser().parse_args(["swift", "search", "--dataset", "digits", "--rounds", "5",
+                                 "--transform", "cdf", "--agent", "rl", "--out", "x"])
+    assert (args.rounds, args.transform, args.agent, args.finetune_epochs) == (5, "cdf", "rl", 5)
+    args = _parser().parse_args(["swift", "verify", "--run", "x", "--k", "3"])
+    assert args.k == 3 and args.func is swift_cli._cmd_verify
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["swift", "search", "--agent", "grid"])
+
+
+def test_cli_search_bad_value_is_a_config_error():
+    args = _parser().parse_args(["swift", "search", "--rounds", "0", "--out", "x"])
+    with pytest.raises(ConfigError, match="rounds"):
+        args.func(args)
