@@ -169,8 +169,9 @@ def main() -> None:
         report["datasets"][name] = rows
         print(table(name, rows), "\n", flush=True)
         mix = [io.read_json(out / name / f"s{s}" / "mixture" / "report.json") for s in args.seeds]
-        print(f"{name} mixture distribution (seed {args.seeds[0]}): "
-              f"{json.dumps(mix[0]['distribution'])}")
+        spread = {k: round(float(np.mean([m["distribution"][k] for m in mix])), 4)
+                  for k in mix[0]["distribution"]}
+        print(f"{name} mixture distribution, mean over seeds: {json.dumps(spread)}")
         rho = [list(m["loss_frequency_spearman"].values()) for m in mix]
         print(f"{name} Spearman(frequency, loss) per stage, mean over seeds: "
               f"{np.round(np.mean(rho, axis=0), 3).tolist()}")

@@ -87,7 +87,7 @@ class BOAgent(_History):
     """
 
     def __init__(self, dim: int, seed: int = 0, *, n_init: int = 5, beta: float = 2.0,
-                 ard: bool = False, num_restarts: int = 8, raw_samples: int = 256):
+                 ard: bool = True, num_restarts: int = 8, raw_samples: int = 256):
         super().__init__(dim, seed)
         self.ard = bool(ard)
         check(n_init >= 1, "n_init", f"{n_init} must be positive", ">= 1")
@@ -138,8 +138,8 @@ class BOAgent(_History):
 
 
     def _kernel(self):
-        """RBF with BoTorch's dimension-scaled lengthscale prior; one lengthscale shared by all
-        dimensions unless ``ard`` (per-dimension lengthscales overfit 40 noisy points in 10-D)."""
+        """RBF with BoTorch's dimension-scaled lengthscale prior: one lengthscale per dimension
+        (``ard``, the default; better samplers on noisy digits in our runs) or one shared."""
         from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
 
         kernel = get_covar_module_with_dim_scaled_prior(self.dim)

@@ -26,7 +26,7 @@ def plane_figure(loss: Tensor, entropy: Tensor, noisy: Tensor, probs: Tensor,
     mass, _, _ = np.histogram2d(x, y, bins=edges, weights=probs.double().numpy() * len(x))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_prob = np.where(count > 0, mass / count, np.nan)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     extent = (edges[0][0], edges[0][-1], edges[1][0], edges[1][-1])
     panels = ((noisy_count / max(noisy_np.sum(), 1), "(a) density of noisy examples", "magma"),
               (mean_prob, "(b) sampling probability x N", "viridis"))
