@@ -36,7 +36,7 @@ from sampletune.train import train
 RECIPES = {
     "digits": dict(model="mlp", epochs=40, batch_size=64, lr=0.05, lr_schedule="cosine",
                    val_fraction=0.2),
-    "mnist1d": dict(model="cnn1d", epochs=20, batch_size=64, lr=0.05, lr_schedule="cosine"),
+    "mnist1d": dict(model="cnn1d", epochs=40, batch_size=64, lr=0.05, lr_schedule="cosine"),
 }
 ABLATION = {"bo-cgf": ("bo", "cgf"), "bo-cdf": ("bo", "cdf"), "random-cgf": ("random", "cgf"),
             "rl-cgf": ("rl", "cgf")}

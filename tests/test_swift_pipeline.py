@@ -24,6 +24,8 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
         assert (out / name).exists(), name
     assert 0 <= report["uniform"]["test_acc"] <= 1 and 0 <= report["swift"]["test_acc"] <= 1
     s = report["search"]
+    better = "swift" if report["swift"]["val_acc"] >= report["uniform"]["val_acc"] else "uniform"
+    assert report["recommended"] == better
     assert s["finetune_budget"] == pytest.approx(0.5 * 3 / 3)
     assert s["cost_epoch_trainings"] == pytest.approx(0.5)
     spec = load_sampler(out / "sampler.json")

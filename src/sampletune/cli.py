@@ -51,7 +51,7 @@ def run_config_from_args(args: argparse.Namespace, exclude: Sequence[str] = ()):
     """The :class:`RunConfig` given by ``--config`` and the flags that were set."""
     from sampletune.experiments import RunConfig
 
-    skip = {"config", "command", "func", "quiet", *exclude}
+    skip = {"config", "command", "func", "quiet", "threads", *exclude}
     overrides = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     return RunConfig.load(args.config, overrides)
 
@@ -69,15 +69,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sampletune.experiments.demo import run_demo
+    from sampletune.swift.pipeline import demo
 
-    run_demo(out=args.out, seeds=args.seeds)
+    demo(out_dir=args.out, seeds=args.seeds, progress=not args.quiet)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sampletune", description="Learn how to sample training data, and train with it.")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; "
+                        "1 is fastest for small models on few cores)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model with a sampler")
@@ -87,9 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("demo", help="the default job on the built-in data (digits, 40%% noise)")
-    p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average")
+    p = sub.add_parser("demo", help="Swift Sampler vs uniform on the built-in data "
+                       "(digits, 40%% label noise, mlp)")
+    p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo; "
+                   "rerun to resume)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to average")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
     from sampletune.autosampling.cli import register as register_autosampling
@@ -105,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ConfigError("threads", f"{args.threads} must be positive", ">= 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
         return args.func(args)
     except ConfigError as err:
         print(f"sampletune: error: {err}", file=sys.stderr)

@@ -238,16 +238,18 @@ def plot_entropy(rows: Sequence[dict], path: str | Path, budget: float | None = 
     b = budget if budget is not None else (0.3 if 0.3 in budgets else budgets[0])
     sel = [r for r in rows if r["budget"] == b and r["method"] != FULL]
     datasets = _ordered(r["dataset"] for r in sel)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False)
+    height = 1.0 + 0.28 * max(sum(r["dataset"] == ds for r in sel) for ds in datasets)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), height), squeeze=False)
     for ax, ds in zip(axes[0], datasets, strict=True):
         rs = [r for r in sel if r["dataset"] == ds]
-        labels = [f"{r['method']}\n{SCHEDULE_LABEL.get(r['lr_schedule'], r['lr_schedule'])}"
-                  f" {r['augment']}" for r in rs]
-        ax.bar(range(len(rs)), [r["entropy_normalized"] for r in rs])
-        ax.set_xticks(range(len(rs)), labels, rotation=70, fontsize=7)
+        labels = [f"{r['method']}, {SCHEDULE_LABEL.get(r['lr_schedule'], r['lr_schedule'])}, "
+                  f"{r['augment']}" for r in rs]
+        ax.barh(range(len(rs)), [r["entropy_normalized"] for r in rs])
+        ax.set_yticks(range(len(rs)), labels, fontsize=8)
+        ax.invert_yaxis()
         lo = min(r["entropy_normalized"] for r in rs)
-        ax.set_ylim(max(0.0, lo - 0.05), 1.0)
-        ax.set(ylabel="H(counts) / log N", title=f"{ds}, B = {b:g}")
+        ax.set_xlim(max(0.0, lo - 0.05), 1.0)
+        ax.set(xlabel="H(sample counts) / log N", title=f"{ds}, B = {b:g}")
     return save_figure(fig, path)
 
 

@@ -88,7 +88,9 @@ class RunConfig:
             key = key.replace("-", "_")
             if key not in known:
                 raise ConfigError(key, "unknown config field", ", ".join(sorted(known)))
-            kwargs[key] = _coerce(key, value, known[key].default)
+            f = known[key]
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            kwargs[key] = _coerce(key, value, default)
         return cls(**kwargs)
 
     @classmethod
@@ -111,7 +113,10 @@ class RunConfig:
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """Check a value against its field's default type (ints accepted for floats)."""
-    if value is None or default is None or isinstance(default, dict):
+    if value is None or default is None:
+        return value
+    if isinstance(default, dict):
+        check(isinstance(value, dict), key, f"{value!r} is not a mapping")
         return value
     if isinstance(default, bool):
         check(isinstance(value, bool), key, f"{value!r} is not true/false")

@@ -13,7 +13,7 @@ from sampletune.samplers.base import IndexSampler, budget_samples
 from sampletune.samplers.shuffle import ShuffleSampler, UniformSampler
 from sampletune.samplers.weighted import WeightedSampler
 
-SAMPLER_NAMES = ("shuffle", "uniform", "oracle", "weights")
+SAMPLER_NAMES = ("shuffle", "uniform", "oracle", "weights", "swift")
 
 
 def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int = 0,
@@ -25,6 +25,7 @@ def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int
     - ``oracle``: uniform over the examples whose label is clean (uses the noise mask:
       an upper reference for analysis, not a method).
     - ``weights``: static weights from ``weights_path`` (``.npy`` or ``.pt``, one per example).
+    - ``swift``: a Swift Sampler file (``sampler.json`` from ``sampletune swift search``).
     """
     n = len(data.train)
     if name == "shuffle":
@@ -37,6 +38,14 @@ def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int
     if name == "weights":
         check(weights_path is not None, "weights", "sampler 'weights' needs a weights file")
         w = load_weights(weights_path, n)
+        return WeightedSampler(w, budget_samples(n, budget), seed=seed)
+    if name == "swift":
+        from sampletune.swift.sampler_file import load_sampler
+
+        check(weights_path is not None, "weights", "sampler 'swift' needs --weights sampler.json")
+        w = load_sampler(weights_path).probabilities()
+        check(len(w) == n, "weights", f"the sampler file covers {len(w)} examples but the "
+              f"training split has {n}", "a sampler fitted on this data set and seed")
         return WeightedSampler(w, budget_samples(n, budget), seed=seed)
     raise ConfigError("sampler", f"unknown sampler {name!r}", ", ".join(SAMPLER_NAMES))
 

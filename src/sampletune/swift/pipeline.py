@@ -109,6 +109,10 @@ def run_swift(run: RunConfig, search: SearchConfig, *, search_cost: float | None
             * search.finetune_budget / run.epochs,
         },
         "sampler_file": "sampler.json",
+        # The fine-tune approximation can misrank (appendix A.1.1): pick the model to keep by
+        # validation accuracy of the two from-scratch trainings (never by test).
+        "recommended": "swift" if swift.final["val_acc"] >= uniform.final["val_acc"]
+        else "uniform",
     }
     io.write_json(out / "report.json", report)
     io.write_text(out / "report.md", report_markdown(report))
@@ -142,6 +146,9 @@ def report_markdown(report: dict) -> str:
         f"best validation accuracy {s['best_val_acc']:.4f}.",
         f"Search cost: {s['wall_time']:.1f}s = {s['cost_wall_trainings']:.2f} full trainings "
         f"of wall time ({s['cost_epoch_trainings']:.2f} in training epochs).",
+        "",
+        f"Recommended by validation accuracy: {report['recommended']} "
+        f"(`{report['recommended']}/checkpoint.pt`).",
         "",
         f"Sampler: `{report['sampler_file']}`; figures: fig1_plane.png, "
         "fig2b_loss_percentile.png, fig3_search.png.",

@@ -42,6 +42,7 @@ class BatchReport:
     indices: Tensor  # (B,) int64 training-set indices
     losses: Tensor  # (B,) per-example cross-entropy
     true_prob: Tensor  # (B,) softmax probability of the (training) label
+    correct: Tensor | None = None  # (B,) bool: argmax == label (largest share when mixed)
 
 
 @runtime_checkable
@@ -147,9 +148,11 @@ class Trainer:
             if self.mixer is not None:
                 credited = _credit(mixed, losses.detach(), len(index))
                 true_prob = _credit_labels(mixed, label_losses.detach(), len(index))
+                main = mixed.labels.gather(1, mixed.shares.argmax(1, keepdim=True)).squeeze(1)
             else:
-                credited, true_prob = losses.detach(), torch.exp(-losses.detach())
-            report = BatchReport(self.epoch, self.step, index, credited, true_prob)
+                credited, true_prob, main = losses.detach(), torch.exp(-losses.detach()), y
+            correct = logits.detach().argmax(1) == main
+            report = BatchReport(self.epoch, self.step, index, credited, true_prob, correct)
             for obs in self.observers:
                 obs.on_batch(report)
         self.step += 1
@@ -183,6 +186,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
             "step": self.step, "epoch": self.epoch,
+            "selector": getattr(self.selector, "state_dict", lambda: None)(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -191,6 +195,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        if state.get("selector") is not None:
+            self.selector.load_state_dict(state["selector"])
 
 
 @torch.no_grad()
@@ -251,7 +257,8 @@ class TrainResult:
 
 
 def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainConfig, *,
-          epochs: int | None = None, observers: Sequence[Observer] = (),
+          epochs: int | None = None, steps_per_epoch: int | None = None,
+          observers: Sequence[Observer] = (),
           selector: Selector | None = None, augment: Augment | None = None,
           mixer: Mixer | None = None, run_dir: str | Path | None = None,
           progress: bool = True, evaluate_test: bool = True, description: str = "train",
@@ -262,9 +269,11 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     history) is written atomically after every epoch and a killed run resumes from it,
     ending with exactly the weights of an uninterrupted run; ``metrics.jsonl`` holds one
     record per epoch. A sampler with ``on_batch`` is observed automatically.
+    ``steps_per_epoch`` (default: batches in one epoch of ``sampler``) lays out the LR
+    schedule when a selector trains fewer batches than the sampler yields (selective backprop).
     """
     epochs = int(epochs or cfg.epochs)
-    steps_per_epoch = -(-len(sampler) // cfg.batch_size)
+    steps_per_epoch = int(steps_per_epoch or -(-len(sampler) // cfg.batch_size))
     observers = list(observers)
     if isinstance(sampler, Observer) and sampler not in observers:
         observers.append(sampler)
