@@ -4,9 +4,10 @@ For each data set and noise rate: uniform sampling (= w_share), the Swift Sample
 E_o rounds, E_f = 5, search budgeted to ``--search-cost`` full trainings, retrained from
 scratch) and the oracle that drops the noisy examples, over ``--seeds`` (mean and std of
 test accuracy); the share of the uniform-to-oracle gap SS closes; the search's wall time as
-a multiple of one full training. Then the outer-loop ablation on the ``--ablation-noise``
-case: BO-cgf vs BO-cdf vs random-cgf vs RL-cgf (test accuracy after retraining, best
-validation score, and Fig. 3: best score so far against trial).
+a multiple of one full training, and the agent's share of it (GP fit + UCB maximisation;
+the rest is fine-tuning and feature extraction). Then the outer-loop ablation on the
+``--ablation-noise`` case: BO-cgf vs BO-cdf vs random-cgf vs RL-cgf (test accuracy after
+retraining, best validation score, and Fig. 3: best score so far against trial).
 
     .venv/bin/python benchmarks/swift_noise.py                       # full (minutes)
     .venv/bin/python benchmarks/swift_noise.py --datasets digits --seeds 0 --rounds 12
@@ -82,12 +83,13 @@ def main(argv=None) -> None:
              f"{args.seeds}; E_o={args.rounds}, E_f=5, search cost {args.search_cost} "
              "trainings of fine-tune epochs)", "",
              "| data | noise | uniform | SS (BO-cgf) | oracle | gap closed | SS - uniform "
-             "| search wall time / training |", "|---|---|---|---|---|---|---|---|"]
+             "| search wall time / training | agent share / training |",
+             "|---|---|---|---|---|---|---|---|---|"]
     start = time.perf_counter()
     for name in args.datasets:
         for noise in args.noise:
             acc = {"uniform": [], "swift": [], "oracle": []}
-            cost = []
+            cost, agent_cost = [], []
             for seed in args.seeds:
                 run = RunConfig(dataset=name, noise=noise, seed=seed, device="cpu",
                                 **RECIPES[name])
@@ -98,25 +100,27 @@ def main(argv=None) -> None:
                 acc["swift"].append(rep["swift"]["test_acc"])
                 acc["oracle"].append(_oracle(run.replace(out=str(out / "oracle" / tag))))
                 cost.append(rep["search"]["cost_wall_trainings"])
+                agent_cost.append(rep["search"]["agent_wall_trainings"])
             m = {k: statistics.mean(v) for k, v in acc.items()}
             gap = m["oracle"] - m["uniform"]
             closed = f"{100 * (m['swift'] - m['uniform']) / gap:.0f}%" if gap > 0.005 else "-"
             lines.append(f"| {name} | {noise} | {_ms(acc['uniform'])} | {_ms(acc['swift'])} | "
                          f"{_ms(acc['oracle'])} | {closed} | "
                          f"{100 * (m['swift'] - m['uniform']):+.1f} | "
-                         f"{statistics.mean(cost):.1f}x |")
+                         f"{statistics.mean(cost):.1f}x | {statistics.mean(agent_cost):.1f}x |")
             print(lines[-1], flush=True)
 
     lines += ["", f"## Outer-loop ablation at noise {args.ablation_noise} (test accuracy % "
               "after retraining with the top sampler; best validation accuracy of the search)",
-              "", "| data | agent-transform | SS test | best val (approx.) | trials failed |",
-              "|---|---|---|---|---|"]
+              "", "| data | agent-transform | SS test | best val (approx.) | trials failed "
+              "| search wall time / training | agent share / training |",
+              "|---|---|---|---|---|---|---|"]
     for name in args.ablation_datasets if args.ablation_datasets is not None \
             else args.datasets[:1]:
         curves = {}
         for label, (agent, transform) in ABLATION.items():
             search = dataclasses.replace(base_search, agent=agent, transform=transform)
-            test, best, failed, scores = [], [], 0, []
+            test, best, failed, scores, cost, agent_cost = [], [], 0, [], [], []
             for seed in args.seeds:
                 run = RunConfig(dataset=name, noise=args.ablation_noise, seed=seed,
                                 device="cpu", **RECIPES[name])
@@ -125,10 +129,13 @@ def main(argv=None) -> None:
                 test.append(rep["swift"]["test_acc"])
                 best.append(rep["search"]["best_val_acc"])
                 failed += rep["search"]["failed_trials"]
+                cost.append(rep["search"]["cost_wall_trainings"])
+                agent_cost.append(rep["search"]["agent_wall_trainings"])
                 scores.append([r["score"] for r in read_jsonl(
                     out / label / tag / "search" / "trials.jsonl")])
             curves[label] = scores
-            lines.append(f"| {name} | {label} | {_ms(test)} | {_ms(best)} | {failed} |")
+            lines.append(f"| {name} | {label} | {_ms(test)} | {_ms(best)} | {failed} | "
+                         f"{statistics.mean(cost):.1f}x | {statistics.mean(agent_cost):.1f}x |")
             print(lines[-1], flush=True)
         fig = search_curves_figure(curves, out / f"fig3_{name}.png")
         lines.append(f"\nFig. 3 (best validation accuracy so far, mean over seeds): {fig}")

@@ -55,6 +55,8 @@ def test_search_records_every_trial_and_returns_the_top(tmp_path):
     assert [t["trial"] for t in trials] == list(range(7)) == [t["trial"] for t in result.trials]
     assert result.best_score == max(t["score"] for t in trials)
     assert all(t["status"] == "ok" and len(t["x"]) == 10 and t["seconds"] >= 0 for t in trials)
+    assert all(0 <= t["agent_seconds"] <= t["seconds"] for t in trials)
+    assert 0 < result.agent_time <= result.wall_time
 
 
 def test_interrupted_search_resumes_to_the_same_result(tmp_path):
@@ -70,8 +72,9 @@ def test_interrupted_search_resumes_to_the_same_result(tmp_path):
         _search(tmp_path, "cut", rounds=5, score=dies_at_trial_4)
     assert len(load_trials(tmp_path / "cut")) == 4
     resumed = _search(tmp_path, "cut", rounds=5)
-    strip = [{k: v for k, v in t.items() if k != "seconds"} for t in resumed.trials]
-    assert strip == [{k: v for k, v in t.items() if k != "seconds"} for t in full.trials]
+    timing = ("seconds", "agent_seconds")
+    strip = [{k: v for k, v in t.items() if k not in timing} for t in resumed.trials]
+    assert strip == [{k: v for k, v in t.items() if k not in timing} for t in full.trials]
     assert resumed.best == full.best
     # A finished search reruns without new trials.
     again = _search(tmp_path, "cut", rounds=5,
@@ -123,6 +126,7 @@ def test_finetuner_scores_on_validation_and_keeps_w_share(tiny_data):
     clean = (~tiny_data.train.noisy).double()
     a = tuner(clean / clean.sum(), trial=0)
     assert 0.0 <= a <= 1.0 and a == tuner(clean / clean.sum(), trial=0)
+    assert a == tuner(clean / clean.sum(), trial=5)  # common random numbers across trials
     assert all(torch.equal(before[k], v) for k, v in w_share.state_dict().items())
     assert tuner.num_samples == round(len(tiny_data.train) * 0.5)
 

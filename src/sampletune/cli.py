@@ -62,7 +62,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = run_config_from_args(args)
     result = run_train(cfg, progress=not args.quiet)
     f = result.final
-    print(f"{cfg.sampler} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
+    what = f"{cfg.method} (B={cfg.budget:g})" if cfg.method else cfg.sampler
+    print(f"{what} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
           f"test acc {f['test_acc']:.4f}, {f['wall_time']:.1f}s"
           + (f"  ->  {cfg.out}" if cfg.out else ""))
     return 0
@@ -76,6 +77,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sampletune.augment import AUGMENT_NAMES
+    from sampletune.budget.methods import ALL_METHODS
+
     parser = argparse.ArgumentParser(
         prog="sampletune", description="Learn how to sample training data, and train with it.")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; "
@@ -84,8 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model with a sampler")
     add_run_arguments(p)
-    p.add_argument("--sampler", help="uniform (default), shuffle, oracle, weights")
-    p.add_argument("--weights", help="per-example weights (.npy/.pt) for --sampler weights")
+    p.add_argument("--sampler", help="uniform (default), shuffle, oracle, weights, swift")
+    p.add_argument("--weights", help="per-example weights (.npy/.pt) for --sampler weights, "
+                   "or a sampler.json for --sampler swift")
+    p.add_argument("--method", choices=ALL_METHODS, help="a budgeted-training method "
+                   "(replaces --sampler): " + ", ".join(ALL_METHODS))
+    p.add_argument("--augment", choices=AUGMENT_NAMES, help="data augmentation (image data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 

@@ -31,6 +31,8 @@ class RunConfig:
     model: str = "mlp"
     sampler: str = "uniform"
     weights: str | None = None
+    method: str | None = None  # a budgeted-training method; replaces ``sampler`` when set
+    augment: str = "none"
     budget: float = 1.0
     epochs: int = 40
     batch_size: int = 128
@@ -39,7 +41,7 @@ class RunConfig:
     nesterov: bool = False
     weight_decay: float = 5e-4
     lr_schedule: str = "step"
-    milestones: tuple[float, ...] = (0.5, 0.75)
+    milestones: tuple[float, ...] | None = None  # default (1/3, 2/3) with a method, else (0.5, 0.75)
     seed: int = 0
     device: str = "auto"
     out: str | None = None
@@ -63,11 +65,19 @@ class RunConfig:
             return self.device
         return "cuda" if torch.cuda.is_available() else "cpu"
 
+    @property
+    def resolved_milestones(self) -> tuple[float, ...]:
+        """Step-schedule milestones: as given, else the budget-aware (1/3, 2/3) of
+        budgeted-importance-sampling.txt for ``method`` runs, else (0.5, 0.75)."""
+        if self.milestones is not None:
+            return tuple(self.milestones)
+        return (1 / 3, 2 / 3) if self.method else (0.5, 0.75)
+
     def train_config(self) -> TrainConfig:
         return TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
             nesterov=self.nesterov, weight_decay=self.weight_decay,
-            lr_schedule=self.lr_schedule, milestones=tuple(self.milestones),
+            lr_schedule=self.lr_schedule, milestones=self.resolved_milestones,
             budget=self.budget, seed=self.seed, device=self.resolved_device,
         )
 
@@ -76,7 +86,7 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
+        d["milestones"] = list(self.resolved_milestones)
         return d
 
     @classmethod
@@ -88,9 +98,7 @@ class RunConfig:
             key = key.replace("-", "_")
             if key not in known:
                 raise ConfigError(key, "unknown config field", ", ".join(sorted(known)))
-            f = known[key]
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-            kwargs[key] = _coerce(key, value, default)
+            kwargs[key] = _coerce(key, value, known[key].type)
         return cls(**kwargs)
 
     @classmethod
@@ -111,26 +119,23 @@ class RunConfig:
         return cls.from_dict(values)
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Check a value against its field's default type (ints accepted for floats)."""
-    if value is None or default is None:
+def _coerce(key: str, value: Any, annotation: str) -> Any:
+    """Check ``value`` against its field's annotation (e.g. ``"float"``, ``"str | None"``,
+    ``"tuple[float, ...] | None"``); ints are accepted for floats, lists for tuples."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        check("None" in kinds, key, "must be set")
         return value
-    if isinstance(default, dict):
-        check(isinstance(value, dict), key, f"{value!r} is not a mapping")
-        return value
-    if isinstance(default, bool):
-        check(isinstance(value, bool), key, f"{value!r} is not true/false")
-        return value
-    if isinstance(default, tuple):
+    kind = kinds[0].split("[")[0]
+    if kind == "tuple":
         check(isinstance(value, list | tuple), key, f"{value!r} is not a list")
-        return tuple(_coerce(key, v, default[0] if default else 0.0) for v in value)
-    if isinstance(default, float):
+        return tuple(_coerce(key, v, "float") for v in value)
+    if kind == "float":
         check(isinstance(value, int | float) and not isinstance(value, bool), key,
               f"{value!r} is not a number")
         return float(value)
-    if isinstance(default, int):
-        check(isinstance(value, int) and not isinstance(value, bool), key,
-              f"{value!r} is not an integer")
-        return value
-    check(isinstance(value, type(default)), key, f"{value!r} is not a {type(default).__name__}")
+    expected, noun = {"bool": (bool, "true/false"), "int": (int, "an integer"),
+                      "str": (str, "a string"), "dict": (dict, "a mapping")}[kind]
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    check(ok, key, f"{value!r} is not {noun}")
     return value

@@ -15,18 +15,33 @@ from sampletune.train import TrainResult, train
 
 
 def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
-    """Train as ``cfg`` says. With ``cfg.out`` the run directory holds ``config.yaml``,
-    ``metrics.jsonl`` (one record per epoch), ``checkpoint.pt`` (resume by rerunning the
-    same command), ``summary.json`` and ``learning_curve.png``."""
+    """Train as ``cfg`` says: with ``cfg.method`` one of the budgeted-training methods
+    (:func:`sampletune.budget.build_method`), else ``cfg.sampler``; ``cfg.augment`` either way.
+
+    With ``cfg.out`` the run directory holds ``config.yaml``, ``metrics.jsonl`` (one record
+    per epoch), ``checkpoint.pt`` (resume by rerunning the same command), ``summary.json``
+    and ``learning_curve.png``."""
+    from sampletune.augment import build_augment
+    from sampletune.budget import build_method
+
     data = load_data(cfg)
-    sampler = build_sampler(cfg.sampler, data, budget=cfg.budget, seed=cfg.seed,
-                            weights_path=cfg.weights)
-    model = new_model(cfg, data)
+    train_cfg = cfg.train_config()
     out = Path(cfg.out) if cfg.out else None
+    if cfg.method:
+        method = build_method(cfg.method, data, train_cfg, augment=cfg.augment,
+                              model_fn=lambda: new_model(cfg, data), progress=progress)
+    else:
+        sampler = build_sampler(cfg.sampler, data, budget=cfg.budget, seed=cfg.seed,
+                                weights_path=cfg.weights)
+        augment, mixer = build_augment(cfg.augment, data)
     if out is not None:
         io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
-    result = train(model, data, sampler, cfg.train_config(), run_dir=out, progress=progress,
-                   description=f"{cfg.sampler} {cfg.dataset}")
+    model = new_model(cfg, data)
+    if cfg.method:
+        result = method.train(model, data, train_cfg, run_dir=out, progress=progress)
+    else:
+        result = train(model, data, sampler, train_cfg, augment=augment, mixer=mixer,
+                       run_dir=out, progress=progress, description=f"{cfg.sampler} {cfg.dataset}")
     if out is not None:
         write_summary(out, cfg, result)
     return result
@@ -35,5 +50,5 @@ def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
 def write_summary(out: Path, cfg: RunConfig, result: TrainResult) -> None:
     """``summary.json`` and ``learning_curve.png`` of a finished run."""
     io.write_json(out / "summary.json", {"config": cfg.to_dict(), **result.final})
-    learning_curves({cfg.sampler: result.history}, out / "learning_curve.png",
+    learning_curves({cfg.method or cfg.sampler: result.history}, out / "learning_curve.png",
                     title=f"{cfg.model} on {cfg.dataset}, noise {cfg.noise}")

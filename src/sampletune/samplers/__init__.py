@@ -1,13 +1,15 @@
 """Index samplers: every one is a ``torch.utils.data.Sampler[int]`` with its own generator,
 ``set_epoch``, ``state_dict`` / ``load_state_dict`` and ``epoch_indices()``."""
 
+from sampletune.samplers.adaptive import CSGDSampler, PSGDSampler
 from sampletune.samplers.base import IndexSampler, budget_samples
 from sampletune.samplers.factory import SAMPLER_NAMES, build_sampler, load_weights
+from sampletune.samplers.schedule import ScheduleSampler, static_sampler
 from sampletune.samplers.shuffle import ShuffleSampler, UniformSampler
 from sampletune.samplers.weighted import WeightedSampler, validate_weights
 
 __all__ = [
-    "SAMPLER_NAMES", "IndexSampler", "ShuffleSampler", "UniformSampler", "WeightedSampler",
-    "build_sampler", "load_weights",
-    "budget_samples", "validate_weights",
+    "SAMPLER_NAMES", "CSGDSampler", "IndexSampler", "PSGDSampler", "ScheduleSampler",
+    "ShuffleSampler", "UniformSampler", "WeightedSampler", "budget_samples", "build_sampler",
+    "load_weights", "static_sampler", "validate_weights",
 ]

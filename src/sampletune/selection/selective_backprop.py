@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sampletune.errors import check
-from sampletune.train.loop import Augment, Mixer, _credit
+from sampletune.train.loop import Augment, Mixer, credit_to_sources
 
 
 def selectivity_for_budget(budget: float) -> float:
@@ -93,7 +93,7 @@ class SelectiveBackprop:
             mixed = self.mixer(x, y, gen)
             logp = F.log_softmax(model(mixed.x), dim=1)
             per_mixed = (-logp.gather(1, mixed.labels) * mixed.shares).sum(1)
-            losses = _credit(mixed, per_mixed, len(y))
+            losses = credit_to_sources(mixed, per_mixed, len(y))
         model.train(was_training)
         return losses
 

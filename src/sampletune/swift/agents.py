@@ -84,38 +84,49 @@ class BOAgent(_History):
     RBF kernel (BoTorch's dimension-scaled lengthscale prior) and a learned Gaussian noise is
     fitted to the standardised scores with its constant mean fixed at 0, i.e. at the mean of
     the observed scores, and the next point maximises ``UCB = mu + sqrt(beta) * sigma``.
+
+    Cost: the GP is refitted in :meth:`tell` by one L-BFGS-B run of at most ``fit_maxiter``
+    steps started from the previous fit's hyperparameters (``tell`` is also what a resumed
+    search replays, so the agent stays a function of ``(seed, history)``); :meth:`ask` only
+    maximises UCB on the GP's closed-form posterior (:meth:`_ucb_argmax`).
     """
 
     def __init__(self, dim: int, seed: int = 0, *, n_init: int = 5, beta: float = 2.0,
-                 ard: bool = True, num_restarts: int = 8, raw_samples: int = 256):
+                 ard: bool = True, num_restarts: int = 8, raw_samples: int = 512,
+                 fit_maxiter: int = 20, acqf_maxiter: int = 50):
         super().__init__(dim, seed)
         self.ard = bool(ard)
         check(n_init >= 1, "n_init", f"{n_init} must be positive", ">= 1")
         check(beta >= 0, "beta", f"{beta} must be non-negative", ">= 0")
+        check(fit_maxiter >= 1, "fit_maxiter", f"{fit_maxiter} must be positive", ">= 1")
         self.n_init, self.beta = int(n_init), float(beta)
         self.num_restarts, self.raw_samples = int(num_restarts), int(raw_samples)
+        check(acqf_maxiter >= 1, "acqf_maxiter", f"{acqf_maxiter} must be positive", ">= 1")
+        self.fit_maxiter, self.acqf_maxiter = int(fit_maxiter), int(acqf_maxiter)
+        self._gp = None  # the GP fitted to the history, once there are n_init points
+        self._posterior = None  # its closed-form posterior
 
     def ask(self) -> Tensor:
-        t = len(self.xs)
-        if t < self.n_init or all(s is None for s in self.scores):
+        if self._gp is None:
             from torch.quasirandom import SobolEngine
 
+            t = len(self.xs)
             sobol = SobolEngine(self.dim, scramble=True, seed=self.seed)
             return sobol.draw(t + 1, dtype=torch.float64)[t]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.step_seed())
-            return self._ucb_argmax()
+        return self._ucb_argmax()
 
     def tell(self, x: Tensor, score: float | None) -> None:
         self.record(x, score)
+        if len(self.xs) >= self.n_init and any(s is not None for s in self.scores):
+            self._gp = self._fit(None if self._gp is None else self._gp.state_dict())
+            self._posterior = _RBFPosterior(self._gp)
 
-    def _ucb_argmax(self) -> Tensor:
+    def _fit(self, warm: dict | None):
+        """The GP on the history, hyperparameters fitted from ``warm`` (or the defaults)."""
         import warnings
 
-        from botorch.acquisition import UpperConfidenceBound
-        from botorch.fit import fit_gpytorch_mll
         from botorch.models import SingleTaskGP
-        from botorch.optim import optimize_acqf
+        from botorch.optim.fit import fit_gpytorch_mll_scipy
         from gpytorch.means import ConstantMean
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
@@ -128,14 +139,49 @@ class BOAgent(_History):
         mean.constant.requires_grad_(False)
         gp = SingleTaskGP(x, y, covar_module=self._kernel(), mean_module=mean,
                           outcome_transform=None)
+        if warm is not None:
+            hyper = {k: v for k, v in warm.items() if k.endswith(("raw_lengthscale", "raw_noise"))}
+            gp.load_state_dict(hyper, strict=False)
+        mll = ExactMarginalLogLikelihood(gp.likelihood, gp).train()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
-            bounds = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).double()
-            best, _ = optimize_acqf(UpperConfidenceBound(gp, beta=self.beta), bounds=bounds, q=1,
-                                    num_restarts=self.num_restarts, raw_samples=self.raw_samples)
-        return best.detach().flatten().clamp(0.0, 1.0)
+            fit_gpytorch_mll_scipy(mll, options={"maxiter": self.fit_maxiter})
+        return mll.eval().model
 
+    def ucb(self, x: Tensor) -> Tensor:
+        """``UCB(x) = mu(x) + sqrt(beta) * sigma(x)`` of the fitted GP, ``(m, dim) -> (m,)``."""
+        mu, var = self._posterior(x)
+        return mu + math.sqrt(self.beta) * var.clamp_min(1e-12).sqrt()
+
+    def _ucb_argmax(self) -> Tensor:
+        """UCB's maximiser, as BoTorch's ``optimize_acqf`` does it but on the closed-form
+        posterior: ``num_restarts`` starts drawn from ``raw_samples`` uniform points by
+        BoTorch's ``initialize_q_batch`` (Boltzmann weights on UCB), each refined by at most
+        ``acqf_maxiter`` L-BFGS-B steps in the cube; the best result."""
+        import numpy as np
+        from botorch.optim.initializers import initialize_q_batch
+        from scipy.optimize import minimize
+
+        gen = torch.Generator().manual_seed(self.step_seed())
+        raw = torch.rand(self.raw_samples, 1, self.dim, generator=gen, dtype=torch.float64)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.step_seed())
+            starts, _ = initialize_q_batch(raw, self.ucb(raw.squeeze(1)), self.num_restarts)
+
+        def neg_ucb(z: np.ndarray) -> tuple[float, np.ndarray]:
+            x = torch.from_numpy(z).reshape(1, -1).requires_grad_(True)
+            value = -self.ucb(x).sum()
+            value.backward()
+            return float(value), x.grad.reshape(-1).numpy()
+
+        best, best_value = None, math.inf
+        for x0 in starts.reshape(-1, self.dim):
+            res = minimize(neg_ucb, x0.numpy(), jac=True, method="L-BFGS-B",
+                           bounds=[(0.0, 1.0)] * self.dim,
+                           options={"maxiter": self.acqf_maxiter})
+            if res.fun < best_value:
+                best, best_value = res.x, float(res.fun)
+        return torch.as_tensor(best, dtype=torch.float64).clamp(0.0, 1.0)
 
     def _kernel(self):
         """RBF with BoTorch's dimension-scaled lengthscale prior: one lengthscale per dimension
@@ -149,6 +195,31 @@ class BOAgent(_History):
 
         return RBFKernel(lengthscale_prior=kernel.lengthscale_prior,
                          lengthscale_constraint=kernel.raw_lengthscale_constraint)
+
+
+class _RBFPosterior:
+    """Closed-form posterior of a fitted zero-mean ``SingleTaskGP`` with an RBF kernel (no
+    output scale) and Gaussian noise, in plain torch: a few microseconds per point where the
+    gpytorch/BoTorch path costs milliseconds per call. ``__call__(x (m, d))`` returns the mean
+    and the variance of the latent function, ``(m,)`` each (what UCB uses)."""
+
+    def __init__(self, gp):
+        with torch.no_grad():
+            self.x = gp.train_inputs[0]
+            self.lengthscale = gp.covar_module.lengthscale.detach().reshape(-1)
+            noise = gp.likelihood.noise.detach().reshape(())
+            k = self._k(self.x, self.x) + noise * torch.eye(len(self.x), dtype=self.x.dtype)
+            self.chol = torch.linalg.cholesky(k + 1e-8 * torch.eye(len(self.x), dtype=k.dtype))
+            self.alpha = torch.cholesky_solve(gp.train_targets.reshape(-1, 1), self.chol)
+
+    def _k(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.exp(-0.5 * torch.cdist(a / self.lengthscale, b / self.lengthscale).pow(2))
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        ks = self._k(x, self.x)  # (m, n)
+        mean = (ks @ self.alpha).squeeze(-1)
+        v = torch.linalg.solve_triangular(self.chol, ks.T, upper=False)  # (n, m)
+        return mean, 1.0 - v.pow(2).sum(0)
 
 
 class RLAgent(_History):

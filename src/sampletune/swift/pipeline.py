@@ -105,6 +105,7 @@ def run_swift(run: RunConfig, search: SearchConfig, *, search_cost: float | None
             "best_val_acc": result.best_score, "best_params": result.best.to_dict(),
             "wall_time": search_seconds,
             "cost_wall_trainings": search_seconds / max(train_seconds, 1e-9),
+            "agent_wall_trainings": result.agent_time / max(train_seconds, 1e-9),
             "cost_epoch_trainings": search.rounds * search.finetune_epochs
             * search.finetune_budget / run.epochs,
         },

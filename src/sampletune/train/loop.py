@@ -146,7 +146,7 @@ class Trainer:
         self.scheduler.step()
         if self.observers:
             if self.mixer is not None:
-                credited = _credit(mixed, losses.detach(), len(index))
+                credited = credit_to_sources(mixed, losses.detach(), len(index))
                 true_prob = _credit_labels(mixed, label_losses.detach(), len(index))
                 main = mixed.labels.gather(1, mixed.shares.argmax(1, keepdim=True)).squeeze(1)
             else:
@@ -227,7 +227,7 @@ def _gather(split: Split, index: Tensor, device: torch.device) -> tuple[Tensor, 
     return x.to(device), split.y[index].to(device)
 
 
-def _credit(mixed: MixedBatch, losses: Tensor, n: int) -> Tensor:
+def credit_to_sources(mixed: MixedBatch, losses: Tensor, n: int) -> Tensor:
     """(n,) each source's share-weighted mean of the losses of the mixed examples it fed."""
     w = mixed.shares
     num = torch.zeros(n, device=losses.device).index_add_(
