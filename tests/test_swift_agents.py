@@ -77,3 +77,15 @@ def test_rl_policy_mean_moves_towards_a_better_point():
 def test_unknown_agent_is_a_config_error():
     with pytest.raises(ConfigError, match="agent"):
         make_agent("cmaes", 3)
+
+
+def test_bo_closed_form_posterior_matches_the_gp():
+    agent = BOAgent(3, seed=0, **FAST_BO)
+    _run(agent, 6)
+    x = torch.rand(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    post = agent._gp.posterior(x)
+    mean, var = agent._posterior(x)
+    assert torch.allclose(mean, post.mean.squeeze(-1).detach(), atol=1e-6)
+    assert torch.allclose(var, post.variance.squeeze(-1).detach(), atol=1e-6)
+    ucb = agent.ucb(x)
+    assert torch.allclose(ucb, mean + (2.0 * var).sqrt())  # beta = 2

@@ -41,7 +41,7 @@ class RunConfig:
     nesterov: bool = False
     weight_decay: float = 5e-4
     lr_schedule: str = "step"
-    milestones: tuple[float, ...] | None = None  # default (1/3, 2/3) with a method, else (0.5, 0.75)
+    milestones: tuple[float, ...] | None = None  # None: see resolved_milestones
     seed: int = 0
     device: str = "auto"
     out: str | None = None

@@ -156,8 +156,8 @@ class BOAgent(_History):
     def _ucb_argmax(self) -> Tensor:
         """UCB's maximiser, as BoTorch's ``optimize_acqf`` does it but on the closed-form
         posterior: ``num_restarts`` starts drawn from ``raw_samples`` uniform points by
-        BoTorch's ``initialize_q_batch`` (Boltzmann weights on UCB), each refined by at most
-        ``acqf_maxiter`` L-BFGS-B steps in the cube; the best result."""
+        BoTorch's ``initialize_q_batch`` (Boltzmann weights on UCB), refined together by at
+        most ``acqf_maxiter`` L-BFGS-B steps in the cube; the best result."""
         import numpy as np
         from botorch.optim.initializers import initialize_q_batch
         from scipy.optimize import minimize
@@ -169,19 +169,20 @@ class BOAgent(_History):
             starts, _ = initialize_q_batch(raw, self.ucb(raw.squeeze(1)), self.num_restarts)
 
         def neg_ucb(z: np.ndarray) -> tuple[float, np.ndarray]:
-            x = torch.from_numpy(z).reshape(1, -1).requires_grad_(True)
+            # The starts are independent, so one L-BFGS-B run on the sum of their UCBs
+            # optimises all of them at once (as BoTorch's gen_candidates_scipy does).
+            x = torch.from_numpy(z).reshape(-1, self.dim).requires_grad_(True)
             value = -self.ucb(x).sum()
             value.backward()
-            return float(value), x.grad.reshape(-1).numpy()
+            return float(value.detach()), x.grad.reshape(-1).numpy()
 
-        best, best_value = None, math.inf
-        for x0 in starts.reshape(-1, self.dim):
-            res = minimize(neg_ucb, x0.numpy(), jac=True, method="L-BFGS-B",
-                           bounds=[(0.0, 1.0)] * self.dim,
-                           options={"maxiter": self.acqf_maxiter})
-            if res.fun < best_value:
-                best, best_value = res.x, float(res.fun)
-        return torch.as_tensor(best, dtype=torch.float64).clamp(0.0, 1.0)
+        k = starts.shape[0]
+        res = minimize(neg_ucb, starts.reshape(-1).numpy(), jac=True, method="L-BFGS-B",
+                       bounds=[(0.0, 1.0)] * (k * self.dim),
+                       options={"maxiter": self.acqf_maxiter})
+        cands = torch.cat([torch.from_numpy(res.x).reshape(k, self.dim), starts.reshape(k, -1)])
+        with torch.no_grad():
+            return cands[self.ucb(cands).argmax()].clone().clamp(0.0, 1.0)
 
     def _kernel(self):
         """RBF with BoTorch's dimension-scaled lengthscale prior: one lengthscale per dimension
