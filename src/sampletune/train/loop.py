@@ -147,7 +147,8 @@ class Trainer:
         if self.observers:
             if self.mixer is not None:
                 credited = credit_to_sources(mixed, losses.detach(), len(index))
-                true_prob = _credit_labels(mixed, label_losses.detach(), len(index))
+                true_prob = credit_to_sources(mixed, torch.exp(-label_losses.detach()),
+                                              len(index))
                 main = mixed.labels.gather(1, mixed.shares.argmax(1, keepdim=True)).squeeze(1)
             else:
                 credited, true_prob, main = losses.detach(), torch.exp(-losses.detach()), y
@@ -227,21 +228,17 @@ def _gather(split: Split, index: Tensor, device: torch.device) -> tuple[Tensor, 
     return x.to(device), split.y[index].to(device)
 
 
-def credit_to_sources(mixed: MixedBatch, losses: Tensor, n: int) -> Tensor:
-    """(n,) each source's share-weighted mean of the losses of the mixed examples it fed."""
-    w = mixed.shares
-    num = torch.zeros(n, device=losses.device).index_add_(
-        0, mixed.sources.flatten(), (w * losses[:, None]).flatten())
-    den = torch.zeros(n, device=losses.device).index_add_(0, mixed.sources.flatten(), w.flatten())
-    return num / den.clamp_min(1e-12)
+def credit_to_sources(mixed: MixedBatch, values: Tensor, n: int) -> Tensor:
+    """(n,) each source's share-weighted mean of ``values`` over the mixed examples it fed.
 
-
-def _credit_labels(mixed: MixedBatch, label_losses: Tensor, n: int) -> Tensor:
-    """(n,) each source's share-weighted mean probability of its own label where it was mixed."""
+    ``values`` is ``(B,)`` (one per mixed example, e.g. its loss) or ``(B, K)`` (one per
+    mixed example and source, e.g. the probability of that source's label).
+    """
     w = mixed.shares
-    p = torch.exp(-label_losses)
-    num = torch.zeros(n, device=p.device).index_add_(0, mixed.sources.flatten(), (w * p).flatten())
-    den = torch.zeros(n, device=p.device).index_add_(0, mixed.sources.flatten(), w.flatten())
+    v = values[:, None].expand_as(w) if values.dim() == 1 else values
+    src = mixed.sources.flatten()
+    num = torch.zeros(n, device=v.device, dtype=v.dtype).index_add_(0, src, (w * v).flatten())
+    den = torch.zeros(n, device=v.device, dtype=w.dtype).index_add_(0, src, w.flatten())
     return num / den.clamp_min(1e-12)
 
 
