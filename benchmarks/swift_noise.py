@@ -110,13 +110,15 @@ def main(argv=None) -> None:
                          f"{statistics.mean(cost):.1f}x | {statistics.mean(agent_cost):.1f}x |")
             print(lines[-1], flush=True)
 
-    lines += ["", f"## Outer-loop ablation at noise {args.ablation_noise} (test accuracy % "
-              "after retraining with the top sampler; best validation accuracy of the search)",
-              "", "| data | agent-transform | SS test | best val (approx.) | trials failed "
-              "| search wall time / training | agent share / training |",
-              "|---|---|---|---|---|---|---|"]
-    for name in args.ablation_datasets if args.ablation_datasets is not None \
-            else args.datasets[:1]:
+    ablation = args.ablation_datasets if args.ablation_datasets is not None \
+        else args.datasets[:1]
+    if ablation:
+        lines += ["", f"## Outer-loop ablation at noise {args.ablation_noise} (test accuracy "
+                  "% after retraining with the top sampler; best validation accuracy of the "
+                  "search)", "", "| data | agent-transform | SS test | best val (approx.) "
+                  "| trials failed | search wall time / training | agent share / training |",
+                  "|---|---|---|---|---|---|---|"]
+    for name in ablation:
         curves = {}
         for label, (agent, transform) in ABLATION.items():
             search = dataclasses.replace(base_search, agent=agent, transform=transform)

@@ -46,8 +46,8 @@ def test_scheduler_follows_iterations(tiny_data):
     t = Trainer(small_model(), tiny_data, CFG, total_steps=10)
     lrs = []
     for _ in range(10):
-        lrs.append(t.optimizer.param_groups[0]["lr"])
         t.train_batch(torch.arange(8))
+        lrs.append(t.optimizer.param_groups[0]["lr"])  # the LR that step used
     assert lrs[0] == 0.05 and lrs[-1] == pytest.approx(1e-6)
 
 

@@ -12,9 +12,9 @@ from sampletune.train.loop import (
     train,
 )
 from sampletune.train.progress import progress_bar
-from sampletune.train.schedules import lr_factor, make_scheduler
+from sampletune.train.schedules import lr_factor
 
 __all__ = [
     "LR_SCHEDULES", "BatchReport", "MixedBatch", "Observer", "TrainConfig", "TrainResult",
-    "Trainer", "evaluate", "lr_factor", "make_scheduler", "progress_bar", "seeded_model", "train",
+    "Trainer", "evaluate", "lr_factor", "progress_bar", "seeded_model", "train",
 ]

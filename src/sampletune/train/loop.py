@@ -26,7 +26,7 @@ from sampletune.data.loader import make_loader
 from sampletune.errors import check
 from sampletune.train.config import TrainConfig
 from sampletune.train.progress import progress_bar
-from sampletune.train.schedules import make_scheduler
+from sampletune.train.schedules import lr_factor
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
 
 
 class Trainer:
-    """SGD on one model over ``data.train``, one step at a time.
+    """SGD on one model over ``data.train``, one step at a time; the LR of step ``t`` is
+    ``cfg.lr * lr_factor(cfg, t, total_steps)``, set before the update.
 
     Args:
         total_steps: iterations of the whole (budgeted) run; the LR schedule spans them.
@@ -106,7 +107,6 @@ class Trainer:
             weight_decay=cfg.weight_decay,
         )
         self.total_steps = int(total_steps)
-        self.scheduler = make_scheduler(self.optimizer, cfg, self.total_steps)
         self.observers = list(observers)
         self.selector, self.augment, self.mixer = selector, augment, mixer
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 7919)
@@ -121,7 +121,12 @@ class Trainer:
         index = index.to(self.device)
         if x is None:
             x, y = self.train_split.x[index], self.train_split.y[index]
-        self.model.train()
+        if not self.model.training:
+            self.model.train()
+        if self.cfg.lr_schedule != "constant":
+            lr = self.cfg.lr * lr_factor(self.cfg, self.step, self.total_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
         if self.selector is not None:
             kept = self.selector.select(self.model, index, x, y)
             if kept is None:
@@ -143,7 +148,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.scheduler.step()
         if self.observers:
             if self.mixer is not None:
                 credited = credit_to_sources(mixed, losses.detach(), len(index))
@@ -167,7 +171,7 @@ class Trainer:
         loader = make_loader(self.train_split, sampler, self.cfg.batch_size, self.device)
         total = torch.zeros((), device=self.device)
         steps = 0
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.cfg.lr * lr_factor(self.cfg, self.step, self.total_steps)  # at epoch start
         for index, x, y in loader:
             loss = self.train_batch(index, x, y)
             if loss is not None:
@@ -185,7 +189,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
+            "generator": self.generator.get_state(),
             "step": self.step, "epoch": self.epoch,
             "selector": getattr(self.selector, "state_dict", lambda: None)(),
         }
@@ -193,7 +197,6 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         if state.get("selector") is not None:
@@ -262,7 +265,7 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
           ) -> TrainResult:
     """Train ``model`` for ``epochs`` (default ``cfg.epochs``) epochs of ``sampler``'s indices.
 
-    With ``run_dir``, a checkpoint (model, optimizer, scheduler, sampler, generator and
+    With ``run_dir``, a checkpoint (model, optimizer, step, sampler, generator and
     history) is written atomically after every epoch and a killed run resumes from it,
     ending with exactly the weights of an uninterrupted run; ``metrics.jsonl`` holds one
     record per epoch. A sampler with ``on_batch`` is observed automatically.

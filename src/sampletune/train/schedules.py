@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from sampletune.train.config import TrainConfig
 
 
@@ -34,10 +32,3 @@ def lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
     if cfg.lr_schedule == "cosine":
         return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * t))
     return 1.0
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    """A per-iteration ``LambdaLR`` for :func:`lr_factor`; call ``.step()`` after each update."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(cfg, step, total_steps)
-    )
