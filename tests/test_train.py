@@ -153,3 +153,9 @@ def test_cli_bad_input_is_one_line_exit_2(flags, field, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"sampletune: error: {field}: ")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_divergence_is_a_one_line_error_not_silent_garbage(tiny_data):
+    with pytest.raises(ConfigError, match="^lr: training diverged: .* epoch 0 is nan"):
+        train(small_model(), tiny_data, UniformSampler(len(tiny_data.train)),
+              CFG.replace(lr=1e30, lr_schedule="constant"), progress=False)

@@ -9,6 +9,7 @@ checkpoint and resume.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -299,6 +300,9 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     with progress_bar(description, total=epochs, completed=start_epoch, enabled=progress) as bar:
         for epoch in range(start_epoch, epochs):
             record = {"epoch": epoch, **trainer.train_epoch(sampler, epoch)}
+            check(math.isfinite(record["train_loss"]), "lr", f"training diverged: the mean "
+                  f"train loss of epoch {epoch} is {record['train_loss']}",
+                  "a smaller learning rate, or check the inputs for NaN")
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == epochs:
                 val = trainer.evaluate(data.val)
                 record.update(val_loss=val["loss"], val_acc=val["acc"])
