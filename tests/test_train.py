@@ -159,3 +159,31 @@ def test_divergence_is_a_one_line_error_not_silent_garbage(tiny_data):
     with pytest.raises(ConfigError, match="^lr: training diverged: .* epoch 0 is nan"):
         train(small_model(), tiny_data, UniformSampler(len(tiny_data.train)),
               CFG.replace(lr=1e30, lr_schedule="constant"), progress=False)
+
+
+class _LazyX(torch.utils.data.Dataset):
+    """Inputs served one at a time, as for data that does not fit in memory."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+def test_streaming_loader_path_matches_in_memory(tiny_data):
+    from dataclasses import replace
+
+    from sampletune.data import Split
+
+    lazy = replace(tiny_data, train=Split(_LazyX(tiny_data.train.x), tiny_data.train.y,
+                                          tiny_data.train.clean_y, tiny_data.train.noisy))
+    assert not lazy.train.in_memory
+    cfg = CFG.replace(epochs=2, loader_workers=0)
+    n = len(tiny_data.train)
+    a = train(small_model(), tiny_data, UniformSampler(n, seed=4), cfg, progress=False)
+    b = train(small_model(), lazy, UniformSampler(n, seed=4), cfg, progress=False)
+    assert torch.allclose(params(a.model), params(b.model), atol=1e-6)

@@ -64,6 +64,7 @@ class StreamingLoader:
 
     def __init__(self, split: Split, sampler: Sampler[int], batch_size: int,
                  device: torch.device | str = "cpu", num_workers: int = 2):
+        self.sampler = sampler
         self.device = torch.device(device)
         self.loader = DataLoader(
             _Indexed(split), batch_size=batch_size, sampler=sampler, num_workers=num_workers,

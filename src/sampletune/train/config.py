@@ -34,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     eval_every: int = 1  # evaluate val/test every this many epochs (and at the end)
+    loader_workers: int = 2  # DataLoader workers for data that does not fit in memory
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -50,6 +51,8 @@ class TrainConfig:
         check(0 < self.gamma <= 1, "gamma", f"{self.gamma} is outside (0, 1]")
         check(0 <= self.final_lr < self.lr, "final_lr", f"{self.final_lr} must be in [0, lr)")
         check(0 < self.budget <= 1, "budget", f"{self.budget} is outside (0, 1]", "0 < budget <= 1")
+        check(self.loader_workers >= 0, "loader_workers", f"{self.loader_workers} is negative",
+              ">= 0")
         check(self.eval_every >= 1, "eval_every", f"{self.eval_every} must be positive", ">= 1")
 
     def replace(self, **changes) -> TrainConfig:

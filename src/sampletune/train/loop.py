@@ -113,6 +113,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 7919)
         self.step = 0
         self.epoch = 0
+        self._loader = None  # kept across epochs so DataLoader workers persist
 
     # ---- one step -------------------------------------------------------------------
     def train_batch(self, index: Tensor, x: Tensor | None = None, y: Tensor | None = None
@@ -169,11 +170,13 @@ class Trainer:
         self.epoch = int(epoch)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        loader = make_loader(self.train_split, sampler, self.cfg.batch_size, self.device)
+        if self._loader is None or self._loader.sampler is not sampler:
+            self._loader = make_loader(self.train_split, sampler, self.cfg.batch_size,
+                                       self.device, self.cfg.loader_workers)
         total = torch.zeros((), device=self.device)
         steps = 0
         lr = self.cfg.lr * lr_factor(self.cfg, self.step, self.total_steps)  # at epoch start
-        for index, x, y in loader:
+        for index, x, y in self._loader:
             loss = self.train_batch(index, x, y)
             if loss is not None:
                 total += loss
