@@ -96,7 +96,7 @@ class BOAgent(_History):
 
     def __init__(self, dim: int, seed: int = 0, *, n_init: int = 10, beta: float = 2.0,
                  ard: bool = True, num_restarts: int = 8, raw_samples: int = 2048,
-                 fit_maxiter: int = 20, acqf_maxiter: int = 50, noise: float | None = None):
+                 fit_maxiter: int = 20, acqf_maxiter: int = 50):
         super().__init__(dim, seed)
         self.ard = bool(ard)
         check(n_init >= 1, "n_init", f"{n_init} must be positive", ">= 1")
@@ -106,7 +106,6 @@ class BOAgent(_History):
         self.num_restarts, self.raw_samples = int(num_restarts), int(raw_samples)
         check(acqf_maxiter >= 1, "acqf_maxiter", f"{acqf_maxiter} must be positive", ">= 1")
         self.fit_maxiter, self.acqf_maxiter = int(fit_maxiter), int(acqf_maxiter)
-        self.noise = noise
         self._gp = None  # the GP fitted to the history, once there are n_init points
         self._posterior = None  # its closed-form posterior
 
@@ -146,9 +145,6 @@ class BOAgent(_History):
         if warm is not None:
             hyper = {k: v for k, v in warm.items() if k.endswith(("raw_lengthscale", "raw_noise"))}
             gp.load_state_dict(hyper, strict=False)
-        if self.noise is not None:
-            gp.likelihood.noise = self.noise
-            gp.likelihood.noise_covar.raw_noise.requires_grad_(False)
         mll = ExactMarginalLogLikelihood(gp.likelihood, gp).train()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -7,7 +7,8 @@ the agent and continues, reaching exactly the result of an uninterrupted search.
 
 Inner loop (:class:`FineTuner`): a copy of ``w_share`` (the uniformly trained model) is
 fine-tuned for ``E_f`` epochs with examples drawn by ``tau`` and scored by validation
-accuracy. Budget: each fine-tune epoch draws ``round(N * finetune_budget)`` examples
+accuracy, with the same seed in every trial (common random numbers). Budget: each fine-tune
+epoch draws ``round(N * finetune_budget)`` examples
 (``finetune_budget = 1``: the paper's full epochs), so a search costs about
 ``E_o * E_f * finetune_budget`` epochs; :func:`finetune_budget_for` picks the budget that
 keeps the search within a given number of full trainings.
