@@ -128,10 +128,13 @@ class BOAgent(_History):
         """The GP on the history, hyperparameters fitted from ``warm`` (or the defaults)."""
         import warnings
 
-        from botorch.models import SingleTaskGP
-        from botorch.optim.fit import fit_gpytorch_mll_scipy
-        from gpytorch.means import ConstantMean
-        from gpytorch.mlls import ExactMarginalLogLikelihood
+        with warnings.catch_warnings():  # linear_operator still uses torch.jit.script
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
+                                    category=FutureWarning)
+            from botorch.models import SingleTaskGP
+            from botorch.optim.fit import fit_gpytorch_mll_scipy
+            from gpytorch.means import ConstantMean
+            from gpytorch.mlls import ExactMarginalLogLikelihood
 
         x = torch.stack(self.xs)
         y = self.imputed()
