@@ -96,8 +96,9 @@ def last_layer_grad_norm(hidden: Tensor, logits: Tensor, target: Tensor, bias: b
     return r.norm(dim=1) * h2.sqrt()
 
 
-def full_grad_norm(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Per-example L2 norm of dCE/d(all parameters) via ``torch.func`` (vmap of grad)."""
+def full_grad_norm(model: nn.Module, x: Tensor, y: Tensor, chunk: int = 32) -> Tensor:
+    """Per-example L2 norm of dCE/d(all parameters) via ``torch.func`` (vmap of grad),
+    ``chunk`` examples at a time so memory holds ``chunk x num_parameters`` gradients."""
     from torch.func import functional_call, grad, vmap
 
     params = {k: p.detach() for k, p in model.named_parameters()}
@@ -107,9 +108,12 @@ def full_grad_norm(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
         return F.cross_entropy(out, yi.unsqueeze(0))
 
-    grads = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, x, y)
-    sq = sum(g.flatten(1).double().pow(2).sum(1) for g in grads.values())
-    return sq.sqrt()
+    per_example = vmap(grad(loss_one), in_dims=(None, 0, 0))
+    norms = []
+    for start in range(0, len(x), chunk):
+        grads = per_example(params, x[start : start + chunk], y[start : start + chunk])
+        norms.append(sum(g.flatten(1).double().pow(2).sum(1) for g in grads.values()).sqrt())
+    return torch.cat(norms)
 
 
 @torch.no_grad()

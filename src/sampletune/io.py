@@ -66,10 +66,24 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON record as a line and fsync it, so finished work survives a kill."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(path)
     with open(path, "a") as fh:
         fh.write(json.dumps(record, sort_keys=True, default=_jsonable) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a kill left without its newline, so the next record starts on
+    a line of its own (the torn record was never complete, so nothing finished is lost)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        fh.truncate(fh.read().rfind(b"\n") + 1)
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:

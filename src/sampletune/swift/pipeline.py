@@ -62,7 +62,7 @@ def run_swift(run: RunConfig, search: SearchConfig, *, search_cost: float | None
     out = Path(run.out)
     if search_cost is not None:
         search = dataclasses.replace(search, finetune_budget=finetune_budget_for(
-            search_cost, search.rounds, search.finetune_epochs, run.epochs))
+            search_cost, search.rounds, search.finetune_epochs, run.epochs * run.budget))
     search = dataclasses.replace(search, seed=run.seed)
     check_or_write_settings(out / SETTINGS_FILE, {"run": run.to_dict(),
                                                   "search": search.to_dict()})
@@ -107,7 +107,7 @@ def run_swift(run: RunConfig, search: SearchConfig, *, search_cost: float | None
             "cost_wall_trainings": search_seconds / max(train_seconds, 1e-9),
             "agent_wall_trainings": result.agent_time / max(train_seconds, 1e-9),
             "cost_epoch_trainings": search.rounds * search.finetune_epochs
-            * search.finetune_budget / run.epochs,
+            * search.finetune_budget / (run.epochs * run.budget),
         },
         "sampler_file": "sampler.json",
         # The fine-tune approximation can misrank (appendix A.1.1): pick the model to keep by

@@ -91,9 +91,10 @@ class SearchConfig:
 
 
 def finetune_budget_for(cost: float, rounds: int, finetune_epochs: int,
-                        train_epochs: int) -> float:
+                        train_epochs: float) -> float:
     """The fine-tune budget that makes ``rounds * finetune_epochs`` budgeted epochs cost
-    ``cost`` full trainings of ``train_epochs`` epochs (capped at 1)."""
+    ``cost`` full trainings of ``train_epochs`` full-data epochs (``epochs * budget`` of a
+    budgeted training; capped at 1)."""
     check(cost > 0, "search_cost", f"{cost} must be positive", "> 0")
     return min(1.0, cost * train_epochs / (rounds * finetune_epochs))
 
