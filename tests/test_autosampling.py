@@ -290,3 +290,8 @@ def test_cli_search_then_replay(tmp_path, capsys):
                                  "--schedule", str(run / "schedule.npz"), "--quiet"])
     with pytest.raises(ConfigError, match="^epochs:"):
         args.func(args)
+    # Same size, another split (seed): the recorded indices would name other examples.
+    args = _parser().parse_args(["autosampling", "replay", *common, "--seed", "1",
+                                 "--schedule", str(run / "schedule.npz"), "--quiet"])
+    with pytest.raises(ConfigError, match="^schedule: was recorded on another training split"):
+        args.func(args)

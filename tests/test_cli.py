@@ -38,6 +38,10 @@ def test_train_with_a_swift_sampler_file(tmp_path, capsys):
     assert main([*other_split, "--sampler", "swift",
                  "--weights", sampler_file, "--epochs", "1"]) == 2
     assert "weights: the sampler file covers 360 examples" in capsys.readouterr().err
+    # Same size, another split (seed 1): refused too.
+    assert main([*COMMON, "--seed", "1", "--sampler", "swift", "--weights", sampler_file,
+                 "--epochs", "1"]) == 2
+    assert "of another training split" in capsys.readouterr().err
 
 
 def test_augmentation_on_non_image_data_is_a_config_error(capsys):

@@ -58,6 +58,13 @@ def save_npz(path: str | os.PathLike, **arrays) -> None:
     _atomic_replace(Path(path), lambda fh: np.savez_compressed(fh, **arrays))
 
 
+def save_npy(path: str | os.PathLike, array) -> None:
+    """``numpy.save`` atomically."""
+    import numpy as np
+
+    _atomic_replace(Path(path), lambda fh: np.save(fh, array))
+
+
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     return torch.load(path, map_location=map_location, weights_only=False)
 

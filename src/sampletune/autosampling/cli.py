@@ -91,9 +91,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     cfg = cfg.replace(**{k: v for k, v in defaults.items()
                          if k == "sampler" or getattr(args, k) is None})
     data = load_data(cfg)
-    check(len(data.train) == schedule.num_examples, "schedule",
-          f"records {schedule.num_examples} training examples but this split has "
-          f"{len(data.train)}; use the search's --dataset, --seed, --val-fraction, --train-subset")
+    check(len(data.train) == schedule.num_examples and schedule.split in
+          ("", data.train.fingerprint()), "schedule",
+          f"was recorded on another training split ({schedule.num_examples} examples) than "
+          f"this one ({len(data.train)}); use the search's --dataset, --seed, --noise, "
+          "--val-fraction and --train-subset")
     if args.mode == "dynamic":
         check(cfg.epochs <= schedule.num_epochs, "epochs",
               f"{cfg.epochs} exceeds the {schedule.num_epochs} recorded epochs",

@@ -8,7 +8,6 @@ validation accuracy. Intervals never straddle epochs (:func:`plan_intervals`), s
 
 from __future__ import annotations
 
-import io as _bytes_io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ class RecordedSchedule:
     epochs_of: list[int] = field(default_factory=list)  # epoch of each interval
     workers: list[int] = field(default_factory=list)  # winning worker of each interval
     val_acc: list[float] = field(default_factory=list)  # its accuracy (NaN if not evaluated)
+    split: str = ""  # fingerprint of the training split it indexes (Split.fingerprint)
 
     def append(self, indices: np.ndarray, *, epoch: int, worker: int, val_acc: float) -> None:
         """Record one interval's winning sub-schedule (eq. 5: ``H* <- H* + h_t*``)."""
@@ -95,7 +95,7 @@ class RecordedSchedule:
             "indices": flat.astype(dtype), "offsets": offsets,
             "epoch": np.asarray(self.epochs_of, np.int64),
             "worker": np.asarray(self.workers, np.int64),
-            "val_acc": np.asarray(self.val_acc, np.float64),
+            "val_acc": np.asarray(self.val_acc, np.float64), "split": np.array(self.split),
         }
 
     @classmethod
@@ -107,12 +107,12 @@ class RecordedSchedule:
             int(a["num_examples"]), int(a["batch_size"]), int(a["steps_per_epoch"]),
             [flat[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:], strict=True)],
             [int(e) for e in a["epoch"]], [int(w) for w in a["worker"]],
-            [float(v) for v in a["val_acc"]],
+            [float(v) for v in a["val_acc"]], str(a["split"]) if "split" in a else "",
         )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the schedule as one ``.npz``, atomically."""
-        write_numpy(path, np.savez_compressed, **self.to_arrays())
+        io.save_npz(path, **self.to_arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RecordedSchedule:
@@ -121,10 +121,3 @@ class RecordedSchedule:
             raise ConfigError("schedule", f"{p} does not exist")
         with np.load(p) as z:
             return cls.from_arrays(dict(z))
-
-
-def write_numpy(path: str | os.PathLike, save, *args, **kwargs) -> None:
-    """``save(file, *args, **kwargs)`` (``np.save``, ``np.savez_compressed``) atomically."""
-    buf = _bytes_io.BytesIO()
-    save(buf, *args, **kwargs)
-    io.write_bytes(path, buf.getvalue())

@@ -31,7 +31,7 @@ from sampletune.autosampling.algorithm import (
     plan_cycles,
     plan_intervals,
 )
-from sampletune.autosampling.schedule import RecordedSchedule, write_numpy
+from sampletune.autosampling.schedule import RecordedSchedule
 from sampletune.autosampling.worker import WorkerSpec, interval_seed
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
@@ -134,7 +134,7 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
     _claim_run_dir(out, identity)
 
     ckpt = out / "checkpoint.pt"
-    schedule = RecordedSchedule(n, batch, steps)
+    schedule = RecordedSchedule(n, batch, steps, split=data.train.fingerprint())
     curves: list[dict] = []
     losses: dict[int, np.ndarray] = {}
     start_cycle, elapsed, evaluations = 0, 0.0, 0
@@ -241,10 +241,10 @@ def _write_outputs(out: Path, result: SearchResult, data: DataSplits, identity: 
                    losses: dict[int, np.ndarray], engine: str) -> dict:
     """Write schedule, distribution, losses, model and report; return the final summary."""
     result.schedule.save(out / "schedule.npz")
-    write_numpy(out / "distribution.npy", np.save, result.distribution)
+    io.save_npy(out / "distribution.npy", result.distribution)
     io.save_torch(out / "model.pt", {"model": identity["model"],
                                      "state_dict": result.model_state})
-    write_numpy(out / "losses.npz", np.savez_compressed,
+    io.save_npz(out / "losses.npz",
                 **{f"epoch_{e}": v for e, v in sorted(losses.items())})
     last = result.curves[-1]
     final = {k: last[k] for k in ("val_acc", "val_loss", "test_acc", "test_loss",

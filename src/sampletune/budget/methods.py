@@ -103,12 +103,14 @@ class Method:
 
 
 def epoch_draws(n: int, budget: float, batch_size: int) -> int:
-    """Examples per epoch for budget ``B``: ``round(N * B)`` rounded to the nearest whole
-    number of mini-batches (at least one batch, at most ``N``)."""
+    """Examples per epoch for budget ``B``: ``round(N * B)`` rounded *down* to whole
+    mini-batches (at least one batch), as the paper's code does (``int(N * B)`` with
+    ``drop_last``). Rounding down keeps every method at or under the same budget: selective
+    backprop trains about ``N * B`` examples as whole batches too."""
     k = budget_samples(n, budget)
     if k <= batch_size:
         return k
-    return min(n, round(k / batch_size) * batch_size)
+    return (k // batch_size) * batch_size
 
 
 def build_method(name: str, data: DataSplits, cfg: TrainConfig, *, augment: str = "none",

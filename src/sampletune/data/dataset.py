@@ -8,6 +8,7 @@ inputs normalised with training statistics.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
@@ -61,6 +62,18 @@ class Split:
     @property
     def in_memory(self) -> bool:
         return isinstance(self.x, Tensor)
+
+    def fingerprint(self) -> str:
+        """A short hash of the split's training and clean labels, in order.
+
+        Samplers, features and schedules index examples by position; a file fitted on one
+        split records this so it is never applied to another (a different seed, noise rate
+        or subset gives different labels in a different order).
+        """
+        h = hashlib.sha1()
+        for t in (self.y, self.clean_y):
+            h.update(t.detach().to("cpu", torch.int64).numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def to(self, device: torch.device | str) -> Split:
         """The split with its tensors on ``device`` (a lazy ``Dataset`` stays as it is)."""

@@ -43,10 +43,11 @@ def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int
         from sampletune.swift.sampler_file import load_sampler
 
         check(weights_path is not None, "weights", "sampler 'swift' needs --weights sampler.json")
-        w = load_sampler(weights_path).probabilities()
-        check(len(w) == n, "weights", f"the sampler file covers {len(w)} examples but the "
-              f"training split has {n}", "a sampler fitted on this data set and seed")
-        return WeightedSampler(w, budget_samples(n, budget), seed=seed)
+        spec = load_sampler(weights_path)
+        check(spec.n == n and spec.split in ("", data.train.fingerprint()), "weights",
+              f"the sampler file covers {spec.n} examples of another training split than this "
+              f"one ({n})", "a sampler fitted with this data set, seed, noise and subset")
+        return WeightedSampler(spec.probabilities(), budget_samples(n, budget), seed=seed)
     raise ConfigError("sampler", f"unknown sampler {name!r}", ", ".join(SAMPLER_NAMES))
 
 

@@ -84,7 +84,7 @@ def run_swift(run: RunConfig, search: SearchConfig, *, search_cost: float | None
     result = run_search(out / "search", family, FineTuner(uniform.model, data, tcfg, search),
                         search, context={"feature_file": feat_path.name}, progress=progress)
     spec = SamplerSpec(result.best, search.features, search.transform, str(feat_path), n,
-                       result.best_score, search.grad_feature)
+                       result.best_score, search.grad_feature, data.train.fingerprint())
     save_sampler(out / "sampler.json", spec)
     probs = family.probabilities(result.best)
 

@@ -34,6 +34,7 @@ class SamplerSpec:
     n: int  # training examples the features cover
     score: float | None = None  # validation accuracy the search gave it (approximated)
     grad_feature: str = GRAD_FEATURE  # what cgf weighs by
+    split: str = ""  # fingerprint of the training split it was fitted on (Split.fingerprint)
 
     def family(self, base: str | Path = ".") -> SwiftFamily:
         """The family on this spec's features (``feature_file`` resolved against ``base``)."""
@@ -55,7 +56,7 @@ def save_sampler(path: str | Path, spec: SamplerSpec) -> Path:
     write_json(path, {
         "format": FORMAT, "params": spec.params.to_dict(), "features": list(spec.features),
         "transform": spec.transform, "feature_file": str(feat), "n": spec.n, "score": spec.score,
-        "grad_feature": spec.grad_feature,
+        "grad_feature": spec.grad_feature, "split": spec.split,
     })
     return path
 
@@ -72,7 +73,7 @@ def load_sampler(path: str | Path) -> SamplerSpec:
         feat = (path.resolve().parent / feat).resolve()
     return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]), d["transform"],
                        str(feat), int(d["n"]), d.get("score"),
-                       d.get("grad_feature", GRAD_FEATURE))
+                       d.get("grad_feature", GRAD_FEATURE), d.get("split", ""))
 
 
 def to_weighted_sampler(spec: SamplerSpec | str | Path, num_samples: int | None = None, *,

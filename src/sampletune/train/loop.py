@@ -287,7 +287,8 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     start_epoch, elapsed = 0, 0.0
     ckpt = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
-        state = io.load_torch(ckpt, map_location=trainer.device)
+        # RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
+        state = io.load_torch(ckpt, map_location="cpu")
         trainer.load_state_dict(state["trainer"])
         if hasattr(sampler, "load_state_dict"):
             sampler.load_state_dict(state["sampler"])
