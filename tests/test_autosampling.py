@@ -295,3 +295,14 @@ def test_cli_search_then_replay(tmp_path, capsys):
                                  "--schedule", str(run / "schedule.npz"), "--quiet"])
     with pytest.raises(ConfigError, match="^schedule: was recorded on another training split"):
         args.func(args)
+
+
+def test_uniform_stream_is_plain_training():
+    """With no learned distribution (warm-up, uniform and random exploration) a worker's
+    stream is consecutive permutations, i.e. ordinary shuffled epochs."""
+    from sampletune.autosampling.algorithm import draw_stream
+
+    stream = draw_stream(None, 10, 2, np.random.default_rng(0))
+    assert stream.shape == (30,)
+    for epoch in stream.reshape(3, 10):
+        assert sorted(epoch.tolist()) == list(range(10))

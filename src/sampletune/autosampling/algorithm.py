@@ -83,16 +83,18 @@ def draw_stream(weights: np.ndarray | None, num_examples: int, uniform_epochs: i
                 rng: np.random.Generator) -> np.ndarray:
     """Eq. (7): one sub-schedule stream drawn from ``Mixture(weights, N_u x uniform(D))``.
 
-    One epoch of ``num_examples`` i.i.d. draws from ``weights`` (uniform when ``None``) joined
-    with ``uniform_epochs`` permutations of the data set, and the union shuffled. Returns
-    int64 ``((uniform_epochs + 1) * num_examples,)``.
+    One epoch of ``num_examples`` i.i.d. draws from ``weights`` joined with
+    ``uniform_epochs`` permutations of the data set, and the union shuffled. With
+    ``weights=None`` (uniform: warm-up, and the ``uniform``/``random`` exploration types) it
+    is plain training: ``uniform_epochs + 1`` consecutive permutations. Returns int64
+    ``((uniform_epochs + 1) * num_examples,)``.
     """
     n = int(num_examples)
     if weights is None:
-        drawn = rng.integers(0, n, size=n)
-    else:
-        check(len(weights) == n, "weights", f"has {len(weights)} entries for {n} examples")
-        drawn = rng.choice(n, size=n, replace=True, p=weights)
+        return np.concatenate([rng.permutation(n) for _ in range(uniform_epochs + 1)]
+                              ).astype(np.int64)
+    check(len(weights) == n, "weights", f"has {len(weights)} entries for {n} examples")
+    drawn = rng.choice(n, size=n, replace=True, p=weights)
     parts = [drawn] + [rng.permutation(n) for _ in range(uniform_epochs)]
     return rng.permutation(np.concatenate(parts)).astype(np.int64)
 
