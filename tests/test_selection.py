@@ -162,3 +162,12 @@ def test_osgd_shrinks_q_as_the_trainer_reports_accuracy(tiny_data):
     method.train(seeded_model(lambda: build_model("mlp", clean.input_shape, 3), 0), clean, cfg,
                  progress=False)
     assert method.selector.q <= 4
+
+
+def test_osgd_uses_the_new_q_from_the_first_step_of_an_epoch(tiny_data):
+    """q shrinks before the first step of the epoch after accuracy passed a threshold."""
+    o = OrderedSGD(64)
+    o.correct, o.seen = 90, 100  # epoch 0 ended at 90% training accuracy
+    o.set_epoch(1)
+    assert o.q == 16
+    assert int(o.loss_weights(torch.rand(64)).sum()) == 16

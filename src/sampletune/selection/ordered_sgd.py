@@ -45,12 +45,17 @@ class OrderedSGD:
         w[torch.topk(losses.detach(), q, sorted=False).indices] = 1.0
         return w
 
-    def on_batch(self, report) -> None:
-        """Track training accuracy; at the first step of a new epoch update q from the
-        last epoch's accuracy."""
-        if report.epoch != self.epoch:
+    def set_epoch(self, epoch: int) -> None:
+        """At the start of a new epoch, update q from the last epoch's accuracy (the trainer
+        calls this before the epoch's first step, as the authors' code does)."""
+        if epoch != self.epoch:
             self.update_q()
-            self.epoch = report.epoch
+            self.epoch = int(epoch)
+
+    def on_batch(self, report) -> None:
+        """Track training accuracy (and catch an epoch change when the trainer is driven
+        step by step, without :meth:`set_epoch`)."""
+        self.set_epoch(report.epoch)
         if report.correct is not None:  # a device tensor: no host sync per step
             self.correct = self.correct + report.correct.sum()
             self.seen += len(report.correct)

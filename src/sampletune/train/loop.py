@@ -168,8 +168,9 @@ class Trainer:
     def train_epoch(self, sampler: Sampler[int], epoch: int) -> dict:
         """Train one epoch of ``sampler``'s indices; returns ``{"train_loss", "steps", "lr"}``."""
         self.epoch = int(epoch)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+        for part in (sampler, self.selector):  # selectors with per-epoch state (ordered SGD)
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch)
         if self._loader is None or self._loader.sampler is not sampler:
             self._loader = make_loader(self.train_split, sampler, self.cfg.batch_size,
                                        self.device, self.cfg.loader_workers)
