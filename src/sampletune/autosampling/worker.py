@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sampletune.data.dataset import DataSplits
 from sampletune.models import build_model
-from sampletune.train import TrainConfig, Trainer, seeded_model
+from sampletune.train import TrainConfig, Trainer, example_losses, seeded_model
 
 
 @dataclass(frozen=True)
@@ -57,19 +56,12 @@ class Worker:
         """``{"loss", "acc"}`` on ``"val"`` or ``"test"``."""
         return self.trainer.evaluate(getattr(self.data, split))
 
-    @torch.no_grad()
     def example_losses(self, batch_size: int = 1024) -> np.ndarray:
         """float32 ``(n_train,)``: cross-entropy of each training example (its training
         label, eval mode) — for Fig. 4."""
-        model, split, device = self.trainer.model, self.trainer.train_split, self.trainer.device
-        was_training = model.training
-        model.eval()
-        out = []
-        for start in range(0, len(split), batch_size):
-            idx = torch.arange(start, min(start + batch_size, len(split)), device=device)
-            out.append(F.cross_entropy(model(split.x[idx]), split.y[idx], reduction="none"))
-        model.train(was_training)
-        return torch.cat(out).float().cpu().numpy()
+        t = self.trainer
+        losses, _ = example_losses(t.model, t.train_split, t.device, batch_size)
+        return losses.float().cpu().numpy()
 
     def state_dict(self) -> dict:
         """A CPU copy of the trainer state (model, optimizer, LR schedule, generator, step)."""

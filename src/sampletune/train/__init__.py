@@ -8,6 +8,7 @@ from sampletune.train.loop import (
     Trainer,
     TrainResult,
     evaluate,
+    example_losses,
     seeded_model,
     train,
 )
@@ -16,5 +17,5 @@ from sampletune.train.schedules import lr_factor
 
 __all__ = [
     "LR_SCHEDULES", "BatchReport", "MixedBatch", "Observer", "TrainConfig", "TrainResult",
-    "Trainer", "evaluate", "lr_factor", "progress_bar", "seeded_model", "train",
+    "Trainer", "evaluate", "example_losses", "lr_factor", "progress_bar", "seeded_model", "train",
 ]

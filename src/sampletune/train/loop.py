@@ -209,23 +209,29 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, device: torch.device | str = "cpu",
-             batch_size: int = 1024) -> dict:
-    """Mean cross-entropy and accuracy of ``model`` on ``split`` (eval mode, no augmentation)."""
+def example_losses(model: nn.Module, split: Split, device: torch.device | str = "cpu",
+                   batch_size: int = 1024) -> tuple[Tensor, Tensor]:
+    """Per-example cross-entropy ``(n,)`` and correctness ``(n,)`` bool of ``model`` on
+    ``split``'s labels, in eval mode without augmentation (the mode is restored after)."""
     was_training = model.training
     model.eval()
     device = torch.device(device)
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    n = len(split)
-    for start in range(0, n, batch_size):
-        index = torch.arange(start, min(start + batch_size, n))
-        x, y = _gather(split, index, device)
+    losses, correct = [], []
+    for start in range(0, len(split), batch_size):
+        x, y = _gather(split, torch.arange(start, min(start + batch_size, len(split))), device)
         logits = model(x)
-        total_loss += F.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
+        losses.append(F.cross_entropy(logits, y, reduction="none"))
+        correct.append(logits.argmax(1) == y)
     model.train(was_training)
-    return {"loss": float(total_loss) / n, "acc": float(correct) / n}
+    return torch.cat(losses), torch.cat(correct)
+
+
+def evaluate(model: nn.Module, split: Split, device: torch.device | str = "cpu",
+             batch_size: int = 1024) -> dict:
+    """Mean cross-entropy and accuracy of ``model`` on ``split`` (eval mode, no augmentation)."""
+    losses, correct = example_losses(model, split, device, batch_size)
+    n = len(losses)
+    return {"loss": float(losses.sum()) / n, "acc": float(correct.sum()) / n}
 
 
 def _gather(split: Split, index: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
