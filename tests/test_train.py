@@ -187,3 +187,23 @@ def test_streaming_loader_path_matches_in_memory(tiny_data):
     a = train(small_model(), tiny_data, UniformSampler(n, seed=4), cfg, progress=False)
     b = train(small_model(), lazy, UniformSampler(n, seed=4), cfg, progress=False)
     assert torch.allclose(params(a.model), params(b.model), atol=1e-6)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(tiny_data, tmp_path):
+    from sampletune.train import evaluate
+
+    sampler = lambda: UniformSampler(len(tiny_data.train), seed=1)  # noqa: E731
+    cfg = CFG.replace(lr=0.5, lr_schedule="constant")  # noisy: val accuracy moves around
+    res = train(small_model(), tiny_data, sampler(), cfg, progress=False)
+    accs = [r["val_acc"] for r in res.history]
+    best = accs.index(max(accs))  # the earliest of ties
+    assert res.final["best_epoch"] == best and res.final["best_val_acc"] == max(accs)
+    assert res.final["best_test_acc"] == res.history[best]["test_acc"]
+    assert evaluate(res.best_model(), tiny_data.val)["acc"] == max(accs)
+    # A resumed run keeps the best weights found before the kill.
+    run = tmp_path / "run"
+    train(small_model(), tiny_data, sampler(), cfg, epochs=cfg.epochs, run_dir=run,
+          progress=False)
+    resumed = train(small_model(), tiny_data, sampler(), cfg, run_dir=run, progress=False)
+    assert resumed.final["best_epoch"] == best
+    assert torch.equal(params(resumed.best_model()), params(res.best_model()))

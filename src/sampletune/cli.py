@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model with a sampler")
     add_run_arguments(p)
-    p.add_argument("--sampler", help="uniform (default), shuffle, oracle, weights, swift")
+    p.add_argument("--sampler", help="uniform (default: a shuffled pass per epoch), "
+                   "with-replacement, oracle, weights, swift")
     p.add_argument("--weights", help="per-example weights (.npy/.pt) for --sampler weights, "
                    "or a sampler.json for --sampler swift")
     p.add_argument("--method", choices=ALL_METHODS, help="a budgeted-training method "

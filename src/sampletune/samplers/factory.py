@@ -13,24 +13,25 @@ from sampletune.samplers.base import IndexSampler, budget_samples
 from sampletune.samplers.shuffle import ShuffleSampler, UniformSampler
 from sampletune.samplers.weighted import WeightedSampler
 
-SAMPLER_NAMES = ("shuffle", "uniform", "oracle", "weights", "swift")
+SAMPLER_NAMES = ("uniform", "shuffle", "with-replacement", "oracle", "weights", "swift")
 
 
 def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int = 0,
                   weights_path: str | Path | None = None) -> IndexSampler:
     """A sampler over ``data.train`` by name.
 
-    - ``shuffle``: a permutation per epoch (scan-SGD), truncated to ``N*B`` under a budget.
-    - ``uniform``: ``N*B`` uniform draws per epoch (unif-SGD).
+    - ``uniform`` (alias ``shuffle``): a shuffled pass per epoch, truncated to ``N*B`` under a
+      budget. The one meaning of "uniform" everywhere (``swift search``'s w_share too).
+    - ``with-replacement``: ``N*B`` independent uniform draws per epoch (unif-SGD).
     - ``oracle``: uniform over the examples whose label is clean (uses the noise mask:
       an upper reference for analysis, not a method).
     - ``weights``: static weights from ``weights_path`` (``.npy`` or ``.pt``, one per example).
     - ``swift``: a Swift Sampler file (``sampler.json`` from ``sampletune swift search``).
     """
     n = len(data.train)
-    if name == "shuffle":
+    if name in ("uniform", "shuffle"):
         return ShuffleSampler(n, budget=budget, seed=seed)
-    if name == "uniform":
+    if name == "with-replacement":
         return UniformSampler(n, budget=budget, seed=seed)
     if name == "oracle":
         clean = (~data.train.noisy).to(torch.float64).cpu()

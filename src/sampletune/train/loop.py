@@ -9,6 +9,7 @@ checkpoint and resume.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -258,13 +259,27 @@ def credit_to_sources(mixed: MixedBatch, values: Tensor, n: int) -> Tensor:
 
 @dataclass
 class TrainResult:
+    """A finished training: the last model, one record per epoch, and ``final``: the last
+    val/test metrics, wall time and steps, plus early stopping's view (``best_epoch``,
+    ``best_val_acc``, ``best_test_acc``: the evaluated epoch with the highest validation
+    accuracy, the earliest of ties)."""
+
     model: nn.Module
-    history: list[dict] = field(default_factory=list)  # one record per epoch
-    final: dict = field(default_factory=dict)  # last val/test metrics, wall time, steps
+    history: list[dict] = field(default_factory=list)
+    final: dict = field(default_factory=dict)
+    best_state: dict | None = None  # model state_dict at ``final["best_epoch"]``
 
     @property
     def test_acc(self) -> float:
         return self.final["test_acc"]
+
+    def best_model(self) -> nn.Module:
+        """A copy of the model with the weights of the best-validation epoch (early
+        stopping); the last model if no epoch was evaluated."""
+        model = copy.deepcopy(self.model)
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        return model
 
 
 def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainConfig, *,
@@ -292,6 +307,7 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
                       selector=selector, augment=augment, mixer=mixer)
     history: list[dict] = []
     start_epoch, elapsed = 0, 0.0
+    best_state: dict | None = None
     ckpt = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
         # RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
@@ -306,6 +322,7 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
         for obs, obs_state in zip(stateful, state["observers"], strict=True):
             obs.load_state_dict(obs_state)
         history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
+        best_state = state.get("best_state")
 
     t0 = time.perf_counter() - elapsed
     with progress_bar(description, total=epochs, completed=start_epoch, enabled=progress) as bar:
@@ -321,23 +338,38 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
                     test = trainer.evaluate(data.test)
                     record.update(test_loss=test["loss"], test_acc=test["acc"])
             record["time"] = time.perf_counter() - t0
+            if "val_acc" in record and record is best_record(history + [record]):
+                best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
             history.append(record)
             bar.advance(_describe(record))
             if ckpt is not None:
-                _checkpoint(ckpt, trainer, sampler, observers, history, epoch, record["time"])
+                _checkpoint(ckpt, trainer, sampler, observers, history, epoch, record["time"],
+                            best_state)
 
     last = history[-1] if history else {}
     final = {k: last[k] for k in ("val_loss", "val_acc", "test_loss", "test_acc") if k in last}
     final.update(wall_time=last.get("time", 0.0), steps=trainer.step, epochs=epochs)
-    return TrainResult(trainer.model, history, final)
+    best = best_record(history)
+    if best is not None:
+        final.update(best_epoch=best["epoch"], best_val_acc=best["val_acc"],
+                     **({"best_test_acc": best["test_acc"]} if "test_acc" in best else {}))
+    return TrainResult(trainer.model, history, final, best_state)
 
 
-def _checkpoint(path: Path, trainer: Trainer, sampler, observers, history, epoch, elapsed):
+def best_record(history: list[dict]) -> dict | None:
+    """Early stopping's pick: the evaluated epoch record with the highest ``val_acc`` (the
+    earliest of ties), or ``None`` if no epoch was evaluated."""
+    evaluated = [r for r in history if "val_acc" in r]
+    return max(evaluated, key=lambda r: (r["val_acc"], -r["epoch"]), default=None)
+
+
+def _checkpoint(path: Path, trainer: Trainer, sampler, observers, history, epoch, elapsed,
+                best_state):
     io.save_torch(path, {
         "trainer": trainer.state_dict(),
         "sampler": sampler.state_dict() if hasattr(sampler, "state_dict") else None,
         "observers": [o.state_dict() for o in _stateful(observers, sampler)],
-        "history": history, "epoch": epoch, "elapsed": elapsed,
+        "history": history, "epoch": epoch, "elapsed": elapsed, "best_state": best_state,
     })
     io.write_jsonl(path.parent / "metrics.jsonl", history)
 
