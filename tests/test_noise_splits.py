@@ -93,3 +93,14 @@ def test_normalisation_uses_train_statistics():
 def test_train_subset():
     s = make_splits(_raw(), seed=0, val_fraction=0.1, train_subset=50)
     assert len(s.train) + len(s.val) == 50
+
+
+def test_val_noise_noises_validation_and_keeps_the_training_draw():
+    clean_val = make_splits(_raw(), seed=0, val_fraction=0.2, noise=0.4)
+    noisy_val = make_splits(_raw(), seed=0, val_fraction=0.2, noise=0.4, val_noise=True)
+    assert torch.equal(clean_val.train.y, noisy_val.train.y)  # same training labels
+    assert torch.equal(noisy_val.val.noisy, noisy_val.val.y != noisy_val.val.clean_y)
+    counts = torch.bincount(noisy_val.val.clean_y, minlength=4).tolist()
+    assert int(noisy_val.val.noisy.sum()) == sum(round(0.4 * c) for c in counts)  # per class
+    assert torch.equal(noisy_val.val.clean_y, clean_val.val.y)
+    assert not noisy_val.test.noisy.any()

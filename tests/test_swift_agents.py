@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sampletune.errors import ConfigError
-from sampletune.swift.agents import AGENTS, BOAgent, RLAgent, make_agent
+from sampletune.swift.agents import AGENTS, BOAgent, RandomAgent, RLAgent, make_agent
 
 FAST_BO = {"n_init": 3, "num_restarts": 2, "raw_samples": 32}
 
@@ -80,7 +80,7 @@ def test_unknown_agent_is_a_config_error():
 
 
 def test_bo_closed_form_posterior_matches_the_gp():
-    agent = BOAgent(3, seed=0, **FAST_BO)
+    agent = BOAgent(3, seed=0, **FAST_BO, refit_every=1)
     _run(agent, 6)
     x = torch.rand(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     post = agent._gp.posterior(x)
@@ -89,3 +89,24 @@ def test_bo_closed_form_posterior_matches_the_gp():
     assert torch.allclose(var, post.variance.squeeze(-1).detach(), atol=1e-6)
     ucb = agent.ucb(x)
     assert torch.allclose(ucb, mean + (2.0 * var).sqrt())  # beta = 2
+
+
+def test_bo_between_refits_conditions_on_every_point_with_the_last_fit():
+    agent = BOAgent(3, seed=0, **FAST_BO, refit_every=100)
+    _run(agent, 6)
+    fitted_on = len(agent._gp.train_inputs[0])
+    assert fitted_on < len(agent.xs)  # hyperparameters from an earlier fit ...
+    mean, _ = agent._posterior(torch.stack(agent.xs))
+    assert len(agent._posterior.x) == len(agent.xs)  # ... the posterior has every point
+
+
+def test_recommend_is_the_top_score_or_the_gp_mean():
+    agent = RandomAgent(2, seed=0)
+    for x, s in (([0.1, 0.1], 0.5), ([0.2, 0.2], None), ([0.3, 0.3], 0.9), ([0.4, 0.4], 0.9)):
+        agent.tell(torch.tensor(x, dtype=torch.float64), s)
+    assert agent.recommend() == 2  # the earliest of the top scores; failures never
+    bo = BOAgent(3, seed=0, **FAST_BO)
+    _run(bo, 6)
+    ok = [i for i, s in enumerate(bo.scores) if s is not None]
+    mean, _ = bo._posterior(torch.stack([bo.xs[i] for i in ok]))
+    assert bo.recommend() == ok[int(mean.argmax())]

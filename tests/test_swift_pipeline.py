@@ -1,4 +1,5 @@
 import argparse
+import json
 
 import pytest
 
@@ -24,8 +25,23 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
         assert (out / name).exists(), name
     assert 0 <= report["uniform"]["test_acc"] <= 1 and 0 <= report["swift"]["test_acc"] <= 1
     s = report["search"]
-    better = "swift" if report["swift"]["val_acc"] >= report["uniform"]["val_acc"] else "uniform"
-    assert report["recommended"] == better
+    # The guard keeps early-stopped Swift only if it wins clearly on validation.
+    es = {k: report[k]["early_stopped"] for k in ("uniform", "swift")}
+    chosen = report["chosen"]
+    b, c = chosen["val_wins"], chosen["val_losses"]
+    kept = "swift" if b >= c and s["best_origin"] != "uniform" else "uniform"
+    assert chosen == {"name": kept, "val_wins": b, "val_losses": c, **es[kept]}
+    # The reference samplers are the first trials, and the diagnostics report them.
+    trials = [json.loads(line) for line in (out / "search" / "trials.jsonl").open()]
+    assert [t["origin"] for t in trials] == ["uniform", "drop-top-0.1", "drop-top-0.2"]
+    d = report["diagnostics"]
+    assert set(d["samplers"]) == {"uniform", "drop-top-0.1", "drop-top-0.2", "search's pick"}
+    assert d["samplers"]["uniform"]["noisy_mass"] == pytest.approx(0.4, abs=0.01)
+    assert d["samplers"]["uniform"]["ess"] == pytest.approx(1.0)
+    assert d["samplers"]["drop-top-0.2"]["ess"] == pytest.approx(0.8, abs=0.01)
+    assert set(d["feature_auroc"]["w_share (best val epoch)"]) >= {"loss", "renormed_entropy"}
+    c = report["cost"]
+    assert c["pipeline"] == pytest.approx(1 + c["features"] + c["search"] + c["retrain"])
     assert s["finetune_budget"] == pytest.approx(0.5 * 3 / 3)
     assert s["cost_epoch_trainings"] == pytest.approx(0.5)
     spec = load_sampler(out / "sampler.json")

@@ -28,6 +28,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="download cifar/svhn into --data-dir (needs internet)")
     g.add_argument("--noise", type=float, help="label noise rate in [0, 1) (default 0.4)")
     g.add_argument("--noise-type", choices=NOISE_TYPES)
+    g.add_argument("--val-noise", action="store_true", default=None,
+                   help="noisy validation labels too (default: clean validation labels)")
     g.add_argument("--val-fraction", type=float, help="validation share of training (0.1)")
     g.add_argument("--train-subset", type=int, help="keep only this many training examples")
     g = p.add_argument_group("model and training")

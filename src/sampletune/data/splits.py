@@ -18,6 +18,7 @@ def make_splits(
     noise: float = 0.0,
     noise_type: str = "symmetric",
     train_subset: int | None = None,
+    val_noise: bool = False,
     normalize: bool = True,
 ) -> DataSplits:
     """Carve a validation split from training, add label noise to training, normalise.
@@ -28,6 +29,9 @@ def make_splits(
     Noise is applied to the remaining training examples only.
 
     Args:
+        val_noise: give the validation split the same kind and rate of label noise (drawn
+            after the training split's, which stays the same): what a user whose held-out
+            labels are as noisy as the rest would see. Its clean labels and mask are kept.
         train_subset: keep only this many training examples (before the validation carve),
             a random subset drawn with ``seed``: for quick experiments on CPU.
     """
@@ -50,6 +54,9 @@ def make_splits(
         train = Split(train.x, noisy_y, train.clean_y, noisy_y != train.clean_y)
     else:
         apply_noise(train.clean_y, noise_type, noise, raw.num_classes, gen)  # validates
+    if val_noise and noise > 0:
+        noisy_y = apply_noise(val.clean_y, noise_type, noise, raw.num_classes, gen)
+        val = Split(val.x, noisy_y, val.clean_y, noisy_y != val.clean_y)
 
     mean = std = None
     if normalize and train.in_memory:

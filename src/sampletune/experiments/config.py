@@ -26,6 +26,7 @@ class RunConfig:
     download: bool = False
     noise: float = 0.4
     noise_type: str = "symmetric"
+    val_noise: bool = False  # noisy validation labels too (default: clean, as in the papers)
     val_fraction: float = 0.1
     train_subset: int | None = None
     model: str = "mlp"

@@ -14,7 +14,8 @@ def load_data(cfg: RunConfig) -> DataSplits:
     """The splits ``cfg`` describes (deterministic in ``cfg.seed``)."""
     raw = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
     return make_splits(raw, seed=cfg.seed, val_fraction=cfg.val_fraction, noise=cfg.noise,
-                       noise_type=cfg.noise_type, train_subset=cfg.train_subset)
+                       noise_type=cfg.noise_type, train_subset=cfg.train_subset,
+                       val_noise=cfg.val_noise)
 
 
 def new_model(cfg: RunConfig, data: DataSplits, seed: int | None = None) -> nn.Module:

@@ -39,6 +39,10 @@ class Agent(Protocol):
         """Record the score of ``x`` (``None``: the trial failed)."""
         ...
 
+    def recommend(self) -> int | None:
+        """Index (in telling order) of the point to keep; ``None`` if every trial failed."""
+        ...
+
 
 class _History:
     """Points and scores told so far, shared by the agents."""
@@ -66,6 +70,12 @@ class _History:
     def step_seed(self) -> int:
         return self.seed * 100_003 + len(self.xs)
 
+    def recommend(self) -> int | None:
+        """Index of the told point to keep: the highest score (the earliest of ties), or
+        ``None`` if every trial failed."""
+        ok = [i for i, s in enumerate(self.scores) if s is not None]
+        return max(ok, key=lambda i: (self.scores[i], -i), default=None)
+
 
 class RandomAgent(_History):
     """Uniform random search over the cube."""
@@ -88,16 +98,20 @@ class BOAgent(_History):
     at 0, i.e. at the mean of the observed scores, and the next point maximises
     ``UCB = mu + sqrt(beta) * sigma``.
 
-    Cost: the GP is refitted in :meth:`tell` by one L-BFGS-B run of at most ``fit_maxiter``
-    steps started from the previous fit's hyperparameters (``tell`` is also what a resumed
-    search replays, so the agent stays a function of ``(seed, history)``); :meth:`ask` only
-    maximises UCB on the GP's closed-form posterior (:meth:`_ucb_argmax`).
+    Cost: every ``refit_every`` tells the GP's hyperparameters are refitted in :meth:`tell`
+    by one L-BFGS-B run of at most ``fit_maxiter`` steps started from the previous fit's;
+    in between, the posterior is conditioned on the new point under the last fit's
+    hyperparameters (``tell`` is also what a resumed search replays, so the agent stays a
+    function of ``(seed, history)``); :meth:`ask` only maximises UCB on the GP's closed-form
+    posterior (:meth:`_ucb_argmax`).
     """
 
     def __init__(self, dim: int, seed: int = 0, *, n_init: int = 10, beta: float = 2.0,
-                 ard: bool = True, num_restarts: int = 8, raw_samples: int = 2048,
-                 fit_maxiter: int = 20, acqf_maxiter: int = 50):
+                 ard: bool = True, num_restarts: int = 4, raw_samples: int = 2048,
+                 fit_maxiter: int = 20, acqf_maxiter: int = 25, refit_every: int = 5):
         super().__init__(dim, seed)
+        check(refit_every >= 1, "refit_every", f"{refit_every} must be positive", ">= 1")
+        self.refit_every = int(refit_every)
         self.ard = bool(ard)
         check(n_init >= 1, "n_init", f"{n_init} must be positive", ">= 1")
         check(beta >= 0, "beta", f"{beta} must be non-negative", ">= 0")
@@ -121,8 +135,10 @@ class BOAgent(_History):
     def tell(self, x: Tensor, score: float | None) -> None:
         self.record(x, score)
         if len(self.xs) >= self.n_init and any(s is not None for s in self.scores):
-            self._gp = self._fit(None if self._gp is None else self._gp.state_dict())
-            self._posterior = _RBFPosterior(self._gp)
+            if self._gp is None or (len(self.xs) - self.n_init) % self.refit_every == 0:
+                self._gp = self._fit(None if self._gp is None else self._gp.state_dict())
+            self._posterior = _RBFPosterior(self._gp, torch.stack(self.xs),
+                                            _standardise(self.imputed()))
 
     def _fit(self, warm: dict | None):
         """The GP on the history, hyperparameters fitted from ``warm`` (or the defaults)."""
@@ -137,9 +153,7 @@ class BOAgent(_History):
             from gpytorch.mlls import ExactMarginalLogLikelihood
 
         x = torch.stack(self.xs)
-        y = self.imputed()
-        std = float(y.std()) if len(y) > 1 and float(y.std()) > 0 else 1.0
-        y = ((y - y.mean()) / std).unsqueeze(-1)  # constant mean 0 here = mean of scores
+        y = _standardise(self.imputed()).unsqueeze(-1)  # constant mean 0 = mean of scores
         mean = ConstantMean()
         mean.constant.data.zero_()
         mean.constant.requires_grad_(False)
@@ -153,6 +167,17 @@ class BOAgent(_History):
             warnings.simplefilter("ignore")
             fit_gpytorch_mll_scipy(mll, options={"maxiter": self.fit_maxiter})
         return mll.eval().model
+
+    def recommend(self) -> int | None:
+        """Index of the told point with the highest GP posterior mean among the trials that
+        did not fail: with noisy scores (a few hundred validation examples) that is the
+        standard recommendation of noisy BO, where the top raw score is often a lucky draw."""
+        ok = [i for i, s in enumerate(self.scores) if s is not None]
+        if self._posterior is None or not ok:
+            return super().recommend()
+        with torch.no_grad():
+            mu, _ = self._posterior(torch.stack([self.xs[i] for i in ok]))
+        return ok[int(mu.argmax())]
 
     def ucb(self, x: Tensor) -> Tensor:
         """``UCB(x) = mu(x) + sqrt(beta) * sigma(x)`` of the fitted GP, ``(m, dim) -> (m,)``."""
@@ -192,20 +217,27 @@ class BOAgent(_History):
                          lengthscale_constraint=kernel.raw_lengthscale_constraint)
 
 
+def _standardise(y: Tensor) -> Tensor:
+    std = float(y.std()) if len(y) > 1 and float(y.std()) > 0 else 1.0
+    return (y - y.mean()) / std
+
+
 class _RBFPosterior:
     """Closed-form posterior of a fitted zero-mean ``SingleTaskGP`` with an RBF kernel (no
     output scale) and Gaussian noise, in plain torch: a few microseconds per point where the
     gpytorch/BoTorch path costs milliseconds per call. ``__call__(x (m, d))`` returns the mean
     and the variance of the latent function, ``(m,)`` each (what UCB uses)."""
 
-    def __init__(self, gp):
+    def __init__(self, gp, x: Tensor, y: Tensor):
+        """The posterior given ``x`` ``(n, d)`` and standardised scores ``y`` ``(n,)`` under
+        ``gp``'s hyperparameters (``gp`` may have been fitted to fewer points)."""
         with torch.no_grad():
-            self.x = gp.train_inputs[0]
+            self.x = x
             self.lengthscale = gp.covar_module.lengthscale.detach().reshape(-1)
             noise = gp.likelihood.noise.detach().reshape(())
             k = self._k(self.x, self.x) + noise * torch.eye(len(self.x), dtype=self.x.dtype)
             self.chol = torch.linalg.cholesky(k + 1e-8 * torch.eye(len(self.x), dtype=k.dtype))
-            self.alpha = torch.cholesky_solve(gp.train_targets.reshape(-1, 1), self.chol)
+            self.alpha = torch.cholesky_solve(y.reshape(-1, 1), self.chol)
 
     def _k(self, a: Tensor, b: Tensor) -> Tensor:
         return torch.exp(-0.5 * torch.cdist(a / self.lengthscale, b / self.lengthscale).pow(2))

@@ -30,10 +30,14 @@ def register(subparsers) -> None:
                    default="grad_norm", help="gradient norm cgf weighs by: logit layer "
                    "(closed form, default) or all parameters (torch.func)")
     g.add_argument("--agent", choices=AGENTS, default="bo")
-    g.add_argument("--finetune-budget", type=float, default=1.0,
-                   help="fraction of N drawn per fine-tune epoch (1)")
+    g.add_argument("--finetune-budget", type=float, default=None,
+                   help="fraction of N drawn per fine-tune epoch (default: set by --search-cost)")
     g.add_argument("--search-cost", type=float, default=None,
-                   help="set --finetune-budget so the search costs this many full trainings")
+                   help="set --finetune-budget so the search's fine-tune epochs cost this many "
+                   "full trainings (default 2; with --finetune-budget given, that budget)")
+    g.add_argument("--no-references", dest="references", action="store_false",
+                   help="do not start the search from the reference samplers (uniform, drop "
+                   "the top 10..50%% by loss)")
     g.add_argument("--finetune-lr-scale", type=float, default=1.0,
                    help="fine-tune LR as a multiple of --lr (1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -48,21 +52,28 @@ def register(subparsers) -> None:
 
 
 _SEARCH_FLAGS = ("rounds", "finetune_epochs", "segments", "features", "transform",
-                 "grad_feature", "agent", "finetune_budget", "finetune_lr_scale")
+                 "grad_feature", "agent", "finetune_budget", "finetune_lr_scale", "references")
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.cli import run_config_from_args
-    from sampletune.swift.pipeline import run_swift
+    from sampletune.swift.pipeline import DEFAULT_SEARCH_COST, run_swift
     from sampletune.swift.search import SearchConfig
 
     run = run_config_from_args(args, exclude=(*_SEARCH_FLAGS, "search_cost", "swift_command"))
-    search = SearchConfig(**{k: getattr(args, k) for k in _SEARCH_FLAGS})
-    report = run_swift(run, search, search_cost=args.search_cost, progress=not args.quiet)
+    given = {k: getattr(args, k) for k in _SEARCH_FLAGS if getattr(args, k) is not None}
+    search = SearchConfig(**given)
+    cost = args.search_cost
+    if cost is None and args.finetune_budget is None:
+        cost = DEFAULT_SEARCH_COST
+    report = run_swift(run, search, search_cost=cost, progress=not args.quiet)
+    u, ss, kept = report["uniform"], report["swift"], report["chosen"]
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
-          f"{report['uniform']['test_acc']:.4f}, swift sampler {report['swift']['test_acc']:.4f}"
-          f"; search {report['search']['cost_wall_trainings']:.1f}x one training  ->  "
-          f"{run.out}/report.md, {run.out}/sampler.json")
+          f"{u['test_acc']:.4f}, early stopped {u['early_stopped']['test_acc']:.4f}, swift "
+          f"sampler {ss['early_stopped']['test_acc']:.4f}; kept {kept['name']} "
+          f"({kept['test_acc']:.4f}); pipeline {report['cost']['pipeline']:.1f}x one training "
+          f"(search {report['search']['cost_wall_trainings']:.1f}x)  ->  {run.out}/report.md, "
+          f"{run.out}/sampler.json")
     return 0
 
 

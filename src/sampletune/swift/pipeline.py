@@ -1,11 +1,23 @@
 """Swift Sampler end to end, in one resumable run directory.
 
-1. Train from scratch with uniform sampling (shuffled epochs). This run is ``w_share``
-   (section 3.4), the model the features come from (section 3.2) and the uniform baseline.
+1. Train from scratch with uniform sampling (a shuffled pass per epoch), keeping the
+   best-validation epoch (early stopping). That epoch's model is ``w_share`` (section
+   3.4): the features come from it (section 3.2) and the fine-tunes start from it. A model
+   trained to the end of its schedule has memorised noisy labels, and its losses no longer
+   tell them apart (AUROC 0.99 at the best-validation epoch vs 0.72-0.94 at the end on
+   noisy digits); the early-stopped model has not.
 2. Features of the training set (``features/``), from ``w_share`` in eval mode.
-3. The search (``search/trials.jsonl``), the top sampler saved as ``sampler.json``.
-4. Retrain from scratch with the top sampler: same config, seed and budget as step 1.
-5. ``report.json`` / ``report.md`` (test accuracy of both, search cost) and Figs. 1, 2b, 3.
+3. The search (``search/trials.jsonl``): the reference samplers (uniform, "drop the top q
+   by loss", :mod:`sampletune.swift.reference`) are its first trials, then the agent's; the
+   top sampler is saved as ``sampler.json``.
+4. Retrain from scratch with the top sampler: same config, seed and budget as step 1 —
+   unless its fine-tune score does not clearly beat the uniform reference's, in which case
+   the sampler is uniform and nothing is retrained.
+5. The guard (:mod:`sampletune.swift.guard`): the model kept is the early-stopped Swift
+   model unless validation prefers the early-stopped uniform model (a paired comparison;
+   never test), so the pipeline is not worse than the cheap baseline it trained.
+6. ``report.json`` / ``report.md`` (test accuracy of each, the whole pipeline's cost and
+   the search's, diagnostics) and Figs. 1, 2b, 3.
 
 Rerunning the same call resumes every step where it stopped.
 """
@@ -23,10 +35,14 @@ from sampletune import io
 from sampletune.errors import check
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data, new_model
-from sampletune.features import FeatureKey, cached_features
+from sampletune.features import FeatureKey, cached_features, compute_features
 from sampletune.samplers import ShuffleSampler, WeightedSampler, budget_samples
 from sampletune.swift import plots
+from sampletune.swift.diagnostics import feature_auroc, sampler_diagnostics
 from sampletune.swift.family import SwiftFamily
+from sampletune.swift.guard import clearly_beats, paired_comparison
+from sampletune.swift.params import SwiftParams
+from sampletune.swift.reference import reference_params, uniform_params
 from sampletune.swift.sampler_file import SamplerSpec, load_sampler, save_sampler
 from sampletune.swift.search import (
     FineTuner,
@@ -36,27 +52,31 @@ from sampletune.swift.search import (
     run_search,
 )
 from sampletune.swift.verify import verify_search
-from sampletune.train import train
+from sampletune.train import TrainResult, train
 
 SETTINGS_FILE = "swift.json"
+# Fine-tune epochs of the whole search, in full trainings; with the agent's and the
+# evaluations' time the search's wall time stays under 3 trainings on CPU.
+DEFAULT_SEARCH_COST = 2.0
 
 
 def feature_key(run: RunConfig) -> FeatureKey:
     """The key of ``run``'s training-set features (the data set name carries the noise and
     the split settings, since they change the training set and its labels)."""
     data = (f"{run.dataset}-{run.noise_type}{run.noise}-val{run.val_fraction}"
-            f"-sub{run.train_subset}")
+            f"{'noisy' if run.val_noise else ''}-sub{run.train_subset}")
     return FeatureKey(data, "train", run.seed, run.model)
 
 
-def run_swift(run: RunConfig, search: SearchConfig, *, search_cost: float | None = None,
-              progress: bool = True) -> dict:
+def run_swift(run: RunConfig, search: SearchConfig, *,
+              search_cost: float | None = DEFAULT_SEARCH_COST, progress: bool = True) -> dict:
     """The whole method on ``run``'s data and model, in ``run.out``. Returns the report.
 
     Args:
         search: search settings; its ``seed`` is replaced by ``run.seed``.
-        search_cost: if given, the fine-tune budget is set so that the search's fine-tune
-            epochs add up to this many full trainings (:func:`finetune_budget_for`).
+        search_cost: the fine-tune budget is set so that the search's fine-tune epochs add
+            up to this many full trainings (:func:`finetune_budget_for`); ``None`` keeps
+            ``search.finetune_budget`` (1: the paper's full fine-tune epochs).
     """
     check(run.out is not None, "out", "swift search needs a run directory", "--out DIR")
     out = Path(run.out)
@@ -69,51 +89,73 @@ def run_swift(run: RunConfig, search: SearchConfig, *, search_cost: float | None
     data = load_data(run)
     tcfg = run.train_config()
     n = len(data.train)
+    noisy = data.train.noisy.cpu() if bool(data.train.noisy.any()) else None
 
     uniform = train(new_model(run, data), data, ShuffleSampler(n, budget=run.budget,
                                                               seed=run.seed), tcfg,
                     run_dir=out / "uniform", progress=progress, description="uniform (w_share)")
+    w_share = uniform.best_model()
     start = time.perf_counter()
     feats, feat_path = cached_features(
-        out / "features", feature_key(run), uniform.model, data.train.x, data.train.y,
+        out / "features", feature_key(run), w_share, data.train.x, data.train.y,
         device=tcfg.device, full_grad=search.grad_feature == "grad_norm_full",
         progress=progress)
     feature_seconds = time.perf_counter() - start
 
     family = SwiftFamily(feats, search.features, search.transform, search.grad_feature)
+    refs = reference_params(family, search.segments) if search.references else []
     result = run_search(out / "search", family, FineTuner(uniform.model, data, tcfg, search),
-                        search, context={"feature_file": feat_path.name}, progress=progress)
-    spec = SamplerSpec(result.best, search.features, search.transform, str(feat_path), n,
+                        search, initial=refs, context={"feature_file": feat_path.name},
+                        progress=progress)
+    best, origin = result.best, result.origin
+    reference = next((r["score"] for r in result.trials if r.get("origin") == "uniform"), None)
+    if reference is not None and not clearly_beats(result.best_score, reference, len(data.val)):
+        # The search found nothing clearly better than uniform: keep uniform, train nothing.
+        best, origin = uniform_params(search.segments, len(search.features)), "uniform"
+    spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n,
                        result.best_score, search.grad_feature, data.train.fingerprint())
     save_sampler(out / "sampler.json", spec)
-    probs = family.probabilities(result.best)
+    probs = family.probabilities(best)
 
-    swift = train(new_model(run, data), data,
-                  WeightedSampler(probs, budget_samples(n, run.budget), seed=run.seed), tcfg,
-                  run_dir=out / "swift", progress=progress, description="swift (from scratch)")
+    if origin == "uniform":
+        swift, guard = uniform, {"wins": 0, "losses": 0, "keep": False}
+    else:
+        swift = train(new_model(run, data), data,
+                      WeightedSampler(probs, budget_samples(n, run.budget), seed=run.seed),
+                      tcfg, run_dir=out / "swift", progress=progress,
+                      description="swift (from scratch)")
+        guard = paired_comparison(swift.best_model(), w_share, data.val, tcfg.device)
+    chosen = "swift" if guard["keep"] else "uniform"
 
-    failed = sum(r["score"] is None for r in result.trials)
-    train_seconds = uniform.final["wall_time"]
+    unit = max(uniform.final["wall_time"], 1e-9)  # one training, in seconds
     search_seconds = result.wall_time + feature_seconds
+    retrain_seconds = 0.0 if swift is uniform else swift.final["wall_time"]
     report = {
         "dataset": run.dataset, "noise": run.noise, "model": run.model, "seed": run.seed,
-        "uniform": _metrics(uniform.final), "swift": _metrics(swift.final),
+        "uniform": _metrics(uniform), "swift": _metrics(swift),
+        # The guard: early-stopped Swift unless validation prefers early-stopped uniform.
+        "chosen": {"name": chosen, "val_wins": guard["wins"], "val_losses": guard["losses"],
+                   **_metrics(uniform if chosen == "uniform" else swift)["early_stopped"]},
         "search": {
             "agent": search.agent, "transform": search.transform, "rounds": search.rounds,
             "finetune_epochs": search.finetune_epochs,
-            "finetune_budget": search.finetune_budget, "failed_trials": failed,
-            "best_val_acc": result.best_score, "best_params": result.best.to_dict(),
+            "finetune_budget": search.finetune_budget,
+            "failed_trials": sum(r["score"] is None for r in result.trials),
+            "best_val_acc": result.best_score, "best_params": best.to_dict(),
+            "best_origin": origin, "uniform_val_acc": reference,
             "wall_time": search_seconds,
-            "cost_wall_trainings": search_seconds / max(train_seconds, 1e-9),
-            "agent_wall_trainings": result.agent_time / max(train_seconds, 1e-9),
+            "cost_wall_trainings": search_seconds / unit,
+            "agent_wall_trainings": result.agent_time / unit,
             "cost_epoch_trainings": search.rounds * search.finetune_epochs
             * search.finetune_budget / (run.epochs * run.budget),
         },
+        "cost": {  # wall time of each step, in trainings (uniform's wall time)
+            "w_share": 1.0, "features": feature_seconds / unit,
+            "search": result.wall_time / unit, "retrain": retrain_seconds / unit,
+            "pipeline": (unit + search_seconds + retrain_seconds) / unit,
+        },
+        "diagnostics": _diagnostics(family, result, noisy, uniform, data, tcfg, feats),
         "sampler_file": "sampler.json",
-        # The fine-tune approximation can misrank (appendix A.1.1): pick the model to keep by
-        # validation accuracy of the two from-scratch trainings (never by test).
-        "recommended": "swift" if swift.final["val_acc"] >= uniform.final["val_acc"]
-        else "uniform",
     }
     io.write_json(out / "report.json", report)
     io.write_text(out / "report.md", report_markdown(report))
@@ -125,36 +167,78 @@ def run_swift(run: RunConfig, search: SearchConfig, *, search_cost: float | None
     return report
 
 
-def _metrics(final: dict) -> dict:
-    return {k: final[k] for k in ("test_acc", "val_acc", "wall_time") if k in final}
+def _metrics(result: TrainResult) -> dict:
+    """Last-epoch metrics, and early stopping's (the best-validation epoch's)."""
+    f = result.final
+    return {"test_acc": f["test_acc"], "val_acc": f["val_acc"], "wall_time": f["wall_time"],
+            "early_stopped": {"epoch": f["best_epoch"], "val_acc": f["best_val_acc"],
+                              "test_acc": f["best_test_acc"]}}
+
+
+def _diagnostics(family: SwiftFamily, result, noisy, uniform: TrainResult, data, tcfg,
+                 feats) -> dict:
+    """What tells why the search worked or not: the fine-tune score, mass on noisy labels
+    and effective sample size of each reference sampler next to the search's pick, and
+    (with a noise mask) each feature's AUROC against it, from ``w_share`` and from the last
+    epoch."""
+    samplers = {}
+    for r in result.trials:
+        origin = r.get("origin", "agent")
+        if origin != "agent" and r["score"] is not None:
+            p = family.probabilities(SwiftParams.from_dict(r["params"]))
+            samplers[origin] = {"finetune_val_acc": r["score"], **sampler_diagnostics(p, noisy)}
+    samplers["search's pick"] = {"finetune_val_acc": result.best_score,
+                                 **sampler_diagnostics(family.probabilities(result.best), noisy)}
+    out = {"samplers": samplers}
+    if noisy is not None:
+        last = compute_features(uniform.model, data.train.x, data.train.y, device=tcfg.device,
+                                progress=False)
+        out["feature_auroc"] = {"w_share (best val epoch)": feature_auroc(feats, noisy),
+                                "last epoch": feature_auroc(last, noisy)}
+    return out
 
 
 def report_markdown(report: dict) -> str:
     """A short human-readable report of :func:`run_swift`'s result."""
-    s = report["search"]
-    return "\n".join([
+    s, c, d = report["search"], report["cost"], report["diagnostics"]
+    rows = [("uniform, last epoch", report["uniform"]),
+            ("uniform, early stopped", report["uniform"]["early_stopped"]),
+            ("swift sampler, last epoch", report["swift"]),
+            ("swift sampler, early stopped", report["swift"]["early_stopped"]),
+            (f"**kept** ({report['chosen']['name']}, early stopped)", report["chosen"])]
+    lines = [
         f"# Swift Sampler: {report['dataset']}, noise {report['noise']}, {report['model']}, "
         f"seed {report['seed']}",
         "",
-        "| training | test acc | val acc | wall time (s) |",
-        "|---|---|---|---|",
-        *(f"| {name} | {report[key]['test_acc']:.4f} | {report[key]['val_acc']:.4f} | "
-          f"{report[key]['wall_time']:.1f} |" for name, key in
-          (("uniform (w_share)", "uniform"), ("swift sampler", "swift"))),
+        "| training | test acc | val acc |",
+        "|---|---|---|",
+        *(f"| {name} | {m['test_acc']:.4f} | {m['val_acc']:.4f} |" for name, m in rows),
         "",
         f"Search: {s['agent']}-{s['transform']}, {s['rounds']} trials x {s['finetune_epochs']} "
         f"fine-tune epochs at budget {s['finetune_budget']:.3f}, {s['failed_trials']} failed, "
-        f"best validation accuracy {s['best_val_acc']:.4f}.",
-        f"Search cost: {s['wall_time']:.1f}s = {s['cost_wall_trainings']:.2f} full trainings "
-        f"of wall time ({s['cost_epoch_trainings']:.2f} in training epochs).",
+        f"best fine-tune validation accuracy {s['best_val_acc']:.4f} ({s['best_origin']}).",
+        f"Cost in trainings of wall time: whole pipeline {c['pipeline']:.2f} (w_share 1, "
+        f"features {c['features']:.2f}, search {c['search']:.2f}, retrain "
+        f"{c['retrain']:.2f}); search alone {s['cost_wall_trainings']:.2f}.",
         "",
-        f"Recommended by validation accuracy: {report['recommended']} "
-        f"(`{report['recommended']}/checkpoint.pt`).",
+        "## Diagnostics",
         "",
-        f"Sampler: `{report['sampler_file']}`; figures: fig1_plane.png, "
-        "fig2b_loss_percentile.png, fig3_search.png.",
+        "| sampler | fine-tune val acc | effective sample size | mass on noisy labels |",
+        "|---|---|---|---|",
+        *(f"| {name} | {m['finetune_val_acc']:.4f} | {m['ess']:.3f} | "
+          f"{m['noisy_mass']:.3f} |" if "noisy_mass" in m else
+          f"| {name} | {m['finetune_val_acc']:.4f} | {m['ess']:.3f} | - |"
+          for name, m in d["samplers"].items()),
         "",
-    ])
+    ]
+    for model, aucs in d.get("feature_auroc", {}).items():
+        lines.append(f"Feature AUROC against the noise mask, {model}: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in aucs.items() if v is not None) + ".")
+    lines += ["", f"Kept model: `{report['chosen']['name']}/checkpoint.pt` (its best-"
+              f"validation epoch {report['chosen']['epoch']}). Sampler: "
+              f"`{report['sampler_file']}`; figures: fig1_plane.png, "
+              "fig2b_loss_percentile.png, fig3_search.png.", ""]
+    return "\n".join(lines)
 
 
 def verify_run(out: str | Path, k: int = 10, *, progress: bool = True) -> dict:
@@ -191,20 +275,55 @@ DEMO_SEARCH = SearchConfig()
 
 def demo(out_dir: str | Path = "runs/swift-demo", seeds: Sequence[int] = (0, 1, 2), *,
          progress: bool = True) -> dict:
-    """The default job: digits with 40% symmetric noise, mlp; for each seed train uniform
-    (w_share), search 40 BO-cgf trials of 5 fine-tune epochs (budgeted to 3 trainings),
-    retrain with the top sampler; print uniform vs Swift Sampler test accuracy (mean over
-    ``seeds``). Returns the means."""
+    """The default job: digits with 40% symmetric noise, mlp; for each seed the whole
+    ``swift search`` pipeline (uniform w_share with early stopping, 40 BO-cgf trials from
+    the reference samplers, retrain, guard) and, for comparison, cleanlab's confident
+    learning (if installed). Prints the test accuracy of each (mean over ``seeds``) and the
+    cost in trainings; returns the means."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny model: extra threads only add overhead on 2 cores
+    rows: dict[str, list[float]] = {"uniform (last epoch)": [], "uniform, early stopped": [],
+                                    "cleanlab, early stopped": [],
+                                    "swift search (kept model)": []}
+    cost = {"cleanlab, early stopped": [], "swift search (kept model)": []}
     try:
-        reports = [run_swift(DEMO_RUN.replace(seed=s, out=str(Path(out_dir) / f"seed{s}")),
-                             DEMO_SEARCH, search_cost=3.0, progress=progress) for s in seeds]
+        for s in seeds:
+            run = DEMO_RUN.replace(seed=s, out=str(Path(out_dir) / f"seed{s}"))
+            r = run_swift(run, DEMO_SEARCH, progress=progress)
+            rows["uniform (last epoch)"].append(r["uniform"]["test_acc"])
+            rows["uniform, early stopped"].append(r["uniform"]["early_stopped"]["test_acc"])
+            rows["swift search (kept model)"].append(r["chosen"]["test_acc"])
+            cost["swift search (kept model)"].append(r["cost"]["pipeline"])
+            cleanlab = _demo_cleanlab(run, r["uniform"]["wall_time"], progress)
+            if cleanlab is not None:
+                rows["cleanlab, early stopped"].append(cleanlab[0])
+                cost["cleanlab, early stopped"].append(cleanlab[1])
     finally:
         torch.set_num_threads(threads)
-    mean = {k: sum(r[k]["test_acc"] for r in reports) / len(reports) for k in ("uniform", "swift")}
-    cost = sum(r["search"]["cost_wall_trainings"] for r in reports) / len(reports)
-    print(f"digits, 40% symmetric label noise, mlp, {len(reports)} seed(s): test accuracy")
-    print(f"  uniform {mean['uniform']:.4f}   swift sampler {mean['swift']:.4f}   "
-          f"(search wall time {cost:.1f}x one training)")
+    mean = {k: sum(v) / len(v) for k, v in rows.items() if v}
+    print(f"digits, 40% symmetric label noise, mlp, {len(seeds)} seed(s): test accuracy")
+    for name, acc in mean.items():
+        spend = f"   ({sum(cost[name]) / len(cost[name]):.1f}x one training)" \
+            if cost.get(name) else ""
+        print(f"  {name:<27} {acc:.4f}{spend}")
+    if not rows["cleanlab, early stopped"]:
+        print("  (cleanlab row skipped: pip install 'sampletune[cleanlab]')")
     return mean
+
+
+def _demo_cleanlab(run: RunConfig, unit_seconds: float, progress: bool):
+    """(test accuracy at the best-validation epoch, cost in trainings) of cleanlab's filter
+    then uniform training on ``run``, or ``None`` without cleanlab."""
+    import importlib.util
+
+    if importlib.util.find_spec("cleanlab") is None:
+        return None
+    from sampletune.noisy import build_noisy
+
+    data = load_data(run)
+    cfg = run.train_config()
+    method = build_noisy("cleanlab", data, cfg, model_fn=lambda: new_model(run, data),
+                         progress=progress)
+    res = method.train(new_model(run, data), data, cfg, run_dir=Path(run.out) / "cleanlab",
+                       progress=progress)
+    return res.final["best_test_acc"], res.final["wall_time"] / max(unit_seconds, 1e-9)

@@ -20,7 +20,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from sampletune.swift.family import (
     InvalidSampler,
     SwiftFamily,
 )
-from sampletune.swift.params import SwiftParams, cube_dim, from_cube
+from sampletune.swift.params import SwiftParams, cube_dim, from_cube, to_cube
 from sampletune.train import TrainConfig, Trainer, progress_bar
 
 TRIALS_FILE = "trials.jsonl"
@@ -63,6 +63,7 @@ class SearchConfig:
     agent: str = "bo"
     finetune_budget: float = 1.0
     finetune_lr_scale: float = 1.0
+    references: bool = True  # the reference samplers are the first trials (reference.py)
     seed: int = 0
     agent_options: dict = field(default_factory=dict)
 
@@ -142,6 +143,7 @@ class SearchResult:
     best: SwiftParams
     best_score: float
     trials: list[dict]  # the records of trials.jsonl, in order
+    origin: str = "agent"  # the best trial's: "agent" or a reference sampler's name
 
     @property
     def wall_time(self) -> float:
@@ -156,9 +158,15 @@ class SearchResult:
 
 def run_search(run_dir: str | Path, family: SwiftFamily,
                score: Callable[[Tensor, int], float], cfg: SearchConfig, *,
+               initial: Sequence[tuple[str, SwiftParams]] = (),
                context: dict | None = None, progress: bool = True) -> SearchResult:
     """Algorithm 1: ``cfg.rounds`` trials of ``cfg.agent``, each scored by
     ``score(probabilities (N,), trial) -> float`` (higher is better).
+
+    ``initial`` ``[(name, params)]`` are the first trials (e.g. the reference samplers of
+    :mod:`sampletune.swift.reference`): scored and told to the agent like its own proposals,
+    so the search starts from what a practitioner would try and refines from there. Their
+    records carry ``origin`` = the name; the agent's carry ``origin`` = ``"agent"``.
 
     ``run_dir/trials.jsonl`` gets one record per finished trial (``trial``, cube point ``x``,
     ``params``, ``status`` "ok" or "failed", ``score`` or ``None``, ``error``, ``seconds``
@@ -186,10 +194,15 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
             start = time.perf_counter()
             # Round-trip through a list so the live run tells the agent the same floats a
             # resumed run reads back from JSON.
-            x = torch.tensor(agent.ask().tolist(), dtype=torch.float64)
+            if t < len(initial):
+                origin, params = initial[t]
+                x = torch.tensor(to_cube(params).tolist(), dtype=torch.float64)
+            else:
+                origin = "agent"
+                x = torch.tensor(agent.ask().tolist(), dtype=torch.float64)
+                params = from_cube(x, cfg.segments, len(cfg.features))
             agent_seconds = time.perf_counter() - start
-            params = from_cube(x, cfg.segments, len(cfg.features))
-            record = {"trial": t, "x": x.tolist(), "params": params.to_dict()}
+            record = {"trial": t, "origin": origin, "x": x.tolist(), "params": params.to_dict()}
             try:
                 value = float(score(family.probabilities(params), t))
                 if not math.isfinite(value):
@@ -206,17 +219,19 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
             records.append(record)
             best = max((r["score"] for r in records if r["score"] is not None), default=None)
             bar.advance(f"score {_fmt(record['score'])} best {_fmt(best)}")
-    return summarise(records)
+    return summarise(records, agent.recommend())
 
 
-def summarise(records: list[dict]) -> SearchResult:
-    """The top sampler of a list of trial records (ties: the earliest)."""
+def summarise(records: list[dict], pick: int | None = None) -> SearchResult:
+    """The sampler of trial ``pick`` (the agent's recommendation), or by default the top
+    score (ties: the earliest)."""
     ok = [r for r in records if r["score"] is not None]
     if not ok:
         raise ConfigError("search", f"all {len(records)} trials failed; no sampler found",
                           "different features, transform or more rounds")
-    top = max(ok, key=lambda r: (r["score"], -r["trial"]))
-    return SearchResult(SwiftParams.from_dict(top["params"]), top["score"], records)
+    top = records[pick] if pick is not None else max(ok, key=lambda r: (r["score"], -r["trial"]))
+    return SearchResult(SwiftParams.from_dict(top["params"]), top["score"], records,
+                        top.get("origin", "agent"))
 
 
 def load_trials(run_dir: str | Path) -> list[dict]:

@@ -1,0 +1,55 @@
+"""Reference samplers inside the Swift family: uniform, and "drop the top q by loss".
+
+They are what a practitioner would try first on noisy labels (small-loss selection with a
+static cut), written as points ``z`` of the family (eqs. 5-9) so the search can start from
+them: ``G = loss`` (``c`` = 1 on the loss, 0 elsewhere), ``T`` the family's transform, and
+``H`` a step that is 1 up to the value of ``T`` below which a ``1 - q`` share of the
+examples lies and 0 after it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sampletune.errors import check
+from sampletune.swift.family import SwiftFamily
+from sampletune.swift.params import SwiftParams
+
+DEFAULT_DROP_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def uniform_params(segments: int, num_features: int) -> SwiftParams:
+    """``tau = 1`` everywhere: uniform sampling with replacement."""
+    e = tuple(k / segments for k in range(segments + 1))
+    return SwiftParams(e, (1.0,) * (segments + 1), (0.0,) * num_features)
+
+
+def drop_top_loss_params(family: SwiftFamily, q: float, segments: int) -> SwiftParams:
+    """The sampler that draws uniformly from the ``1 - q`` share of examples with the lowest
+    loss and never draws the rest (ties at the cut are kept). Needs ``segments >= 3``."""
+    check("loss" in family.names, "features", "reference samplers need the loss feature",
+          "features including loss")
+    check(0.0 < q < 1.0, "drop_share", f"{q} is outside (0, 1)")
+    check(segments >= 3, "segments", f"a step needs at least 3 segments, not {segments}", ">= 3")
+    c = tuple(1.0 if name == "loss" else 0.0 for name in family.names)
+    t = family.t(SwiftParams((0.0, 1.0), (1.0, 1.0), c)).sort().values
+    keep = max(1, math.ceil((1.0 - q) * family.n))
+    cut = float(t[keep - 1])
+    after = min(1.0, math.nextafter(cut, 2.0))
+    # H = 1 on [0, cut], falls to 0 on [cut, after], 0 up to 1; further end points split the
+    # flat zero part evenly so every segment exists.
+    rest = [after + (1.0 - after) * k / (segments - 2) for k in range(1, segments - 2)]
+    e = (0.0, cut, after, *rest, 1.0)
+    v = (1.0, 1.0, *([0.0] * (segments - 1)))
+    return SwiftParams(e, v, c)
+
+
+def reference_params(family: SwiftFamily, segments: int,
+                     drop_shares=DEFAULT_DROP_SHARES) -> list[tuple[str, SwiftParams]]:
+    """``[(name, params)]``: uniform first, then "drop top q by loss" for each ``q``."""
+    refs = [("uniform", uniform_params(segments, len(family.names)))]
+    if "loss" in family.names and segments >= 3:
+        refs += [(f"drop-top-{q:g}", drop_top_loss_params(family, q, segments))
+                 for q in drop_shares]
+    return refs
+

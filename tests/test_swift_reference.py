@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+
+from sampletune.errors import ConfigError
+from sampletune.swift.diagnostics import auroc, effective_sample_size, noisy_mass
+from sampletune.swift.family import SwiftFamily
+from sampletune.swift.params import from_cube, to_cube
+from sampletune.swift.reference import drop_top_loss_params, reference_params
+
+
+def _features(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    loss = torch.rand(n, generator=g, dtype=torch.float64) * 3
+    loss[:10] = loss[10]  # ties
+    return {"loss": loss, "renormed_entropy": torch.rand(n, generator=g, dtype=torch.float64),
+            "grad_norm": torch.rand(n, generator=g, dtype=torch.float64) + 0.1}
+
+
+@pytest.mark.parametrize("transform", ["cdf", "cgf"])
+@pytest.mark.parametrize("q", [0.1, 0.3, 0.5])
+def test_drop_top_q_keeps_exactly_the_lowest_losses(transform, q):
+    f = _features()
+    family = SwiftFamily(f, transform=transform)
+    probs = family.probabilities(drop_top_loss_params(family, q, segments=4))
+    kept = probs > 0
+    cut = f["loss"].sort().values[math.ceil((1 - q) * 200) - 1]
+    assert torch.equal(kept, f["loss"] <= cut)  # ties at the cut are kept
+    assert torch.allclose(probs[kept], torch.full_like(probs[kept], 1 / int(kept.sum())))
+
+
+def test_reference_samplers_are_points_of_the_cube():
+    family = SwiftFamily(_features())
+    refs = reference_params(family, segments=4)
+    assert [name for name, _ in refs][:2] == ["uniform", "drop-top-0.1"]
+    for _, params in refs:
+        back = from_cube(to_cube(params), 4, 2)
+        assert torch.allclose(family.probabilities(back), family.probabilities(params))
+    assert torch.allclose(family.probabilities(refs[0][1]), torch.full((200,), 1 / 200,
+                                                                       dtype=torch.float64))
+
+
+def test_reference_needs_the_loss_feature_and_three_segments():
+    f = _features()
+    with pytest.raises(ConfigError, match="features"):
+        drop_top_loss_params(SwiftFamily(f, names=("renormed_entropy",)), 0.2, 4)
+    with pytest.raises(ConfigError, match="segments"):
+        drop_top_loss_params(SwiftFamily(f), 0.2, 2)
+    assert [n for n, _ in reference_params(SwiftFamily(f), 2)] == ["uniform"]
+
+
+def test_auroc_matches_pairwise_counting_with_ties():
+    g = torch.Generator().manual_seed(1)
+    s = torch.randint(0, 4, (60,), generator=g).double()
+    pos = torch.rand(60, generator=g) < 0.3
+    a, b = s[pos], s[~pos]
+    brute = ((a[:, None] > b[None]).double() + 0.5 * (a[:, None] == b[None]).double()).mean()
+    assert auroc(s, pos) == pytest.approx(float(brute))
+    assert auroc(s, torch.zeros(60, dtype=torch.bool)) is None
+
+
+def test_mass_and_effective_sample_size():
+    p = torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64)
+    assert effective_sample_size(p) == pytest.approx(0.5)
+    assert effective_sample_size(torch.ones(7)) == pytest.approx(1.0)
+    assert noisy_mass(p, torch.tensor([True, False, True, True])) == pytest.approx(0.5)
+
+
+def test_guard_keeps_the_challenger_unless_validation_prefers_the_incumbent():
+    from torch import nn
+
+    from sampletune.data.dataset import Split
+    from sampletune.swift.guard import paired_comparison
+
+    class Fixed(nn.Module):  # predicts the stored class of each input (x holds the index)
+        def __init__(self, preds):
+            super().__init__()
+            self.preds = preds
+
+        def forward(self, x):
+            return nn.functional.one_hot(self.preds[x.long().flatten()], 2).float()
+
+    y = torch.zeros(20, dtype=torch.long)
+    val = Split(torch.arange(20).float()[:, None], y, y.clone(), torch.zeros(20, dtype=bool))
+    base = torch.tensor([0] * 10 + [1] * 10)  # right on the first 10
+    better = torch.tensor([0] * 14 + [1] * 6)  # right on 4 more: 4 wins, 0 losses
+    other = torch.tensor([1] * 2 + [0] * 12 + [1] * 6)  # 4 wins, 2 losses
+    worse = torch.tensor([1] * 3 + [0] * 8 + [1] * 9)  # 1 win, 3 losses
+    assert paired_comparison(Fixed(better), Fixed(base), val) == {"wins": 4, "losses": 0,
+                                                                  "keep": True}
+    assert paired_comparison(Fixed(other), Fixed(base), val)["keep"]
+    assert not paired_comparison(Fixed(worse), Fixed(base), val)["keep"]
+    assert paired_comparison(Fixed(base), Fixed(base), val)["keep"]  # ties: the challenger
+
+
+def test_a_search_pick_must_clearly_beat_uniform():
+    from sampletune.swift.guard import clearly_beats
+
+    assert not clearly_beats(0.993, 0.986, 144)  # one example: within one standard error
+    assert clearly_beats(0.93, 0.69, 144)
+    assert not clearly_beats(1.0, 1.0, 50) and not clearly_beats(0.5, 0.6, 100)
