@@ -276,3 +276,40 @@ def test_bad_names_and_rates_are_one_line_errors(tiny_data, name, rate, field):
     with pytest.raises(ConfigError, match=f"^{field}: ") as err:
         build_noisy(name, tiny_data, CFG, noise_rate=rate)
     assert "\n" not in str(err.value)
+
+
+# ---- the command line -----------------------------------------------------------------------
+CLI = ["--threads", "1", "train", "--dataset", "digits", "--train-subset", "400",
+       "--model", "mlp", "--lr", "0.05", "--epochs", "2", "--quiet"]
+
+
+def test_cli_trains_a_noisy_baseline_and_prints_early_stopping(tmp_path, capsys):
+    import json
+
+    from sampletune.cli import main
+
+    out = tmp_path / "slk"
+    assert main([*CLI, "--noisy", "small-loss-known", "--noise-rate", "0.4",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("small-loss-known on digits: ") and "(1 trainings)" in printed
+    assert "early stopping: best val acc" in printed and "at epoch" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["noisy"] == "small-loss-known" and summary["noise_rate"] == 0.4
+    assert summary["config"]["noisy"] == "small-loss-known"
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--noisy", "focal"], "noisy: unknown noisy-label method 'focal'"),
+    (["--noisy", "small-loss-known"], "noise_rate: 'small-loss-known' needs the noise rate"),
+    (["--noisy", "self-paced", "--noise-rate", "1.5"], "noise_rate: 1.5 is outside [0, 1)"),
+    (["--noise-rate", "0.2"], "noise_rate: is only used with a noisy-label method"),
+    (["--noisy", "l2rw", "--method", "sb"], "noisy: 'l2rw' and method 'sb' cannot be combined"),
+    (["--noisy", "l2rw", "--budget", "0.5"], "budget: the noisy-label methods train full"),
+])
+def test_cli_bad_noisy_input_is_one_line(capsys, extra, message):
+    from sampletune.cli import main
+
+    assert main([*CLI, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sampletune: error: {message}") and err.count("\n") == 1
