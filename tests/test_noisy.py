@@ -313,3 +313,34 @@ def test_cli_bad_noisy_input_is_one_line(capsys, extra, message):
     assert main([*CLI, *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"sampletune: error: {message}") and err.count("\n") == 1
+
+
+class Stop(Exception):
+    pass
+
+
+class KillAfter:
+    def __init__(self, step):
+        self.step = step
+
+    def on_batch(self, report):
+        if report.step == self.step:
+            raise Stop
+
+
+@pytest.mark.parametrize("name", ["small-loss", "self-paced", "l2rw"])
+def test_a_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, name):
+    cfg = CFG.replace(epochs=5)
+
+    def method():
+        return build_noisy(name, tiny_data, cfg, ramp_epochs=2)
+
+    full = method().train(small_model(), tiny_data, cfg, progress=False)
+    killed = method()
+    killed.observers = [*killed.observers, KillAfter(31)]  # mid-way through epoch 3
+    with pytest.raises(Stop):
+        killed.train(small_model(), tiny_data, cfg, run_dir=tmp_path, progress=False)
+    resumed = method().train(small_model(), tiny_data, cfg, run_dir=tmp_path, progress=False)
+    assert torch.equal(params(full.model), params(resumed.model))
+    keys = ("noise_rate_used", "kept_noisy_share", "l2rw_steps")
+    assert {k: full.final.get(k) for k in keys} == {k: resumed.final.get(k) for k in keys}

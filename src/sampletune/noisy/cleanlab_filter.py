@@ -12,6 +12,9 @@
    largest margin ``p_hat[y*] - p_hat[y~]``).
 3. Training on the kept examples with a fresh shuffled pass of them per epoch.
 
+The folds are trained when the method is built (``build_noisy``), before the run directory
+is involved: a killed ``cleanlab`` run trains them again (the final training resumes).
+
 Cost: K fold trainings on ``(K - 1) / K`` of the data plus the final one on the kept
 examples: ``K * (K - 1) / K + 1 = K`` trainings (less the removed share in the last).
 Needs the optional ``cleanlab`` package (``pip install 'sampletune[cleanlab]'``).
