@@ -64,10 +64,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = run_config_from_args(args)
     result = run_train(cfg, progress=not args.quiet)
     f = result.final
-    what = f"{cfg.method} (B={cfg.budget:g})" if cfg.method else cfg.sampler
+    what = f"{cfg.method} (B={cfg.budget:g})" if cfg.method else cfg.noisy or cfg.sampler
     print(f"{what} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
           f"test acc {f['test_acc']:.4f}, {f['wall_time']:.1f}s"
+          + (f" ({f['cost_trainings']:g} trainings)" if "cost_trainings" in f else "")
           + (f"  ->  {cfg.out}" if cfg.out else ""))
+    if "best_epoch" in f:
+        print(f"  early stopping: best val acc {f['best_val_acc']:.4f} at epoch "
+              f"{f['best_epoch']}" + (f", test acc {f['best_test_acc']:.4f}"
+                                      if "best_test_acc" in f else ""))
     return 0
 
 
@@ -81,6 +86,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from sampletune.augment import AUGMENT_NAMES
     from sampletune.budget.methods import ALL_METHODS
+    from sampletune.noisy.methods import NOISY_NAMES
 
     parser = argparse.ArgumentParser(
         prog="sampletune", description="Learn how to sample training data, and train with it.")
@@ -96,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a sampler.json for --sampler swift")
     p.add_argument("--method", choices=ALL_METHODS, help="a budgeted-training method "
                    "(replaces --sampler): " + ", ".join(ALL_METHODS))
+    p.add_argument("--noisy", metavar="NAME", help="a noisy-label baseline (replaces "
+                   "--sampler; not with --method): " + ", ".join(NOISY_NAMES))
+    p.add_argument("--noise-rate", type=float, metavar="R", help="the known label-noise "
+                   "rate, for --noisy small-loss-known (required) and self-paced")
     p.add_argument("--augment", choices=AUGMENT_NAMES, help="data augmentation (image data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)

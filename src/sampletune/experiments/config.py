@@ -33,6 +33,8 @@ class RunConfig:
     sampler: str = "uniform"
     weights: str | None = None
     method: str | None = None  # a budgeted-training method; replaces ``sampler`` when set
+    noisy: str | None = None  # a noisy-label baseline (sampletune.noisy); replaces ``sampler``
+    noise_rate: float | None = None  # the known noise rate, for the noisy baselines that use it
     augment: str = "none"
     budget: float = 1.0
     epochs: int = 40
@@ -58,7 +60,24 @@ class RunConfig:
         if self.data_dir is not None:
             check(Path(self.data_dir).exists(), "data_dir",
                   f"{self.data_dir!r} does not exist", "an existing folder or file")
+        self._check_noisy()
         self.train_config()  # validates the training fields
+
+    def _check_noisy(self) -> None:
+        if self.noisy is None:
+            check(self.noise_rate is None, "noise_rate", "is only used with a noisy-label "
+                  "method", "set noisy (--noisy NAME) too, or drop it")
+            return
+        from sampletune.noisy.methods import check_noisy
+
+        check_noisy(self.noisy, self.noise_rate)
+        check(self.method is None, "noisy", f"{self.noisy!r} and method {self.method!r} "
+              "cannot be combined", "one of --noisy, --method")
+        check(self.budget == 1.0, "budget", "the noisy-label methods train full epochs", "1")
+        check(self.augment == "none", "augment", "the noisy-label methods train without "
+              "augmentation", "none")
+        check(self.sampler == "uniform", "sampler", "the noisy-label methods bring their "
+              "own sampling", "uniform (the default)")
 
     @property
     def resolved_device(self) -> str:

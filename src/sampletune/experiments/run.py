@@ -16,7 +16,8 @@ from sampletune.train import TrainResult, train
 
 def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
     """Train as ``cfg`` says: with ``cfg.method`` one of the budgeted-training methods
-    (:func:`sampletune.budget.build_method`), else ``cfg.sampler``; ``cfg.augment`` either way.
+    (:func:`sampletune.budget.build_method`), with ``cfg.noisy`` a noisy-label baseline
+    (:func:`sampletune.noisy.build_noisy`), else ``cfg.sampler``; ``cfg.augment`` either way.
 
     With ``cfg.out`` the run directory holds ``config.yaml``, ``metrics.jsonl`` (one record
     per epoch), ``checkpoint.pt`` (resume by rerunning the same command), ``summary.json``
@@ -30,6 +31,11 @@ def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
     if cfg.method:
         method = build_method(cfg.method, data, train_cfg, augment=cfg.augment,
                               model_fn=lambda: new_model(cfg, data), progress=progress)
+    elif cfg.noisy:
+        from sampletune.noisy import build_noisy
+
+        method = build_noisy(cfg.noisy, data, train_cfg, noise_rate=cfg.noise_rate,
+                             model_fn=lambda: new_model(cfg, data), progress=progress)
     else:
         sampler = build_sampler(cfg.sampler, data, budget=cfg.budget, seed=cfg.seed,
                                 weights_path=cfg.weights)
@@ -37,7 +43,7 @@ def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
     if out is not None:
         io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
     model = new_model(cfg, data)
-    if cfg.method:
+    if cfg.method or cfg.noisy:
         result = method.train(model, data, train_cfg, run_dir=out, progress=progress)
     else:
         result = train(model, data, sampler, train_cfg, augment=augment, mixer=mixer,
@@ -50,5 +56,6 @@ def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
 def write_summary(out: Path, cfg: RunConfig, result: TrainResult) -> None:
     """``summary.json`` and ``learning_curve.png`` of a finished run."""
     io.write_json(out / "summary.json", {"config": cfg.to_dict(), **result.final})
-    learning_curves({cfg.method or cfg.sampler: result.history}, out / "learning_curve.png",
+    learning_curves({cfg.method or cfg.noisy or cfg.sampler: result.history},
+                    out / "learning_curve.png",
                     title=f"{cfg.model} on {cfg.dataset}, noise {cfg.noise}")

@@ -76,6 +76,9 @@ class Selector(Protocol):
 
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 Mixer = Callable[[Tensor, Tensor, torch.Generator], MixedBatch]
+# (logits, labels) -> (B,) per-example training objective replacing cross-entropy in the
+# backward pass (e.g. bootstrapping); selectors and observers still see the cross-entropy.
+LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -94,11 +97,16 @@ class Trainer:
         observers: receive a :class:`BatchReport` after every step.
         selector, augment, mixer: optional hooks; ``augment`` is applied per example before
             ``mixer``; both draw only from the trainer's own generator.
+        loss_fn: optional :data:`LossFn` back-propagated instead of the cross-entropy (not
+            with ``mixer``).
     """
 
     def __init__(self, model: nn.Module, data: DataSplits, cfg: TrainConfig, total_steps: int,
                  *, observers: Iterable[Observer] = (), selector: Selector | None = None,
-                 augment: Augment | None = None, mixer: Mixer | None = None):
+                 augment: Augment | None = None, mixer: Mixer | None = None,
+                 loss_fn: LossFn | None = None):
+        check(loss_fn is None or mixer is None, "loss_fn", "a custom loss cannot be combined "
+              "with a mixer (mixup, RICAP)")
         self.cfg = cfg
         self.device = torch.device(cfg.device)
         self.data = data
@@ -111,6 +119,7 @@ class Trainer:
         self.total_steps = int(total_steps)
         self.observers = list(observers)
         self.selector, self.augment, self.mixer = selector, augment, mixer
+        self.loss_fn = loss_fn
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 7919)
         self.step = 0
         self.epoch = 0
@@ -147,7 +156,8 @@ class Trainer:
             logits = self.model(x)
             losses = F.cross_entropy(logits, y, reduction="none")
         weights = self.selector.loss_weights(losses) if self.selector is not None else None
-        loss = losses.mean() if weights is None else (losses * weights).sum() / weights.sum()
+        objective = losses if self.loss_fn is None else self.loss_fn(logits, y)
+        loss = objective.mean() if weights is None else (objective * weights).sum() / weights.sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -286,7 +296,8 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
           epochs: int | None = None, steps_per_epoch: int | None = None,
           observers: Sequence[Observer] = (),
           selector: Selector | None = None, augment: Augment | None = None,
-          mixer: Mixer | None = None, run_dir: str | Path | None = None,
+          mixer: Mixer | None = None, loss_fn: LossFn | None = None,
+          run_dir: str | Path | None = None,
           progress: bool = True, evaluate_test: bool = True, description: str = "train",
           ) -> TrainResult:
     """Train ``model`` for ``epochs`` (default ``cfg.epochs``) epochs of ``sampler``'s indices.
@@ -304,7 +315,7 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     if isinstance(sampler, Observer) and sampler not in observers:
         observers.append(sampler)
     trainer = Trainer(model, data, cfg, epochs * steps_per_epoch, observers=observers,
-                      selector=selector, augment=augment, mixer=mixer)
+                      selector=selector, augment=augment, mixer=mixer, loss_fn=loss_fn)
     history: list[dict] = []
     start_epoch, elapsed = 0, 0.0
     best_state: dict | None = None
