@@ -322,8 +322,9 @@ def _demo_cleanlab(run: RunConfig, unit_seconds: float, progress: bool):
 
     data = load_data(run)
     cfg = run.train_config()
+    start = time.perf_counter()  # the out-of-fold trainings happen in build_noisy
     method = build_noisy("cleanlab", data, cfg, model_fn=lambda: new_model(run, data),
                          progress=progress)
     res = method.train(new_model(run, data), data, cfg, run_dir=Path(run.out) / "cleanlab",
                        progress=progress)
-    return res.final["best_test_acc"], res.final["wall_time"] / max(unit_seconds, 1e-9)
+    return res.final["best_test_acc"], (time.perf_counter() - start) / max(unit_seconds, 1e-9)
