@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sampletune import io
 from sampletune.autosampling.algorithm import (
@@ -141,12 +142,7 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
     engine = make_engine(cfg, WorkerSpec(model, data, train_cfg, epochs * steps))
     try:
         if ckpt.exists():
-            state = io.load_torch(ckpt)
-            engine.load(state["population"])
-            schedule = RecordedSchedule.from_arrays(state["schedule"])
-            curves, losses = state["curves"], state["losses"]
-            start_cycle, elapsed, evaluations = (state["cycle"], state["elapsed"],
-                                                 state["evaluations"])
+            schedule, curves, losses, start_cycle, elapsed, evaluations = _resume(ckpt, engine)
         t0 = time.perf_counter() - elapsed
         done = sum(cycles[:start_cycle]) * len(per_epoch)
         with progress_bar(f"autosampling {cfg.exploration}", total=epochs * len(per_epoch),
@@ -181,7 +177,8 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
                     io.write_json(out / "curves.json", curves)
                 _checkpoint(ckpt, {
                     "cycle": c + 1, "population": engine.state(),
-                    "schedule": schedule.to_arrays(), "curves": curves, "losses": losses,
+                    "schedule": _tensors(schedule.to_arrays()), "split": schedule.split,
+                    "curves": curves, "losses": _tensors(losses),
                     "elapsed": time.perf_counter() - t0, "evaluations": evaluations,
                 })
         model_state = engine.state()["model"]
@@ -223,6 +220,28 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
         elif x != y:
             out.append(f"{prefix}{k}")
     return out
+
+
+def _resume(ckpt: Path, engine) -> tuple:
+    """Load the checkpoint into ``engine``; returns the search's state at that boundary."""
+    state = io.load_torch(ckpt, "checkpoint")
+    try:
+        engine.load(state["population"])
+        arrays = {k: v.numpy() for k, v in state["schedule"].items()}
+        schedule = RecordedSchedule.from_arrays({**arrays, "split": np.array(state["split"])})
+        losses = {int(e): v.numpy() for e, v in state["losses"].items()}
+        return (schedule, state["curves"], losses, int(state["cycle"]), state["elapsed"],
+                state["evaluations"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise ConfigError("checkpoint", f"{ckpt} does not fit this search "
+                          f"({io.describe_error(err)})", "the search's own settings, or "
+                          "--restart") from None
+
+
+def _tensors(arrays: dict) -> dict:
+    """Numeric numpy arrays as tensors, so the checkpoint loads with ``weights_only``."""
+    return {k: torch.tensor(np.asarray(v)) for k, v in arrays.items()
+            if np.asarray(v).dtype.kind in "biuf"}
 
 
 def _checkpoint(path: Path, state: dict) -> None:

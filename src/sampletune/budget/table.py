@@ -123,7 +123,7 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True) -> list[dic
     """Run every unfinished cell of ``spec``; finished cells live in ``out/cells.jsonl``."""
     path = Path(out) / "cells.jsonl"
     io.write_json(Path(out) / "grid.json", asdict(spec))
-    done = {r["key"]: r for r in io.read_jsonl(path)}
+    done = {r["key"]: r for r in io.read_jsonl(path, "key")}
     cells = spec.cells()
     todo = [c for c in cells if cell_key(c) not in done]
     cache: dict = {}

@@ -175,7 +175,7 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
     check_or_write_settings(run_dir / SEARCH_FILE, {"search": cfg.to_dict(), "n": family.n,
                                                      **(context or {})})
     trials_path = run_dir / TRIALS_FILE
-    records = io.read_jsonl(trials_path)[: cfg.rounds]
+    records = io.read_jsonl(trials_path, "trial", sequential=True)[: cfg.rounds]
     agent = make_agent(cfg.agent, cfg.dim, cfg.seed, **cfg.agent_options)
     for r in records:
         agent.tell(torch.tensor(r["x"], dtype=torch.float64), r["score"])
@@ -221,7 +221,7 @@ def summarise(records: list[dict]) -> SearchResult:
 
 def load_trials(run_dir: str | Path) -> list[dict]:
     """The finished trials of a search directory, in order."""
-    return io.read_jsonl(Path(run_dir) / TRIALS_FILE)
+    return io.read_jsonl(Path(run_dir) / TRIALS_FILE, "trial", sequential=True)
 
 
 def check_or_write_settings(path: Path, settings: dict) -> None:

@@ -52,7 +52,7 @@ def verify_search(search_dir: str | Path, scratch_score: Callable[[SwiftParams, 
     check(len(ok) >= 2, "run", f"{search_dir} has {len(ok)} successful trials; need >= 2")
     chosen = ok[-k:]
     path = Path(out_dir or search_dir) / VERIFY_FILE
-    done = {r["trial"]: r for r in io.read_jsonl(path)}
+    done = {r["trial"]: r for r in io.read_jsonl(path, "trial", field="run")}
     with progress_bar("swift verify", total=len(chosen), enabled=progress) as bar:
         for r in chosen:
             if r["trial"] not in done:
