@@ -102,7 +102,7 @@ def test_all_failed_search_is_a_config_error(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     _search(tmp_path, "s", rounds=2, agent="random")
-    with pytest.raises(ConfigError, match="other settings.*search"):
+    with pytest.raises(ConfigError, match="another experiment.*search.transform"):
         _search(tmp_path, "s", rounds=2, agent="random", transform="cdf")
 
 

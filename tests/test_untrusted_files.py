@@ -132,6 +132,8 @@ def test_damaged_files_are_one_line_errors(tmp_path, capsys, damage):
     out = _train_run(tmp_path)
     spoil(out / "checkpoint.pt")
     _fails([*TRAIN, "--out", str(out)], "checkpoint", capsys)
+    spoil(out / "identity.json")
+    _fails([*TRAIN, "--out", str(out)], "out", capsys)
 
     sampler = _sampler_file(tmp_path / "s", "features.npz")
     spoil(tmp_path / "s" / "features.npz")

@@ -58,7 +58,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     run = run_config_from_args(args, exclude=(*_SEARCH_FLAGS, "search_cost", "swift_command"))
     search = SearchConfig(**{k: getattr(args, k) for k in _SEARCH_FLAGS})
-    report = run_swift(run, search, search_cost=args.search_cost, progress=not args.quiet)
+    report = run_swift(run, search, search_cost=args.search_cost, progress=not args.quiet,
+                       restart=args.restart)
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
           f"{report['uniform']['test_acc']:.4f}, swift sampler {report['swift']['test_acc']:.4f}"
           f"; search {report['search']['cost_wall_trainings']:.1f}x one training  ->  "
