@@ -35,6 +35,7 @@ def _journal(path, lines):
     (['{"trial": 0}', '{"trial": 0}'], "line 2 has a missing or repeated 'trial'"),
     (['{"trial": 0}', '{"x": 1}'], "line 2 has a missing or repeated 'trial'"),
     (['{"trial": 0}', '{"trial": 2}'], "line 2 has trial 2 where 1 belongs"),
+    (['{"trial": [0]}'], "line 1 has a missing or repeated 'trial'"),
 ])
 def test_a_damaged_journal_is_refused_naming_file_and_line(tmp_path, lines, problem):
     path = tmp_path / "trials.jsonl"
@@ -49,6 +50,14 @@ def test_a_search_never_appends_after_a_corrupt_trial(tmp_path):
     _journal(tmp_path / "trials.jsonl", ['{"trial": 0}', '{"trial": 1', '{"trial": 2}'])
     with pytest.raises(ConfigError, match="trials.jsonl line 2 is not a JSON record"):
         load_trials(tmp_path)
+    trial = {"trial": 0, "x": [0.5], "params": {"e": [0, 1], "v": [0, 1], "c": [1]},
+             "score": 0.5, "seconds": 1.0}
+    for bad in ({"x": ["a"]}, {"params": {"e": [0]}}, {"score": "high"}, {"x": None}):
+        io.write_jsonl(tmp_path / "trials.jsonl", [{**trial, **bad}])
+        with pytest.raises(ConfigError, match="^out: .*trials.jsonl (trial|record) 0 has (a )?bad"):
+            load_trials(tmp_path)
+    io.write_jsonl(tmp_path / "trials.jsonl", [trial])
+    assert load_trials(tmp_path) == [trial]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

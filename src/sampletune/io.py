@@ -181,7 +181,7 @@ def read_jsonl(path: str | os.PathLike, key: str | None = None, *, sequential: b
             raise ConfigError(field, f"{where} is not a JSON record", _REPAIR)
         if key is not None:
             value = record.get(key)
-            if value is None or value in seen:
+            if not isinstance(value, int | str) or isinstance(value, bool) or value in seen:
                 raise ConfigError(field, f"{where} has a missing or repeated {key!r}", _REPAIR)
             if sequential and value != len(records):
                 raise ConfigError(field, f"{where} has {key} {value!r} where {len(records)} "
@@ -189,6 +189,18 @@ def read_jsonl(path: str | os.PathLike, key: str | None = None, *, sequential: b
             seen.add(value)
         records.append(record)
     return records
+
+
+def check_records(path: str | os.PathLike, records: list[dict], fields: dict[str, tuple],
+                  field: str = "out") -> None:
+    """Refuse (one :class:`ConfigError`) a record whose ``fields`` are missing or not of the
+    given types (``{"score": (float, int, type(None))}``): a journal may have been edited."""
+    for number, record in enumerate(records):
+        for name, kinds in fields.items():
+            value = record.get(name, KeyError)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise ConfigError(field, f"{path} record {number} has a bad or missing "
+                                  f"{name!r}", _REPAIR)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -36,7 +36,7 @@ def claim(out: str | Path, identity: dict, *, file: str = IDENTITY_FILE,
     not a run directory: never deleted, even with ``restart``).
     """
     out = Path(out)
-    identity = json.loads(json.dumps({"sampletune": __version__, **identity},
+    identity = json.loads(json.dumps({"sampletune_version": __version__, **identity},
                                      sort_keys=True, default=str))
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,10 @@ def _check(out: Path, identity: dict, file: str, restart: bool) -> None:
         for p in others:
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     if path.exists():
-        differ = differences(io.read_json(path, "out"), identity)
+        recorded = io.read_json(path, "out")
+        if not isinstance(recorded, dict):
+            raise ConfigError("out", f"{path} is not a run identity", "--restart")
+        differ = differences(recorded, identity)
         if differ:
             raise ConfigError("out", f"{out} holds another experiment (differs in: "
                               f"{', '.join(differ)})", "a new --out, the same settings to "

@@ -177,7 +177,9 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
     with rundir.held(run_dir, {"search": cfg.to_dict(), "n": family.n, **(context or {})},
                      file=SEARCH_FILE):
         trials_path = run_dir / TRIALS_FILE
-        records = io.read_jsonl(trials_path, "trial", sequential=True)[: cfg.rounds]
+        records = load_trials(run_dir)[: cfg.rounds]
+        check(all(len(r["x"]) == cfg.dim for r in records), "out", f"{trials_path} holds "
+              f"trials of another search (not {cfg.dim} coordinates)", "--restart")
         agent = make_agent(cfg.agent, cfg.dim, cfg.seed, **cfg.agent_options)
         for r in records:
             agent.tell(torch.tensor(r["x"], dtype=torch.float64), r["score"])
@@ -222,8 +224,22 @@ def summarise(records: list[dict]) -> SearchResult:
 
 
 def load_trials(run_dir: str | Path) -> list[dict]:
-    """The finished trials of a search directory, in order."""
-    return io.read_jsonl(Path(run_dir) / TRIALS_FILE, "trial", sequential=True)
+    """The finished trials of a search directory, in order (checked: a record that is not a
+    trial of this program is a :class:`ConfigError`)."""
+    path = Path(run_dir) / TRIALS_FILE
+    records = io.read_jsonl(path, "trial", sequential=True)
+    number = (float, int)
+    io.check_records(path, records, {"x": (list,), "params": (dict,),
+                                     "score": (*number, type(None)), "seconds": number})
+    for r in records:
+        try:
+            SwiftParams.from_dict(r["params"])
+            ok = all(isinstance(v, number) for v in r["x"])
+        except (KeyError, TypeError, ValueError, ConfigError):
+            ok = False
+        check(ok, "out", f"{path} trial {r['trial']} has bad 'x' or 'params'",
+              "a journal this program wrote; --restart discards the run")
+    return records
 
 
 def check_or_write_settings(path: Path, settings: dict, restart: bool = False) -> None:

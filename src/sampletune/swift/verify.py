@@ -52,7 +52,9 @@ def verify_search(search_dir: str | Path, scratch_score: Callable[[SwiftParams, 
     check(len(ok) >= 2, "run", f"{search_dir} has {len(ok)} successful trials; need >= 2")
     chosen = ok[-k:]
     path = Path(out_dir or search_dir) / VERIFY_FILE
-    done = {r["trial"]: r for r in io.read_jsonl(path, "trial", field="run")}
+    records = io.read_jsonl(path, "trial", field="run")
+    io.check_records(path, records, {"approx": (float, int), "val_acc": (float, int)}, "run")
+    done = {r["trial"]: r for r in records}
     with progress_bar("swift verify", total=len(chosen), enabled=progress) as bar:
         for r in chosen:
             if r["trial"] not in done:
