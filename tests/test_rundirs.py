@@ -4,6 +4,9 @@
 import fcntl
 import json
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -68,6 +71,22 @@ def test_a_directory_in_use_is_refused(tmp_path, capsys):
         assert main(["budget-table", "--out", str(out), "--quiet"]) == 2
         assert "is in use" in _error(capsys)
     assert main([*TRAIN, "--out", str(out)]) == 0  # released by the other process
+
+
+def test_two_processes_on_one_out_do_not_both_run(tmp_path, capsys):
+    out = tmp_path / "shared"
+    first = subprocess.Popen([sys.executable, "-m", "sampletune.cli", *TRAIN, "--epochs", "500",
+                              "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "identity.json").exists() and first.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert main([*TRAIN, "--epochs", "500", "--out", str(out)]) == 2
+        assert "is in use by another sampletune process" in _error(capsys)
+    finally:
+        first.kill()
+        first.communicate()
 
 
 def test_the_lock_is_released_after_a_run_and_after_an_error(tmp_path):

@@ -134,8 +134,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     curves = {}
     for run in map(Path, args.runs):
         check((run / "curves.json").exists(), "runs", f"{run} has no curves.json")
-        search = io.read_json(run / "search.json")
-        curves[f"{search['search']['exploration']} ({run.name})"] = io.read_json(
-            run / "curves.json")
+        search = io.read_json(run / "search.json", "runs")
+        exploration = search.get("search", {}).get("exploration") if isinstance(
+            search, dict) and isinstance(search.get("search"), dict) else None
+        check(isinstance(exploration, str), "runs", f"{run}/search.json is not an "
+              "AutoSampling search's", "run directories of autosampling search")
+        curves[f"{exploration} ({run.name})"] = io.read_json(run / "curves.json", "runs")
     print(convergence(curves, args.output, key=args.key))
     return 0

@@ -98,6 +98,18 @@ def held(out: str | Path | None, identity: dict, *, file: str = IDENTITY_FILE,
             release(out)
 
 
+@contextlib.contextmanager
+def locked(out: str | Path) -> Iterator[Path]:
+    """Hold ``out``'s lock for the ``with`` block without checking an identity (for commands
+    that add to another command's run directory, such as ``swift verify``)."""
+    fresh = _lock(Path(out))
+    try:
+        yield Path(out)
+    finally:
+        if fresh:
+            release(out)
+
+
 def _lock(out: Path) -> bool:
     """Lock ``out`` unless this process holds it already; True if it was locked now."""
     key = os.path.realpath(out)
