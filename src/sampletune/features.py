@@ -190,7 +190,8 @@ def load_features(path: str | Path, n: int | None = None,
     blob = load_numpy(path, "feature_file")
     feats = {k[len("feature_"):]: torch.from_numpy(v) for k, v in blob.items()
              if k.startswith("feature_")}
-    size = int(blob["n"]) if "n" in blob and blob["n"].shape == () else None
+    n_ok = "n" in blob and blob["n"].shape == () and blob["n"].dtype.kind in "iu"
+    size = int(blob["n"]) if n_ok else None
     check(size is not None and bool(feats) and all(
         v.dtype == torch.float64 and v.shape == (size,) for v in feats.values()),
         "feature_file", f"{path} is not a sampletune feature file", "one from swift search")

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import yaml
+from torch import Tensor
 
 from sampletune import io
 from sampletune.data import DataSplits
@@ -62,7 +63,7 @@ def config_identity(cfg: RunConfig) -> dict:
     return identity
 
 
-def run_identity(cfg: RunConfig, data: DataSplits, weights=None) -> dict:
+def run_identity(cfg: RunConfig, data: DataSplits, weights: Tensor | None = None) -> dict:
     """What decides a run's results: :func:`config_identity` with the training split's
     fingerprint standing for the data's location, and the sampler's weights by digest when
     they come from a file."""

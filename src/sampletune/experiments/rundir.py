@@ -115,7 +115,7 @@ def _lock(out: Path) -> bool:
     key = os.path.realpath(out)
     if key in _HELD:
         return False
-    fh = open(out / LOCK_FILE, "a")  # noqa: SIM115 (kept open while the lock is held)
+    fh = open(out / LOCK_FILE, "a")  # stays open: closing it releases the lock
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
