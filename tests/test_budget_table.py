@@ -45,6 +45,18 @@ def test_grid_is_resumable(tmp_path, monkeypatch):
     assert len(more) == 6 and [c["seed"] for c in ran] == [1, 1, 1]
 
 
+def test_grid_refuses_cells_of_other_data_and_damaged_cells(tmp_path):
+    run_grid(SPEC, tmp_path, progress=False)
+    path = tmp_path / "cells.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0].replace('"data": "', '"data": "x'), *lines[1:]]) + "\n")
+    with pytest.raises(ConfigError, match="^out: .* trained on other data"):
+        run_grid(SPEC, tmp_path, progress=False)
+    path.write_text("\n".join([*lines, '{"key": "k"}']) + "\n")
+    with pytest.raises(ConfigError, match="^out: .* record 3 has a bad or missing"):
+        run_grid(SPEC, tmp_path, progress=False)
+
+
 def test_report_is_shaped_like_tables_2_and_3(tmp_path):
     records = run_grid(SPEC.__class__(**{**SPEC.__dict__, "lr_schedules": ("step", "linear"),
                                          "methods": ("unif-sgd", "sb")}), tmp_path,

@@ -1,4 +1,10 @@
+import os
+import stat
+
+import pytest
+
 from sampletune import io
+from sampletune.errors import ConfigError
 
 
 def test_append_after_a_torn_line_keeps_every_later_record(tmp_path):
@@ -17,3 +23,51 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
     io.save_npz(tmp_path / "b.npz", x=[1, 2, 3])
     assert io.read_json(tmp_path / "a.json") == {"k": [1, 2]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.npz"]
+
+
+def _journal(path, lines):
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+@pytest.mark.parametrize("lines,problem", [
+    (['{"trial": 0}', "garbage", '{"trial": 1}'], "line 2 is not a JSON record"),
+    (['{"trial": 0}', "[1, 2]"], "line 2 is not a JSON record"),
+    (['{"trial": 0}', '{"trial": 0}'], "line 2 has a missing or repeated 'trial'"),
+    (['{"trial": 0}', '{"x": 1}'], "line 2 has a missing or repeated 'trial'"),
+    (['{"trial": 0}', '{"trial": 2}'], "line 2 has trial 2 where 1 belongs"),
+    (['{"trial": [0]}'], "line 1 has a missing or repeated 'trial'"),
+])
+def test_a_damaged_journal_is_refused_naming_file_and_line(tmp_path, lines, problem):
+    path = tmp_path / "trials.jsonl"
+    _journal(path, lines)
+    with pytest.raises(ConfigError, match=f"^out: {path} {problem}"):
+        io.read_jsonl(path, "trial", sequential=True)
+
+
+def test_a_search_never_appends_after_a_corrupt_trial(tmp_path):
+    from sampletune.swift.search import load_trials
+
+    _journal(tmp_path / "trials.jsonl", ['{"trial": 0}', '{"trial": 1', '{"trial": 2}'])
+    with pytest.raises(ConfigError, match="trials.jsonl line 2 is not a JSON record"):
+        load_trials(tmp_path)
+    trial = {"trial": 0, "x": [0.5], "params": {"e": [0, 1], "v": [0, 1], "c": [1]},
+             "score": 0.5, "seconds": 1.0}
+    for bad in ({"x": ["a"]}, {"params": {"e": [0]}}, {"score": "high"}, {"x": None}):
+        io.write_jsonl(tmp_path / "trials.jsonl", [{**trial, **bad}])
+        with pytest.raises(ConfigError, match="^out: .*trials.jsonl (trial|record) 0 has (a )?bad"):
+            load_trials(tmp_path)
+    io.write_jsonl(tmp_path / "trials.jsonl", [trial])
+    assert load_trials(tmp_path) == [trial]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        io.write_json(tmp_path / "a.json", {})
+        io.save_torch(tmp_path / "b.pt", {})
+        io.append_jsonl(tmp_path / "c.jsonl", {})
+    finally:
+        os.umask(old)
+    for name in ("a.json", "b.pt", "c.jsonl"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name

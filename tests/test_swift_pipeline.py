@@ -52,7 +52,7 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
     again = run_swift(run, SEARCH, search_cost=0.5, progress=False)
     assert again["swift"] == report["swift"] and again["search"]["best_params"] == \
         s["best_params"]
-    with pytest.raises(ConfigError, match="other settings"):
+    with pytest.raises(ConfigError, match="holds another experiment .differs in: search"):
         run_swift(run, SearchConfig(rounds=4, finetune_epochs=1, agent="random"),
                   search_cost=0.5, progress=False)
 

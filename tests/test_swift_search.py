@@ -102,7 +102,7 @@ def test_all_failed_search_is_a_config_error(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     _search(tmp_path, "s", rounds=2, agent="random")
-    with pytest.raises(ConfigError, match="other settings.*search"):
+    with pytest.raises(ConfigError, match="another experiment.*search.transform"):
         _search(tmp_path, "s", rounds=2, agent="random", transform="cdf")
 
 
@@ -135,12 +135,16 @@ def test_sampler_file_round_trip_and_weighted_sampler(tmp_path):
     from sampletune.features import FeatureKey, save_features
 
     feats, _ = _features()
-    feat_path = save_features(tmp_path / "feats" / "f.pt", feats, FeatureKey("d", "train", 0, "m"))
     result = _search(tmp_path, "run", rounds=3, agent="random")
+    key = FeatureKey("d", "train", 0, "m")
+    feat_path = save_features(tmp_path / "run" / "feats" / "f.npz", feats, key)
     spec = SamplerSpec(result.best, ("loss", "renormed_entropy"), "cgf", str(feat_path), 300,
                        result.best_score)
     path = save_sampler(tmp_path / "run" / "sampler.json", spec)
-    assert json.loads(path.read_text())["feature_file"] == "../feats/f.pt"
+    assert json.loads(path.read_text())["feature_file"] == "feats/f.npz"
+    outside = dataclasses.replace(spec, feature_file=str(tmp_path / "f.npz"))
+    with pytest.raises(ConfigError, match="^feature_file: .* is outside the folder"):
+        save_sampler(tmp_path / "run" / "other.json", outside)
     loaded = load_sampler(path)
     assert loaded.params == spec.params and loaded.n == 300
     sampler = to_weighted_sampler(path, 50, seed=1)

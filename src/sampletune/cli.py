@@ -47,13 +47,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     g.add_argument("--out", help="run directory (rerun the same command to resume)")
+    g.add_argument("--restart", action="store_true",
+                   help="discard what --out holds and start over")
 
 
 def run_config_from_args(args: argparse.Namespace, exclude: Sequence[str] = ()):
     """The :class:`RunConfig` given by ``--config`` and the flags that were set."""
     from sampletune.experiments import RunConfig
 
-    skip = {"config", "command", "func", "quiet", "threads", *exclude}
+    skip = {"config", "command", "func", "quiet", "threads", "restart", *exclude}
     overrides = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     return RunConfig.load(args.config, overrides)
 
@@ -62,7 +64,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from sampletune.experiments import run_train
 
     cfg = run_config_from_args(args)
-    result = run_train(cfg, progress=not args.quiet)
+    result = run_train(cfg, progress=not args.quiet, restart=args.restart)
     f = result.final
     what = f"{cfg.method} (B={cfg.budget:g})" if cfg.method else cfg.noisy or cfg.sampler
     print(f"{what} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "

@@ -11,8 +11,9 @@ the split:
 - ``grad_norm_full`` (optional, ``full_grad=True``): L2 norm of the per-example gradient
   w.r.t. all parameters, through ``torch.func``.
 
-The model is used in eval mode, without augmentation. Features are saved keyed by data set,
-split, seed and model, and checked against the split size when loaded.
+The model is used in eval mode, without augmentation. Features are saved as ``.npz`` (no
+pickles) keyed by data set, split, seed and model, and checked against the split size when
+loaded.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from sampletune.errors import ConfigError, check
-from sampletune.io import load_torch, save_torch
+from sampletune.io import load_numpy, save_npz
 
 FEATURE_NAMES = ("loss", "renormed_entropy", "grad_norm", "grad_norm_full")
 
@@ -45,7 +46,7 @@ class FeatureKey:
     def filename(self) -> str:
         safe = [str(p).replace("/", "_").replace(":", "_") for p in
                 (self.dataset, self.split, f"seed{self.seed}", self.model)]
-        return "-".join(safe) + ".pt"
+        return "-".join(safe) + ".npz"
 
 
 def cdf_normalise(values: Tensor) -> Tensor:
@@ -169,11 +170,11 @@ def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_
 
 
 def save_features(path: str | Path, features: dict[str, Tensor], key: FeatureKey) -> Path:
-    """Save ``features`` with its key and size, atomically. Returns the path."""
+    """Save ``features`` with its key and size as ``.npz``, atomically. Returns the path."""
     sizes = {int(v.numel()) for v in features.values()}
     check(len(sizes) == 1, "features", f"features have different lengths {sorted(sizes)}")
-    save_torch(path, {"key": key.__dict__, "n": sizes.pop(),
-                      "features": {k: v.to(torch.float64) for k, v in features.items()}})
+    save_npz(path, n=sizes.pop(), **{f"key_{k}": str(v) for k, v in key.__dict__.items()},
+             **{f"feature_{k}": v.to(torch.float64).cpu().numpy() for k, v in features.items()})
     return Path(path)
 
 
@@ -183,19 +184,30 @@ def load_features(path: str | Path, n: int | None = None,
     :class:`ConfigError` (the features were fitted on another training set)."""
     path = Path(path)
     check(path.exists(), "feature_file", f"{path} does not exist")
-    blob = load_torch(path)
-    if n is not None and blob["n"] != n:
-        raise ConfigError("feature_file", f"{path} holds {blob['n']} examples but the training "
+    check(path.suffix == ".npz", "feature_file", f"{path} is not an .npz feature file (older "
+          "sampletune wrote .pt, which is no longer read: loading it could run code)",
+          "features recomputed by this version (swift search with --restart)")
+    blob = load_numpy(path, "feature_file")
+    feats = {k[len("feature_"):]: torch.from_numpy(v) for k, v in blob.items()
+             if k.startswith("feature_")}
+    n_ok = "n" in blob and blob["n"].shape == () and blob["n"].dtype.kind in "iu"
+    size = int(blob["n"]) if n_ok else None
+    check(size is not None and bool(feats) and all(
+        v.dtype == torch.float64 and v.shape == (size,) for v in feats.values()),
+        "feature_file", f"{path} is not a sampletune feature file", "one from swift search")
+    if n is not None and size != n:
+        raise ConfigError("feature_file", f"{path} holds {size} examples but the training "
                           f"set has {n}", "features computed on this training set")
-    if key is not None and blob["key"] != key.__dict__:
-        raise ConfigError("feature_file", f"{path} was computed for {blob['key']}, not "
+    stored = {k[len("key_"):]: str(v) for k, v in blob.items() if k.startswith("key_")}
+    if key is not None and stored != {k: str(v) for k, v in key.__dict__.items()}:
+        raise ConfigError("feature_file", f"{path} was computed for {stored}, not "
                           f"{key.__dict__}")
-    return blob["features"]
+    return feats
 
 
 def cached_features(root: str | Path, key: FeatureKey, model: nn.Module, x: Tensor | Dataset,
                     y: Tensor, **kw) -> tuple[dict[str, Tensor], Path]:
-    """Load ``root/<key>.pt`` if it exists (checked against ``len(y)``), else compute and save."""
+    """Load ``root/<key>.npz`` if it exists (checked against ``len(y)``), else compute and save."""
     path = Path(root) / key.filename()
     if path.exists():
         return load_features(path, n=int(y.shape[0]), key=key), path

@@ -1,4 +1,9 @@
-"""Atomic file writes and JSON-lines records, so an interrupted run never leaves a torn file."""
+"""Atomic file writes and JSON-lines journals, so an interrupted run never leaves a torn file.
+
+Files are created with the user's umask. Nothing is ever unpickled: torch files are read
+with ``weights_only=True``, numpy files with ``allow_pickle=False``; a file that cannot be
+read that way is a one-line :class:`ConfigError`.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,16 @@ from typing import Any
 
 import torch
 
+from sampletune.errors import ConfigError
+
+_REPAIR = "a file this program wrote; --restart discards the run"
+
 
 def _atomic_replace(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; plain files follow the umask
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -25,6 +35,12 @@ def _atomic_replace(path: Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -42,8 +58,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | os.PathLike, field: str = "out") -> Any:
+    """The JSON value in ``path``; an unreadable file is a :class:`ConfigError` on ``field``."""
+    try:
+        return json.loads(Path(path).read_bytes().decode())
+    except (OSError, ValueError) as err:
+        raise ConfigError(field, f"{path} is not readable JSON ({describe_error(err)})",
+                          _REPAIR) from None
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
@@ -65,8 +86,37 @@ def save_npy(path: str | os.PathLike, array) -> None:
     _atomic_replace(Path(path), lambda fh: np.save(fh, array))
 
 
-def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    return torch.load(path, map_location=map_location, weights_only=False)
+def load_torch(path: str | os.PathLike, field: str, map_location: str | torch.device = "cpu"
+               ) -> Any:
+    """``torch.load`` with ``weights_only=True`` (tensors and plain containers, never a
+    pickled object); an unreadable or foreign file is a :class:`ConfigError` on ``field``."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds for a bad file; all mean "unreadable"
+        raise ConfigError(field, f"{path} is not a readable torch file of tensors "
+                          f"({describe_error(err)})", _REPAIR) from None
+
+
+def load_numpy(path: str | os.PathLike, field: str) -> Any:
+    """``numpy.load`` without pickles (an ``.npz`` comes back as a dict of arrays); an
+    unreadable file is a :class:`ConfigError` on ``field``."""
+    import numpy as np
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                return dict(loaded)
+        return loaded
+    except Exception as err:  # numpy raises many kinds for a bad file
+        raise ConfigError(field, f"{path} is not a readable numpy file ({describe_error(err)})",
+                          ".npy/.npz without pickled objects") from None
+
+
+def describe_error(err: BaseException) -> str:
+    """``Type: first line of the message``, short enough for a one-line error."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:200]
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
@@ -99,20 +149,58 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
                              for r in records))
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read JSON-lines records; a torn last line (from a kill mid-write) is ignored."""
+def read_jsonl(path: str | os.PathLike, key: str | None = None, *, sequential: bool = False,
+               field: str = "out") -> list[dict]:
+    """Read a journal of JSON records, one a line.
+
+    A torn last line (no final newline: a kill mid-write) is left out; the next append cuts
+    it. Anything else is refused with a :class:`ConfigError` on ``field`` naming the file
+    and line, since later records would be appended after it and read in the wrong place:
+    a line that is not a JSON object, a record without ``key`` or repeating an earlier
+    ``key``, or (``sequential``) a ``key`` other than the record's position 0, 1, 2, ...
+    """
     path = Path(path)
     if not path.exists():
         return []
-    records = []
-    for line in path.read_text().splitlines():
+    try:
+        lines = path.read_bytes().decode().split("\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(field, f"{path} is not readable text ({describe_error(err)})",
+                          _REPAIR) from None
+    lines[-1] = ""  # after the final newline: empty, or a torn record
+    records, seen = [], set()
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            break
+            record = None
+        where = f"{path} line {number}"
+        if not isinstance(record, dict):
+            raise ConfigError(field, f"{where} is not a JSON record", _REPAIR)
+        if key is not None:
+            value = record.get(key)
+            if not isinstance(value, int | str) or isinstance(value, bool) or value in seen:
+                raise ConfigError(field, f"{where} has a missing or repeated {key!r}", _REPAIR)
+            if sequential and value != len(records):
+                raise ConfigError(field, f"{where} has {key} {value!r} where {len(records)} "
+                                  "belongs", _REPAIR)
+            seen.add(value)
+        records.append(record)
     return records
+
+
+def check_records(path: str | os.PathLike, records: list[dict], fields: dict[str, tuple],
+                  field: str = "out") -> None:
+    """Refuse (one :class:`ConfigError`) a record whose ``fields`` are missing or not of the
+    given types (``{"score": (float, int, type(None))}``): a journal may have been edited."""
+    for number, record in enumerate(records):
+        for name, kinds in fields.items():
+            value = record.get(name, KeyError)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise ConfigError(field, f"{path} record {number} has a bad or missing "
+                                  f"{name!r}", _REPAIR)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 from sampletune.autosampling.algorithm import EXPLORATIONS
@@ -61,12 +62,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.autosampling.search import SearchConfig, search
     from sampletune.cli import run_config_from_args
     from sampletune.experiments import load_data
+    from sampletune.experiments.run import run_identity
 
     cfg = run_config_from_args(args, exclude=(*SEARCH_FLAGS, "autosampling_command"))
     scfg = SearchConfig(**{k: getattr(args, k) for k in SEARCH_FLAGS})
     out = Path(cfg.out or f"runs/autosampling-{cfg.dataset}-{scfg.exploration}-s{cfg.seed}")
-    result = search(cfg.model, load_data(cfg), cfg.train_config(), scfg, out,
-                    progress=not args.quiet)
+    data = load_data(cfg)
+    result = search(cfg.model, data, cfg.train_config(), scfg, out, progress=not args.quiet,
+                    settings={"run": run_identity(cfg, data)}, restart=args.restart)
     f = result.final
     print(f"autosampling {scfg.exploration} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
           f"test acc {f['test_acc']:.4f}, {f['worker_epochs']} worker-epochs, "
@@ -79,8 +82,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from sampletune.autosampling.schedule import RecordedSchedule
     from sampletune.cli import run_config_from_args
     from sampletune.errors import check
-    from sampletune.experiments import load_data, new_model
-    from sampletune.experiments.run import write_summary
+    from sampletune.experiments import load_data, new_model, rundir
+    from sampletune.experiments.run import run_identity, write_summary
     from sampletune.samplers.schedule import ScheduleSampler, static_sampler
     from sampletune.train import train
 
@@ -107,12 +110,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     else:
         sampler = static_sampler(schedule, seed=cfg.seed)
     out = Path(cfg.out) if cfg.out else None
-    if out is not None:
-        io.write_json(out / "config.json", {**cfg.to_dict(), "schedule": str(args.schedule)})
-    result = train(new_model(cfg, data), data, sampler, cfg.train_config(), run_dir=out,
-                   progress=not args.quiet, description=f"replay {args.mode}")
-    if out is not None:
-        write_summary(out, cfg, result)
+    digest = hashlib.sha1(schedule.indices().tobytes()).hexdigest()[:16]
+    identity = {**run_identity(cfg, data), "mode": args.mode, "schedule": digest}
+    with rundir.held(out, identity, restart=args.restart):
+        if out is not None:
+            io.write_json(out / "config.json", {**cfg.to_dict(), "schedule": str(args.schedule)})
+        result = train(new_model(cfg, data), data, sampler, cfg.train_config(), run_dir=out,
+                       progress=not args.quiet, description=f"replay {args.mode}")
+        if out is not None:
+            write_summary(out, cfg, result)
     f = result.final
     print(f"{args.mode} replay, {cfg.model} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
           f"test acc {f['test_acc']:.4f}, {f['wall_time']:.1f}s"
@@ -128,8 +134,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     curves = {}
     for run in map(Path, args.runs):
         check((run / "curves.json").exists(), "runs", f"{run} has no curves.json")
-        search = io.read_json(run / "search.json")
-        curves[f"{search['search']['exploration']} ({run.name})"] = io.read_json(
-            run / "curves.json")
+        search = io.read_json(run / "search.json", "runs")
+        exploration = search.get("search", {}).get("exploration") if isinstance(
+            search, dict) and isinstance(search.get("search"), dict) else None
+        check(isinstance(exploration, str), "runs", f"{run}/search.json is not an "
+              "AutoSampling search's", "run directories of autosampling search")
+        curves[f"{exploration} ({run.name})"] = io.read_json(run / "curves.json", "runs")
     print(convergence(curves, args.output, key=args.key))
     return 0

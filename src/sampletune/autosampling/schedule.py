@@ -100,15 +100,27 @@ class RecordedSchedule:
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> RecordedSchedule:
-        if int(a["format"]) != FORMAT:
-            raise ConfigError("schedule", f"format {int(a['format'])} is not {FORMAT}")
-        flat, offsets = np.asarray(a["indices"], np.int64), np.asarray(a["offsets"])
-        return cls(
-            int(a["num_examples"]), int(a["batch_size"]), int(a["steps_per_epoch"]),
-            [flat[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:], strict=True)],
-            [int(e) for e in a["epoch"]], [int(w) for w in a["worker"]],
-            [float(v) for v in a["val_acc"]], str(a["split"]) if "split" in a else "",
-        )
+        """The schedule :meth:`to_arrays` gave; anything else is a :class:`ConfigError`."""
+        try:
+            if int(a["format"]) != FORMAT:
+                raise ConfigError("schedule", f"format {int(a['format'])} is not {FORMAT}")
+            flat, offsets = np.asarray(a["indices"], np.int64), np.asarray(a["offsets"])
+            schedule = cls(
+                int(a["num_examples"]), int(a["batch_size"]), int(a["steps_per_epoch"]),
+                [flat[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:], strict=True)],
+                [int(e) for e in a["epoch"]], [int(w) for w in a["worker"]],
+                [float(v) for v in a["val_acc"]], str(a["split"]) if "split" in a else "",
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise ConfigError("schedule", f"not a recorded schedule ({io.describe_error(err)})",
+                              "schedule.npz of an autosampling search") from None
+        n, intervals = schedule.num_examples, schedule.intervals
+        check(len(intervals) == len(schedule.epochs_of) == len(schedule.workers)
+              and all(i.size == 0 or 0 <= int(i.min()) <= int(i.max()) < n for i in intervals)
+              and schedule.epochs_of == sorted(schedule.epochs_of), "schedule",
+              "its intervals, epochs or indices are inconsistent",
+              "schedule.npz of an autosampling search")
+        return schedule
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the schedule as one ``.npz``, atomically."""
@@ -119,5 +131,4 @@ class RecordedSchedule:
         p = Path(path)
         if not p.exists():
             raise ConfigError("schedule", f"{p} does not exist")
-        with np.load(p) as z:
-            return cls.from_arrays(dict(z))
+        return cls.from_arrays(io.load_numpy(p, "schedule"))

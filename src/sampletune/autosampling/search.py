@@ -11,7 +11,8 @@ A search leaves in its run directory:
 - ``checkpoint.pt``: population state and schedule at the last exploration boundary.
 
 Rerunning the same search in the same directory resumes at the last exploration boundary
-and ends with the same schedule as an uninterrupted run.
+and ends with the same schedule as an uninterrupted run; ``search.json`` records the
+search's identity (:mod:`sampletune.experiments.rundir`), so other settings are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sampletune import io
 from sampletune.autosampling.algorithm import (
@@ -35,6 +37,7 @@ from sampletune.autosampling.schedule import RecordedSchedule
 from sampletune.autosampling.worker import WorkerSpec, interval_seed
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
+from sampletune.experiments import rundir
 from sampletune.train import TrainConfig, progress_bar
 
 ENGINES = ("local", "ray")
@@ -110,12 +113,15 @@ def make_engine(cfg: SearchConfig, spec: WorkerSpec):
 
 
 def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConfig,
-           run_dir: str | Path, *, progress: bool = True, plots: bool = True) -> SearchResult:
+           run_dir: str | Path, *, progress: bool = True, plots: bool = True,
+           settings: dict | None = None, restart: bool = False) -> SearchResult:
     """Run AutoSampling (Algorithm 2) for ``train_cfg.epochs`` epochs of ``model`` on ``data``.
 
     Every epoch is ``len(data.train) // batch_size`` mini-batches; every worker trains all of
     them, so the cost is ``population * epochs`` worker-epochs plus one validation pass per
     worker and interval. Resumes from ``run_dir/checkpoint.pt`` when present.
+    ``settings`` (e.g. the run config) join the identity ``run_dir`` is claimed with;
+    ``restart`` discards an earlier search there.
     """
     out = Path(run_dir)
     n, batch = len(data.train), train_cfg.batch_size
@@ -131,98 +137,93 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
                            for k in range(cfg.stages)})
     identity = {"model": model, "dataset": data.name, "num_train": n,
                 "train": train_cfg.to_dict(), "search": cfg.identity()}
-    _claim_run_dir(out, identity)
+    with rundir.held(out, {**identity, "data": data.train.fingerprint(), **(settings or {})},
+                     file="search.json", restart=restart):
+        ckpt = out / "checkpoint.pt"
+        schedule = RecordedSchedule(n, batch, steps, split=data.train.fingerprint())
+        curves: list[dict] = []
+        losses: dict[int, np.ndarray] = {}
+        start_cycle, elapsed, evaluations = 0, 0.0, 0
+        engine = make_engine(cfg, WorkerSpec(model, data, train_cfg, epochs * steps))
+        try:
+            if ckpt.exists():
+                schedule, curves, losses, start_cycle, elapsed, evaluations = _resume(ckpt,
+                                                                                      engine)
+            t0 = time.perf_counter() - elapsed
+            done = sum(cycles[:start_cycle]) * len(per_epoch)
+            with progress_bar(f"autosampling {cfg.exploration}", total=epochs * len(per_epoch),
+                              completed=done, enabled=progress) as bar:
+                for c in range(start_cycle, len(cycles)):
+                    first = sum(cycles[:c])
+                    last = schedule.indices(first - cycles[c - 1], first) if c else None
+                    weights = explore_weights(cfg.exploration, last, n, cfg.beta)  # eqs. 6-7
+                    uniform_epochs = cycles[c] - 1 if c == 0 and cfg.warmup else cfg.nu
+                    streams = cycle_streams(weights, n, uniform_epochs, cycles[c] * steps, batch,
+                                            seed, c, population)
+                    pos = 0
+                    for epoch in range(first, first + cycles[c]):
+                        for j, length in enumerate(per_epoch):  # Algorithm 1
+                            evaluate = population > 1 or j == len(per_epoch) - 1
+                            chunks = [s[pos:pos + length] for s in streams]
+                            seeds = [interval_seed(seed, schedule.num_intervals, w)
+                                     for w in range(population)]
+                            metrics = engine.run(chunks, seeds, evaluate)
+                            best = exploit([m["acc"] for m in metrics]) if population > 1 else 0
+                            if population > 1:
+                                engine.adopt(best)
+                            acc = metrics[best]["acc"] if evaluate else float("nan")
+                            schedule.append(chunks[best], epoch=epoch, worker=best, val_acc=acc)
+                            evaluations += population if evaluate else 0
+                            pos += length
+                            bar.advance(f"epoch {epoch + 1} val {acc:.3f}" if evaluate else "")
+                        test = engine.evaluate("test")
+                        curves.append(_epoch_record(epoch, metrics[best], test, population,
+                                                    evaluations, time.perf_counter() - t0))
+                        if epoch + 1 in stage_epochs:
+                            losses[epoch + 1] = engine.example_losses()
+                        io.write_json(out / "curves.json", curves)
+                    _checkpoint(ckpt, {
+                        "cycle": c + 1, "population": engine.state(),
+                        "schedule": _tensors(schedule.to_arrays()), "split": schedule.split,
+                        "curves": curves, "losses": _tensors(losses),
+                        "elapsed": time.perf_counter() - t0, "evaluations": evaluations,
+                    })
+            model_state = engine.state()["model"]
+        finally:
+            engine.close()
 
-    ckpt = out / "checkpoint.pt"
-    schedule = RecordedSchedule(n, batch, steps, split=data.train.fingerprint())
-    curves: list[dict] = []
-    losses: dict[int, np.ndarray] = {}
-    start_cycle, elapsed, evaluations = 0, 0.0, 0
-    engine = make_engine(cfg, WorkerSpec(model, data, train_cfg, epochs * steps))
+        result = SearchResult(schedule, schedule.distribution(), curves, {}, model_state)
+        result.final = _write_outputs(out, result, data, identity, losses, cfg.engine)
+        if plots:
+            from sampletune.autosampling.plots import search_figures
+
+            rho = search_figures(out, schedule, losses, {cfg.exploration: curves})
+            report = io.read_json(out / "report.json")
+            report["loss_frequency_spearman"] = {str(e): r for e, r in rho.items()}
+            io.write_json(out / "report.json", report)
+        return result
+
+
+def _resume(ckpt: Path, engine) -> tuple:
+    """Load the checkpoint into ``engine``; returns the search's state at that boundary."""
+    state = io.load_torch(ckpt, "checkpoint")
     try:
-        if ckpt.exists():
-            state = io.load_torch(ckpt)
-            engine.load(state["population"])
-            schedule = RecordedSchedule.from_arrays(state["schedule"])
-            curves, losses = state["curves"], state["losses"]
-            start_cycle, elapsed, evaluations = (state["cycle"], state["elapsed"],
-                                                 state["evaluations"])
-        t0 = time.perf_counter() - elapsed
-        done = sum(cycles[:start_cycle]) * len(per_epoch)
-        with progress_bar(f"autosampling {cfg.exploration}", total=epochs * len(per_epoch),
-                          completed=done, enabled=progress) as bar:
-            for c in range(start_cycle, len(cycles)):
-                first = sum(cycles[:c])
-                last = schedule.indices(first - cycles[c - 1], first) if c else None
-                weights = explore_weights(cfg.exploration, last, n, cfg.beta)  # eqs. 6-7
-                uniform_epochs = cycles[c] - 1 if c == 0 and cfg.warmup else cfg.nu
-                streams = cycle_streams(weights, n, uniform_epochs, cycles[c] * steps, batch,
-                                        seed, c, population)
-                pos = 0
-                for epoch in range(first, first + cycles[c]):
-                    for j, length in enumerate(per_epoch):  # Algorithm 1
-                        evaluate = population > 1 or j == len(per_epoch) - 1
-                        chunks = [s[pos:pos + length] for s in streams]
-                        seeds = [interval_seed(seed, schedule.num_intervals, w)
-                                 for w in range(population)]
-                        metrics = engine.run(chunks, seeds, evaluate)
-                        best = exploit([m["acc"] for m in metrics]) if population > 1 else 0
-                        if population > 1:
-                            engine.adopt(best)
-                        acc = metrics[best]["acc"] if evaluate else float("nan")
-                        schedule.append(chunks[best], epoch=epoch, worker=best, val_acc=acc)
-                        evaluations += population if evaluate else 0
-                        pos += length
-                        bar.advance(f"epoch {epoch + 1} val {acc:.3f}" if evaluate else "")
-                    curves.append(_epoch_record(epoch, metrics[best], engine.evaluate("test"),
-                                                population, evaluations, time.perf_counter() - t0))
-                    if epoch + 1 in stage_epochs:
-                        losses[epoch + 1] = engine.example_losses()
-                    io.write_json(out / "curves.json", curves)
-                _checkpoint(ckpt, {
-                    "cycle": c + 1, "population": engine.state(),
-                    "schedule": schedule.to_arrays(), "curves": curves, "losses": losses,
-                    "elapsed": time.perf_counter() - t0, "evaluations": evaluations,
-                })
-        model_state = engine.state()["model"]
-    finally:
-        engine.close()
-
-    result = SearchResult(schedule, schedule.distribution(), curves, {}, model_state)
-    result.final = _write_outputs(out, result, data, identity, losses, cfg.engine)
-    if plots:
-        from sampletune.autosampling.plots import search_figures
-
-        rho = search_figures(out, schedule, losses, {cfg.exploration: curves})
-        report = io.read_json(out / "report.json")
-        report["loss_frequency_spearman"] = {str(e): r for e, r in rho.items()}
-        io.write_json(out / "report.json", report)
-    return result
+        engine.load(state["population"])
+        arrays = {k: v.numpy() for k, v in state["schedule"].items()}
+        schedule = RecordedSchedule.from_arrays({**arrays, "split": np.array(state["split"])})
+        losses = {int(e): v.numpy() for e, v in state["losses"].items()}
+        return (schedule, state["curves"], losses, int(state["cycle"]), state["elapsed"],
+                state["evaluations"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise ConfigError("checkpoint", f"{ckpt} does not fit this search "
+                          f"({io.describe_error(err)})", "the search's own settings, or "
+                          "--restart") from None
 
 
-def _claim_run_dir(out: Path, identity: dict) -> None:
-    """Write ``search.json``, or check that a resumed directory ran these same settings."""
-    path = out / "search.json"
-    if path.exists():
-        before = io.read_json(path)
-        if before != identity:
-            differ = sorted(_differences(before, identity))
-            raise ConfigError("out", f"{out} holds a search with other settings "
-                              f"({', '.join(differ)}); use a new run directory")
-    else:
-        io.write_json(path, identity)
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted names of the fields where nested dicts ``a`` and ``b`` differ."""
-    out = []
-    for k in sorted(set(a) | set(b)):
-        x, y = a.get(k), b.get(k)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{k}.")
-        elif x != y:
-            out.append(f"{prefix}{k}")
-    return out
+def _tensors(arrays: dict) -> dict:
+    """Numeric numpy arrays as tensors, so the checkpoint loads with ``weights_only``."""
+    return {k: torch.tensor(np.asarray(v)) for k, v in arrays.items()
+            if np.asarray(v).dtype.kind in "biuf"}
 
 
 def _checkpoint(path: Path, state: dict) -> None:

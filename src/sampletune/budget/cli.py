@@ -34,6 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--warmup-epochs", type=int, default=0, help="uniform epochs of p-/c-SGD")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--out", default="runs/budget-table", help="results folder (resumable)")
+    p.add_argument("--restart", action="store_true", help="discard the cells --out holds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_budget_table)
 
@@ -53,7 +54,7 @@ def _cmd_budget_table(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         train_subset=args.train_subset, warmup_epochs=args.warmup_epochs,
         data_dir=args.data_dir, device=device)
-    records = run_grid(spec, args.out, progress=not args.quiet)
+    records = run_grid(spec, args.out, progress=not args.quiet, restart=args.restart)
     md, table_csv = write_report(records, args.out)
     print(md)
     print(table_csv)

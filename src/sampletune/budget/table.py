@@ -20,6 +20,7 @@ from sampletune.budget.measures import mean_std, speedup
 from sampletune.budget.methods import ALL_METHODS, METHOD_NAMES, SUBSET_METHODS, build_method
 from sampletune.data import load_dataset, make_splits
 from sampletune.errors import check
+from sampletune.experiments import rundir
 from sampletune.models import build_model
 from sampletune.train import TrainConfig, progress_bar, seeded_model
 
@@ -113,31 +114,50 @@ def run_cell(cell: dict, spec: GridSpec, data_cache: dict) -> dict:
                           warmup_epochs=spec.warmup_epochs, model_fn=model_fn)
     result = method.train(model_fn(), data, cfg, progress=False)
     f = result.final
-    return {**cell, "key": cell_key(cell), "test_acc": f["test_acc"], "val_acc": f["val_acc"],
+    return {**cell, "key": cell_key(cell), "data": data.train.fingerprint(),
+            "test_acc": f["test_acc"], "val_acc": f["val_acc"],
             "wall_time": f["wall_time"], "steps": f["steps"], "used_budget": f["used_budget"],
             "entropy": f["entropy"], "entropy_normalized": f["entropy_normalized"],
             **{k: f[k] for k in ("sb_effective_budget", "sb_extra_forward") if k in f}}
 
 
-def run_grid(spec: GridSpec, out: str | Path, progress: bool = True) -> list[dict]:
-    """Run every unfinished cell of ``spec``; finished cells live in ``out/cells.jsonl``."""
-    path = Path(out) / "cells.jsonl"
-    io.write_json(Path(out) / "grid.json", asdict(spec))
-    done = {r["key"]: r for r in io.read_jsonl(path)}
-    cells = spec.cells()
-    todo = [c for c in cells if cell_key(c) not in done]
-    cache: dict = {}
-    for ds in spec.datasets:  # bad data set / augmentation pairs fail before any training
-        for aug in spec.augments:
-            build_augment(aug, _data(spec, ds, spec.seeds[0], cache))
-    with progress_bar("budget grid", total=len(cells), completed=len(cells) - len(todo),
-                      enabled=progress) as bar:
-        for cell in todo:
-            record = run_cell(cell, spec, cache)
-            io.append_jsonl(path, record)
-            done[record["key"]] = record
-            bar.advance(f"{cell['method']} B={cell['budget']:g} acc {record['test_acc']:.3f}")
-    return [done[cell_key(c)] for c in cells]
+def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
+             restart: bool = False) -> list[dict]:
+    """Run every unfinished cell of ``spec``; finished cells live in ``out/cells.jsonl``.
+
+    Cells are keyed by all their settings, so one directory can grow by more cells; what
+    the keys leave out (device, package version) is the directory's identity
+    (:mod:`sampletune.experiments.rundir`; ``restart`` discards earlier cells), and a
+    finished cell whose data has changed since (its split's fingerprint) is refused."""
+    with rundir.held(out, {"device": spec.device}, restart=restart):
+        path = Path(out) / "cells.jsonl"
+        io.write_json(Path(out) / "grid.json", asdict(spec))
+        records = io.read_jsonl(path, "key")
+        io.check_records(path, records, {k: (float, int) for k in _MEASURES})
+        done = {r["key"]: r for r in records}
+        cells = spec.cells()
+        todo = [c for c in cells if cell_key(c) not in done]
+        cache: dict = {}
+        for c in (c for c in cells if cell_key(c) in done):
+            fingerprint = _data(spec, c["dataset"], c["seed"], cache).train.fingerprint()
+            check(done[cell_key(c)].get("data") == fingerprint, "out",
+                  f"{path} holds a cell of {c['dataset']} (seed {c['seed']}) trained on other "
+                  "data than it holds now", "--restart, or a new --out")
+        for ds in spec.datasets:  # bad data set / augmentation pairs fail before any training
+            for aug in spec.augments:
+                build_augment(aug, _data(spec, ds, spec.seeds[0], cache))
+        with progress_bar("budget grid", total=len(cells), completed=len(cells) - len(todo),
+                          enabled=progress) as bar:
+            for cell in todo:
+                record = run_cell(cell, spec, cache)
+                io.append_jsonl(path, record)
+                done[record["key"]] = record
+                bar.advance(f"{cell['method']} B={cell['budget']:g} "
+                            f"acc {record['test_acc']:.3f}")
+        return [done[cell_key(c)] for c in cells]
+
+
+_MEASURES = ("test_acc", "val_acc", "wall_time", "used_budget", "entropy", "entropy_normalized")
 
 
 # ---- aggregation and tables ---------------------------------------------------------------

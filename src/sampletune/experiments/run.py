@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import yaml
+from torch import Tensor
 
 from sampletune import io
+from sampletune.data import DataSplits
+from sampletune.experiments import rundir
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.plots import learning_curves
 from sampletune.experiments.setup import load_data, new_model
@@ -14,14 +18,15 @@ from sampletune.samplers import build_sampler
 from sampletune.train import TrainResult, train
 
 
-def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
+def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False) -> TrainResult:
     """Train as ``cfg`` says: with ``cfg.method`` one of the budgeted-training methods
     (:func:`sampletune.budget.build_method`), with ``cfg.noisy`` a noisy-label baseline
     (:func:`sampletune.noisy.build_noisy`), else ``cfg.sampler``; ``cfg.augment`` either way.
 
     With ``cfg.out`` the run directory holds ``config.yaml``, ``metrics.jsonl`` (one record
     per epoch), ``checkpoint.pt`` (resume by rerunning the same command), ``summary.json``
-    and ``learning_curve.png``."""
+    and ``learning_curve.png``; it is claimed with :func:`run_identity` (``restart``
+    discards an earlier run there)."""
     from sampletune.augment import build_augment
     from sampletune.budget import build_method
 
@@ -40,17 +45,41 @@ def run_train(cfg: RunConfig, progress: bool = True) -> TrainResult:
         sampler = build_sampler(cfg.sampler, data, budget=cfg.budget, seed=cfg.seed,
                                 weights_path=cfg.weights)
         augment, mixer = build_augment(cfg.augment, data)
-    if out is not None:
-        io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
-    model = new_model(cfg, data)
-    if cfg.method or cfg.noisy:
-        result = method.train(model, data, train_cfg, run_dir=out, progress=progress)
-    else:
-        result = train(model, data, sampler, train_cfg, augment=augment, mixer=mixer,
-                       run_dir=out, progress=progress, description=f"{cfg.sampler} {cfg.dataset}")
-    if out is not None:
-        write_summary(out, cfg, result)
+    weights = None if cfg.method or cfg.noisy else getattr(sampler, "weights", None)
+    with rundir.held(out, run_identity(cfg, data, weights), restart=restart):
+        if out is not None:
+            io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
+        model = new_model(cfg, data)
+        if cfg.method or cfg.noisy:
+            result = method.train(model, data, train_cfg, run_dir=out, progress=progress)
+        else:
+            result = train(model, data, sampler, train_cfg, augment=augment, mixer=mixer,
+                           run_dir=out, progress=progress,
+                           description=f"{cfg.sampler} {cfg.dataset}")
+        if out is not None:
+            write_summary(out, cfg, result)
     return result
+
+
+def config_identity(cfg: RunConfig) -> dict:
+    """``cfg``'s fields that decide results: all but the run directory and ``download``,
+    with the device resolved."""
+    identity = {k: v for k, v in cfg.to_dict().items() if k not in ("out", "download")}
+    identity["device"] = cfg.resolved_device
+    return identity
+
+
+def run_identity(cfg: RunConfig, data: DataSplits, weights: Tensor | None = None) -> dict:
+    """What decides a run's results: :func:`config_identity` with the training split's
+    fingerprint standing for the data's location, and the sampler's weights by digest when
+    they come from a file."""
+    identity = config_identity(cfg)
+    del identity["data_dir"]
+    identity["data"] = data.train.fingerprint()
+    if cfg.weights is not None:
+        identity["weights"] = None if weights is None else hashlib.sha1(
+            weights.double().cpu().numpy().tobytes()).hexdigest()[:16]
+    return identity
 
 
 def write_summary(out: Path, cfg: RunConfig, result: TrainResult) -> None:

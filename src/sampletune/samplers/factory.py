@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sampletune import io
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
 from sampletune.samplers.base import IndexSampler, budget_samples
@@ -53,10 +54,17 @@ def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int
 
 
 def load_weights(path: str | Path, n: int) -> torch.Tensor:
-    """Per-example weights from ``.npy`` / ``.pt``; their count must equal the training size."""
+    """Per-example weights from ``.npy`` / ``.pt`` (read without unpickling anything); their
+    count must equal the training size."""
     path = Path(path)
     check(path.exists(), "weights", f"file {str(path)!r} does not exist")
-    w = torch.as_tensor(np.load(path)) if path.suffix == ".npy" else torch.load(path)
+    check(path.suffix in (".npy", ".pt"), "weights", f"{path.name} is not a .npy or .pt file",
+          ".npy, .pt")
+    w = io.load_numpy(path, "weights") if path.suffix == ".npy" else io.load_torch(path,
+                                                                                  "weights")
+    ok = isinstance(w, torch.Tensor) or (isinstance(w, np.ndarray) and w.dtype.kind in "biuf")
+    check(ok, "weights", f"{path.name} holds no array of numbers", f"a 1-D array of length {n}")
+    w = torch.as_tensor(w)
     check(w.dim() == 1 and len(w) == n, "weights",
           f"{tuple(w.shape)} values in {path.name} but the training split has {n} examples",
           f"a 1-D array of length {n}")

@@ -66,7 +66,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     cost = args.search_cost
     if cost is None and args.finetune_budget is None:
         cost = DEFAULT_SEARCH_COST
-    report = run_swift(run, search, search_cost=cost, progress=not args.quiet)
+    report = run_swift(run, search, search_cost=cost, progress=not args.quiet,
+                       restart=args.restart)
     u, ss, kept = report["uniform"], report["swift"], report["chosen"]
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
           f"{u['test_acc']:.4f}, early stopped {u['early_stopped']['test_acc']:.4f}, swift "

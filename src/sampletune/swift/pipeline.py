@@ -69,7 +69,8 @@ def feature_key(run: RunConfig) -> FeatureKey:
 
 
 def run_swift(run: RunConfig, search: SearchConfig, *,
-              search_cost: float | None = DEFAULT_SEARCH_COST, progress: bool = True) -> dict:
+              search_cost: float | None = DEFAULT_SEARCH_COST, progress: bool = True,
+              restart: bool = False) -> dict:
     """The whole method on ``run``'s data and model, in ``run.out``. Returns the report.
 
     Args:
@@ -84,8 +85,10 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
         search = dataclasses.replace(search, finetune_budget=finetune_budget_for(
             search_cost, search.rounds, search.finetune_epochs, run.epochs * run.budget))
     search = dataclasses.replace(search, seed=run.seed)
-    check_or_write_settings(out / SETTINGS_FILE, {"run": run.to_dict(),
-                                                  "search": search.to_dict()})
+    from sampletune.experiments.run import config_identity  # restart: discard ``run.out``
+
+    check_or_write_settings(out / SETTINGS_FILE, {"run": config_identity(run),
+                                                  "search": search.to_dict()}, restart)
     data = load_data(run)
     tcfg = run.train_config()
     n = len(data.train)

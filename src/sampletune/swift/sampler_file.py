@@ -1,8 +1,9 @@
 """A searched sampler as a small JSON file, and its use as a ``WeightedSampler``.
 
 The file holds the parameters ``z`` (eqs. 8-9), the feature names of G (eq. 6), the transform
-T, the feature file it was fitted on (path relative to the JSON file when possible) and that
-file's number of examples. Example index ``i`` of the feature file is training example ``i``.
+T, the feature file it was fitted on (a path relative to the JSON file's folder, and inside
+it: a sampler file can never make the program read a file elsewhere) and that file's number
+of examples. Example index ``i`` of the feature file is training example ``i``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from sampletune.errors import check
+from sampletune.errors import ConfigError, check
 from sampletune.features import load_features
 from sampletune.io import read_json, write_json
 from sampletune.samplers import WeightedSampler
@@ -30,7 +31,7 @@ class SamplerSpec:
     params: SwiftParams
     features: tuple[str, ...]
     transform: str
-    feature_file: str  # absolute, or relative to the sampler file's folder once saved
+    feature_file: str  # as given (absolute once loaded); saved relative to the sampler file
     n: int  # training examples the features cover
     score: float | None = None  # validation accuracy the search gave it (approximated)
     grad_feature: str = GRAD_FEATURE  # what cgf weighs by
@@ -48,32 +49,48 @@ class SamplerSpec:
 
 
 def save_sampler(path: str | Path, spec: SamplerSpec) -> Path:
-    """Write ``spec`` as JSON (atomically), storing the feature file relative to ``path``."""
+    """Write ``spec`` as JSON (atomically), storing the feature file relative to ``path``'s
+    folder, which must hold it."""
     path = Path(path)
-    feat = Path(spec.feature_file)
-    if feat.is_absolute() or feat.exists():
-        feat = Path(os.path.relpath(feat.resolve(), path.resolve().parent))
+    feat = Path(os.path.relpath(Path(spec.feature_file).resolve(), path.resolve().parent))
+    check(".." not in feat.parts, "feature_file", f"{spec.feature_file} is outside the "
+          f"folder of {path}", "a feature file in the sampler file's folder or below")
     write_json(path, {
         "format": FORMAT, "params": spec.params.to_dict(), "features": list(spec.features),
-        "transform": spec.transform, "feature_file": str(feat), "n": spec.n, "score": spec.score,
-        "grad_feature": spec.grad_feature, "split": spec.split,
+        "transform": spec.transform, "feature_file": feat.as_posix(), "n": spec.n,
+        "score": spec.score, "grad_feature": spec.grad_feature, "split": spec.split,
     })
     return path
 
 
 def load_sampler(path: str | Path) -> SamplerSpec:
-    """Read a sampler file; its ``feature_file`` is returned resolved to an absolute path."""
+    """Read a sampler file; its ``feature_file`` (relative, inside the sampler file's folder)
+    is returned resolved to an absolute path."""
     path = Path(path)
     check(path.exists(), "sampler_file", f"{path} does not exist")
-    d = read_json(path)
+    d = read_json(path, "sampler_file")
     check(isinstance(d, dict) and d.get("format") == FORMAT, "sampler_file",
           f"{path} is not a Swift sampler file", FORMAT)
-    feat = Path(d["feature_file"])
-    if not feat.is_absolute():
-        feat = (path.resolve().parent / feat).resolve()
-    return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]), d["transform"],
-                       str(feat), int(d["n"]), d.get("score"),
-                       d.get("grad_feature", GRAD_FEATURE), d.get("split", ""))
+    try:
+        return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]),
+                           d["transform"], str(_contained(path, d["feature_file"])),
+                           int(d["n"]), d.get("score"), d.get("grad_feature", GRAD_FEATURE),
+                           d.get("split", ""))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError("sampler_file", f"{path} is not a valid Swift sampler file "
+                          f"(bad or missing {err})", FORMAT) from None
+
+
+def _contained(path: Path, feature_file) -> Path:
+    """``feature_file`` resolved against ``path``'s folder, refused if it leaves it."""
+    check(isinstance(feature_file, str), "sampler_file", f"{path}: feature_file is not a path")
+    folder = path.resolve().parent
+    feat = (folder / feature_file).resolve()
+    check(not Path(feature_file).is_absolute() and ".." not in Path(feature_file).parts
+          and feat.is_relative_to(folder), "sampler_file", f"{path} names the feature file "
+          f"{feature_file!r} outside its own folder", "a relative path inside the sampler "
+          "file's folder")
+    return feat
 
 
 def to_weighted_sampler(spec: SamplerSpec | str | Path, num_samples: int | None = None, *,

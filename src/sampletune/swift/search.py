@@ -3,7 +3,9 @@
 Outer loop: an agent proposes a cube point, it becomes a sampler ``z`` (params.py), the inner
 loop scores it, the agent is told. Every finished trial is appended to ``trials.jsonl``
 (fsynced) before the next starts; rerunning with the same settings replays the file through
-the agent and continues, reaching exactly the result of an uninterrupted search.
+the agent and continues, reaching exactly the result of an uninterrupted search. The search
+directory is claimed (:mod:`sampletune.experiments.rundir`) with the settings in
+``search.json``: other settings, or a second process, are refused.
 
 Inner loop (:class:`FineTuner`): a copy of ``w_share`` (the uniformly trained model) is
 fine-tuned for ``E_f`` epochs with examples drawn by ``tau`` and scored by validation
@@ -17,7 +19,6 @@ keeps the search within a given number of full trainings.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 from sampletune import io
 from sampletune.data import DataSplits
 from sampletune.errors import ConfigError, check
+from sampletune.experiments import rundir
 from sampletune.samplers import WeightedSampler, budget_samples
 from sampletune.swift.agents import AGENTS, make_agent
 from sampletune.swift.family import (
@@ -180,46 +182,49 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
           and family.grad_feature == cfg.grad_feature, "family",
           "does not match the search's features / transform / grad_feature")
     run_dir = Path(run_dir)
-    check_or_write_settings(run_dir / SEARCH_FILE, {"search": cfg.to_dict(), "n": family.n,
-                                                     **(context or {})})
-    trials_path = run_dir / TRIALS_FILE
-    records = io.read_jsonl(trials_path)[: cfg.rounds]
-    agent = make_agent(cfg.agent, cfg.dim, cfg.seed, **cfg.agent_options)
-    for r in records:
-        agent.tell(torch.tensor(r["x"], dtype=torch.float64), r["score"])
+    with rundir.held(run_dir, {"search": cfg.to_dict(), "n": family.n, **(context or {})},
+                     file=SEARCH_FILE):
+        trials_path = run_dir / TRIALS_FILE
+        records = load_trials(run_dir)[: cfg.rounds]
+        check(all(len(r["x"]) == cfg.dim for r in records), "out", f"{trials_path} holds "
+              f"trials of another search (not {cfg.dim} coordinates)", "--restart")
+        agent = make_agent(cfg.agent, cfg.dim, cfg.seed, **cfg.agent_options)
+        for r in records:
+            agent.tell(torch.tensor(r["x"], dtype=torch.float64), r["score"])
 
-    with progress_bar(f"swift search ({cfg.agent}-{cfg.transform})", total=cfg.rounds,
-                      completed=len(records), enabled=progress) as bar:
-        for t in range(len(records), cfg.rounds):
-            start = time.perf_counter()
-            # Round-trip through a list so the live run tells the agent the same floats a
-            # resumed run reads back from JSON.
-            if t < len(initial):
-                origin, params = initial[t]
-                x = torch.tensor(to_cube(params).tolist(), dtype=torch.float64)
-            else:
-                origin = "agent"
-                x = torch.tensor(agent.ask().tolist(), dtype=torch.float64)
-                params = from_cube(x, cfg.segments, len(cfg.features))
-            agent_seconds = time.perf_counter() - start
-            record = {"trial": t, "origin": origin, "x": x.tolist(), "params": params.to_dict()}
-            try:
-                value = float(score(family.probabilities(params), t))
-                if not math.isfinite(value):
-                    raise InvalidSampler(f"score is {value}")
-                record.update(status="ok", score=value, error=None)
-            except InvalidSampler as err:
-                record.update(status="failed", score=None, error=str(err))
-            told = time.perf_counter()
-            agent.tell(x, record["score"])  # in memory only: a crash before the append replays
-            agent_seconds += time.perf_counter() - told
-            record["seconds"] = time.perf_counter() - start
-            record["agent_seconds"] = agent_seconds
-            io.append_jsonl(trials_path, record)
-            records.append(record)
-            best = max((r["score"] for r in records if r["score"] is not None), default=None)
-            bar.advance(f"score {_fmt(record['score'])} best {_fmt(best)}")
-    return summarise(records, agent.recommend())
+        with progress_bar(f"swift search ({cfg.agent}-{cfg.transform})", total=cfg.rounds,
+                          completed=len(records), enabled=progress) as bar:
+            for t in range(len(records), cfg.rounds):
+                start = time.perf_counter()
+                # Round-trip through a list so the live run tells the agent the same floats a
+                # resumed run reads back from JSON.
+                if t < len(initial):
+                    origin, params = initial[t]
+                    x = torch.tensor(to_cube(params).tolist(), dtype=torch.float64)
+                else:
+                    origin = "agent"
+                    x = torch.tensor(agent.ask().tolist(), dtype=torch.float64)
+                    params = from_cube(x, cfg.segments, len(cfg.features))
+                agent_seconds = time.perf_counter() - start
+                record = {"trial": t, "origin": origin, "x": x.tolist(), "params": params.to_dict()}
+                try:
+                    value = float(score(family.probabilities(params), t))
+                    if not math.isfinite(value):
+                        raise InvalidSampler(f"score is {value}")
+                    record.update(status="ok", score=value, error=None)
+                except InvalidSampler as err:
+                    record.update(status="failed", score=None, error=str(err))
+                told = time.perf_counter()
+                # In memory only: a crash before the append replays.
+                agent.tell(x, record["score"])
+                agent_seconds += time.perf_counter() - told
+                record["seconds"] = time.perf_counter() - start
+                record["agent_seconds"] = agent_seconds
+                io.append_jsonl(trials_path, record)
+                records.append(record)
+                best = max((r["score"] for r in records if r["score"] is not None), default=None)
+                bar.advance(f"score {_fmt(record['score'])} best {_fmt(best)}")
+        return summarise(records, agent.recommend())
 
 
 def summarise(records: list[dict], pick: int | None = None) -> SearchResult:
@@ -235,22 +240,28 @@ def summarise(records: list[dict], pick: int | None = None) -> SearchResult:
 
 
 def load_trials(run_dir: str | Path) -> list[dict]:
-    """The finished trials of a search directory, in order."""
-    return io.read_jsonl(Path(run_dir) / TRIALS_FILE)
+    """The finished trials of a search directory, in order (checked: a record that is not a
+    trial of this program is a :class:`ConfigError`)."""
+    path = Path(run_dir) / TRIALS_FILE
+    records = io.read_jsonl(path, "trial", sequential=True)
+    number = (float, int)
+    io.check_records(path, records, {"x": (list,), "params": (dict,),
+                                     "score": (*number, type(None)), "seconds": number})
+    for r in records:
+        try:
+            SwiftParams.from_dict(r["params"])
+            ok = all(isinstance(v, number) for v in r["x"])
+        except (KeyError, TypeError, ValueError, ConfigError):
+            ok = False
+        check(ok, "out", f"{path} trial {r['trial']} has bad 'x' or 'params'",
+              "a journal this program wrote; --restart discards the run")
+    return records
 
 
-def check_or_write_settings(path: Path, settings: dict) -> None:
-    """Write ``settings`` as JSON at ``path``, or check they equal the ones already there."""
-    settings = json.loads(json.dumps(settings, sort_keys=True, default=str))
-    if not path.exists():
-        io.write_json(path, settings)
-        return
-    old = io.read_json(path)
-    changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-    if changed:
-        raise ConfigError("run_dir", f"{path.parent} holds a search with other settings "
-                          f"({', '.join(changed)})", "a new run directory, or the same "
-                          "settings to resume")
+def check_or_write_settings(path: Path, settings: dict, restart: bool = False) -> None:
+    """Claim ``path``'s folder for this process until it exits, recording ``settings`` in
+    ``path`` or checking them against the ones there (:func:`rundir.claim`)."""
+    rundir.claim(path.parent, settings, file=path.name, restart=restart)
 
 
 def _fmt(v: float | None) -> str:

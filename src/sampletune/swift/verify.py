@@ -4,7 +4,8 @@ The last ``k`` successful samplers of a search are retrained from scratch; **SR*
 Spearman rank correlation between their approximated scores (fine-tuned from ``w_share``)
 and their from-scratch scores, **TR** the from-scratch rank (1 = best) of the approximated
 top-1. Both scores are validation accuracy. Each retraining is appended to
-``verify.jsonl`` as it finishes, so an interrupted verification resumes.
+``verify.jsonl`` as it finishes, so an interrupted verification resumes; the directory is
+locked meanwhile, so a search or another verification cannot write there at the same time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from scipy.stats import rankdata, spearmanr
 
 from sampletune import io
 from sampletune.errors import check
+from sampletune.experiments import rundir
 from sampletune.swift.params import SwiftParams
 from sampletune.swift.search import load_trials
 from sampletune.train import progress_bar
@@ -52,15 +54,18 @@ def verify_search(search_dir: str | Path, scratch_score: Callable[[SwiftParams, 
     check(len(ok) >= 2, "run", f"{search_dir} has {len(ok)} successful trials; need >= 2")
     chosen = ok[-k:]
     path = Path(out_dir or search_dir) / VERIFY_FILE
-    done = {r["trial"]: r for r in io.read_jsonl(path)}
-    with progress_bar("swift verify", total=len(chosen), enabled=progress) as bar:
-        for r in chosen:
-            if r["trial"] not in done:
-                metrics = scratch_score(SwiftParams.from_dict(r["params"]), r["trial"])
-                rec = {"trial": r["trial"], "approx": r["score"], **metrics}
-                io.append_jsonl(path, rec)
-                done[r["trial"]] = rec
-            bar.advance()
+    with rundir.locked(path.parent):
+        records = io.read_jsonl(path, "trial", field="run")
+        io.check_records(path, records, {"approx": (float, int), "val_acc": (float, int)}, "run")
+        done = {r["trial"]: r for r in records}
+        with progress_bar("swift verify", total=len(chosen), enabled=progress) as bar:
+            for r in chosen:
+                if r["trial"] not in done:
+                    metrics = scratch_score(SwiftParams.from_dict(r["params"]), r["trial"])
+                    rec = {"trial": r["trial"], "approx": r["score"], **metrics}
+                    io.append_jsonl(path, rec)
+                    done[r["trial"]] = rec
+                bar.advance()
     records = [done[r["trial"]] for r in chosen]
     metrics = rank_metrics([r["approx"] for r in records], [r["val_acc"] for r in records])
     return {**metrics, "k": len(records), "records": records}

@@ -25,7 +25,7 @@ from torch.utils.data import Sampler
 from sampletune import io
 from sampletune.data.dataset import DataSplits, Split
 from sampletune.data.loader import make_loader
-from sampletune.errors import check
+from sampletune.errors import ConfigError, check
 from sampletune.train.config import TrainConfig
 from sampletune.train.progress import progress_bar
 from sampletune.train.schedules import lr_factor
@@ -322,18 +322,14 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     ckpt = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
         # RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
-        state = io.load_torch(ckpt, map_location="cpu")
-        trainer.load_state_dict(state["trainer"])
-        if hasattr(sampler, "load_state_dict"):
-            sampler.load_state_dict(state["sampler"])
-        stateful = _stateful(observers, sampler)
-        check(len(stateful) == len(state["observers"]), "run_dir",
-              f"the checkpoint holds {len(state['observers'])} observer states but this run "
-              f"has {len(stateful)} stateful observers", "resume with the same observers")
-        for obs, obs_state in zip(stateful, state["observers"], strict=True):
-            obs.load_state_dict(obs_state)
-        history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
-        best_state = state.get("best_state")
+        state = io.load_torch(ckpt, "checkpoint", map_location="cpu")
+        try:
+            history, start_epoch, elapsed, best_state = _resume(state, trainer, sampler,
+                                                                 observers)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+            raise ConfigError("checkpoint", f"{ckpt} does not fit this run "
+                              f"({io.describe_error(err)})",
+                              "the run's own settings, or --restart") from None
 
     t0 = time.perf_counter() - elapsed
     with progress_bar(description, total=epochs, completed=start_epoch, enabled=progress) as bar:
@@ -372,6 +368,22 @@ def best_record(history: list[dict]) -> dict | None:
     earliest of ties), or ``None`` if no epoch was evaluated."""
     evaluated = [r for r in history if "val_acc" in r]
     return max(evaluated, key=lambda r: (r["val_acc"], -r["epoch"]), default=None)
+
+
+def _resume(state: dict, trainer: Trainer, sampler, observers
+            ) -> tuple[list, int, float, dict | None]:
+    """Load a checkpoint into the run; returns its history, next epoch, elapsed time and the
+    best-validation weights."""
+    trainer.load_state_dict(state["trainer"])
+    if hasattr(sampler, "load_state_dict"):
+        sampler.load_state_dict(state["sampler"])
+    stateful = _stateful(observers, sampler)
+    if len(stateful) != len(state["observers"]):
+        raise ValueError(f"it holds {len(state['observers'])} observer states, this run has "
+                         f"{len(stateful)} stateful observers")
+    for obs, obs_state in zip(stateful, state["observers"], strict=True):
+        obs.load_state_dict(obs_state)
+    return state["history"], state["epoch"] + 1, state["elapsed"], state.get("best_state")
 
 
 def _checkpoint(path: Path, trainer: Trainer, sampler, observers, history, epoch, elapsed,
