@@ -80,3 +80,17 @@ def test_cli_search_bad_value_is_a_config_error():
     args = _parser().parse_args(["swift", "search", "--rounds", "0", "--out", "x"])
     with pytest.raises(ConfigError, match="rounds"):
         args.func(args)
+
+
+@pytest.mark.slow
+def test_demo_prints_uniform_early_stopping_cleanlab_and_swift(tmp_path, monkeypatch, capsys):
+    from sampletune.swift import pipeline
+
+    monkeypatch.setattr(pipeline, "DEMO_RUN", RUN)
+    monkeypatch.setattr(pipeline, "DEMO_SEARCH", SEARCH)
+    means = pipeline.demo(tmp_path / "demo", seeds=(0,), progress=False)
+    out = capsys.readouterr().out
+    for row in ("uniform (last epoch)", "uniform, early stopped", "cleanlab, early stopped",
+                "swift search (kept model)"):
+        assert row in out and 0 <= means[row] <= 1
+    assert "one training" in out
