@@ -26,6 +26,7 @@ retrain) and, in brackets, the search alone.
     .venv/bin/python benchmarks/swift_noise.py --group held-out
     .venv/bin/python benchmarks/swift_noise.py --group tuning --datasets digits --seeds 0 \\
         --noise 0.4 --methods uniform ss oracle                       # a quick look
+    .venv/bin/python benchmarks/swift_noise.py --group held-out --verify-k 6  # + SR/TR
 
 Every run lives under ``--out`` and resumes when the command is rerun.
 """
@@ -172,6 +173,29 @@ def run_group(group: str, datasets, noises, seeds, methods, out: Path) -> list[s
     return lines
 
 
+def run_verify(group: str, datasets, noises, seed: int, k: int, out: Path) -> list[str]:
+    """Appendix A.1.1 on one seed: ``k`` samplers spread over each search's fine-tune score
+    ranking retrained from scratch; SR and TR on validation accuracy (last epoch and
+    early-stopped), and the test accuracy of the fine-tune's top pick's retrain."""
+    from sampletune.swift.pipeline import verify_run
+    from sampletune.swift.verify import rank_metrics
+
+    lines = ["", f"### Does the inner loop rank like training from scratch? (seed {seed}, k = "
+             f"{k} trials spread over the fine-tune ranking)", "",
+             "| data | noise | SR (last epoch) | TR (last epoch) | SR (early-stopped) | "
+             "TR (early-stopped) |", "|---|---|---|---|---|---|"]
+    for name in datasets:
+        for noise in noises:
+            tag = f"{name}-n{noise}-s{seed}"
+            res = verify_run(out / "ss" / tag, k, select="spread", progress=False)
+            es = rank_metrics([r["approx"] for r in res["records"]],
+                              [r["best_val_acc"] for r in res["records"]])
+            lines.append(f"| {name} | {noise} | {res['SR']:.2f} | {res['TR']} | {es['SR']:.2f} "
+                         f"| {es['TR']} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--group", choices=list(DATASETS), required=True)
@@ -179,6 +203,10 @@ def main(argv=None) -> None:
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--verify-k", type=int, default=0,
+                    help="also retrain this many samplers of each search at noise > 0 (seed "
+                    "--verify-seed) and report SR/TR (0: skip)")
+    ap.add_argument("--verify-seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench/swift_noise")
     args = ap.parse_args(argv)
     # One thread per process: these models are tiny, and extra threads only contend.
@@ -187,6 +215,9 @@ def main(argv=None) -> None:
     out = Path(args.out) / args.group
     start = time.perf_counter()
     lines = run_group(args.group, datasets, args.noise, args.seeds, args.methods, out)
+    if args.verify_k:
+        lines += run_verify(args.group, datasets, [n for n in args.noise if n > 0],
+                            args.verify_seed, args.verify_k, out)
     lines.append(f"\nSeeds {args.seeds}; total wall time {time.perf_counter() - start:.0f}s "
                  "(cached cells count 0).")
     text = "\n".join(lines) + "\n"

@@ -161,3 +161,15 @@ def test_rank_metrics_sr_and_tr():
     assert rank_metrics([0.1, 0.2, 0.3], [0.7, 0.6, 0.5]) == {"SR": pytest.approx(-1.0), "TR": 3}
     tied = rank_metrics([0.9, 0.2, 0.3], [0.6, 0.6, 0.5])
     assert tied["TR"] == 1
+
+
+def test_select_trials_last_or_spread_over_the_ranking():
+    from sampletune.swift.verify import select_trials
+
+    ok = [{"trial": t, "score": s} for t, s in enumerate([0.5, 0.9, 0.1, 0.7, 0.3, 0.8])]
+    assert [r["trial"] for r in select_trials(ok, 2)] == [4, 5]
+    spread = select_trials(ok, 3, "spread")  # ranks 0, 2, 5 of 0.9 0.8 0.7 0.5 0.3 0.1
+    assert [r["trial"] for r in spread] == [1, 2, 3]
+    assert len(select_trials(ok, 10, "spread")) == 6
+    with pytest.raises(ConfigError, match="select"):
+        select_trials(ok, 2, "best")

@@ -47,6 +47,8 @@ def register(subparsers) -> None:
                        "search from scratch; report SR and TR")
     p.add_argument("--run", required=True, help="run directory of `swift search`")
     p.add_argument("--k", type=int, default=10, help="samplers to retrain (10)")
+    p.add_argument("--select", choices=("last", "spread"), default="last",
+                   help="which: the last k (the paper's), or k spread over the score ranking")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_verify)
 
@@ -81,7 +83,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from sampletune.swift.pipeline import verify_run
 
-    result = verify_run(args.run, args.k, progress=not args.quiet)
+    result = verify_run(args.run, args.k, select=args.select, progress=not args.quiet)
     print(f"{args.run}: SR {result['SR']:.3f} (Spearman, approximated vs from scratch), "
           f"TR {result['TR']} (from-scratch rank of the approximated top-1), k={result['k']}")
     return 0

@@ -244,9 +244,11 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def verify_run(out: str | Path, k: int = 10, *, progress: bool = True) -> dict:
-    """Appendix A.1.1 on a finished :func:`run_swift` directory: retrain its last ``k``
-    samplers from scratch (same config and seed as the run) and report SR and TR."""
+def verify_run(out: str | Path, k: int = 10, *, select: str = "last",
+               progress: bool = True) -> dict:
+    """Appendix A.1.1 on a finished :func:`run_swift` directory: retrain ``k`` of its
+    samplers (the last, or a spread over the score ranking) from scratch, with the run's
+    config and seed, and report SR and TR."""
     out = Path(out)
     check((out / SETTINGS_FILE).exists() and (out / "sampler.json").exists(), "run",
           f"{out} is not a finished swift search directory")
@@ -262,9 +264,11 @@ def verify_run(out: str | Path, k: int = 10, *, progress: bool = True) -> dict:
         sampler = WeightedSampler(family.probabilities(params), budget_samples(n, run.budget),
                                   seed=run.seed)
         res = train(new_model(run, data), data, sampler, run.train_config(), progress=False)
-        return {"val_acc": res.final["val_acc"], "test_acc": res.final["test_acc"]}
+        return {k_: res.final[k_] for k_ in ("val_acc", "test_acc", "best_val_acc",
+                                             "best_test_acc")}
 
-    result = verify_search(out / "search", scratch_score, k, out_dir=out, progress=progress)
+    result = verify_search(out / "search", scratch_score, k, select=select, out_dir=out,
+                           progress=progress)
     io.write_json(out / "verify.json", {k_: v for k_, v in result.items() if k_ != "records"})
     return result
 

@@ -41,10 +41,27 @@ def rank_metrics(approx: Sequence[float], truth: Sequence[float]) -> dict:
     return {"SR": sr, "TR": tr}
 
 
+SELECTIONS = ("last", "spread")
+
+
+def select_trials(ok: list[dict], k: int, how: str = "last") -> list[dict]:
+    """``k`` of the successful trials ``ok``: the ``last`` ones (appendix A.1.1), or a
+    ``spread``: evenly spaced over the fine-tune score ranking, the top one included (a
+    ranking among near-equal last trials says little; one over the whole range says how
+    far the inner loop can be trusted)."""
+    check(how in SELECTIONS, "select", f"unknown selection {how!r}", ", ".join(SELECTIONS))
+    if how == "last" or k >= len(ok):
+        return ok[-k:]
+    ranked = sorted(ok, key=lambda r: (-r["score"], r["trial"]))
+    picks = sorted({round(i * (len(ranked) - 1) / (k - 1)) for i in range(k)})
+    return sorted((ranked[i] for i in picks), key=lambda r: r["trial"])
+
+
 def verify_search(search_dir: str | Path, scratch_score: Callable[[SwiftParams, int], dict],
-                  k: int = 10, *, out_dir: str | Path | None = None,
+                  k: int = 10, *, select: str = "last", out_dir: str | Path | None = None,
                   progress: bool = True) -> dict:
-    """Retrain the last ``k`` successful samplers of ``search_dir`` from scratch and rank.
+    """Retrain ``k`` successful samplers of ``search_dir`` (:func:`select_trials`) from
+    scratch and rank.
 
     ``scratch_score(params, trial)`` trains from scratch and returns at least ``{"val_acc"}``
     (other metrics are kept in the records). Returns ``{"SR", "TR", "k", "records"}``.
@@ -52,7 +69,7 @@ def verify_search(search_dir: str | Path, scratch_score: Callable[[SwiftParams, 
     check(k >= 2, "k", f"{k} samplers cannot be ranked", ">= 2")
     ok = [r for r in load_trials(search_dir) if r["score"] is not None]
     check(len(ok) >= 2, "run", f"{search_dir} has {len(ok)} successful trials; need >= 2")
-    chosen = ok[-k:]
+    chosen = select_trials(ok, k, select)
     path = Path(out_dir or search_dir) / VERIFY_FILE
     with rundir.locked(path.parent):
         records = io.read_jsonl(path, "trial", field="run")
