@@ -20,7 +20,7 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
     run = RUN.replace(out=str(tmp_path / "run"))
     report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
     out = tmp_path / "run"
-    for name in ("report.json", "report.md", "sampler.json", "fig1_plane.png",
+    for name in ("report.json", "report.md", "sampler.json", "model.pt", "fig1_plane.png",
                  "fig2b_loss_percentile.png", "fig3_search.png", "search/trials.jsonl"):
         assert (out / name).exists(), name
     assert 0 <= report["uniform"]["test_acc"] <= 1 and 0 <= report["swift"]["test_acc"] <= 1
@@ -40,6 +40,15 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
     assert d["samplers"]["uniform"]["ess"] == pytest.approx(1.0)
     assert d["samplers"]["drop-top-0.2"]["ess"] == pytest.approx(0.8, abs=0.01)
     assert set(d["feature_auroc"]["w_share (best val epoch)"]) >= {"loss", "renormed_entropy"}
+    # model.pt is the kept model: its validation accuracy is the one reported.
+    from sampletune.experiments.setup import load_data, new_model
+    from sampletune.io import load_torch
+    from sampletune.train import evaluate
+
+    data = load_data(run)
+    model = new_model(run, data)
+    model.load_state_dict(load_torch(out / "model.pt", "model"))
+    assert evaluate(model, data.val)["acc"] == chosen["val_acc"]
     c = report["cost"]
     assert c["pipeline"] == pytest.approx(1 + c["features"] + c["search"] + c["retrain"])
     assert s["finetune_budget"] == pytest.approx(0.5 * 3 / 3)

@@ -129,6 +129,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
                       description="swift (from scratch)")
         guard = paired_comparison(swift.best_model(), w_share, data.val, tcfg.device)
     chosen = "swift" if guard["keep"] else "uniform"
+    io.save_torch(out / "model.pt", (swift.best_model() if chosen == "swift" else w_share)
+                  .state_dict())
 
     unit = max(uniform.final["wall_time"], 1e-9)  # one training, in seconds
     search_seconds = result.wall_time + feature_seconds
@@ -237,8 +239,8 @@ def report_markdown(report: dict) -> str:
     for model, aucs in d.get("feature_auroc", {}).items():
         lines.append(f"Feature AUROC against the noise mask, {model}: " + ", ".join(
             f"{k} {v:.3f}" for k, v in aucs.items() if v is not None) + ".")
-    lines += ["", f"Kept model: `{report['chosen']['name']}/checkpoint.pt` (its best-"
-              f"validation epoch {report['chosen']['epoch']}). Sampler: "
+    lines += ["", f"Kept model: `model.pt` (a state_dict: the {report['chosen']['name']} "
+              f"training's best-validation epoch, {report['chosen']['epoch']}). Sampler: "
               f"`{report['sampler_file']}`; figures: fig1_plane.png, "
               "fig2b_loss_percentile.png, fig3_search.png.", ""]
     return "\n".join(lines)
