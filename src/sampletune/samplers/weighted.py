@@ -89,8 +89,11 @@ class AliasTable:
         j = rng.integers(0, self.n, size=k, dtype=np.int64)
         entry = self.table.take(j)
         coin = rng.integers(0, 1 << self.shift, size=k, dtype=np.int64)
-        keep = (entry >> self.bits) > coin
-        entry &= (1 << self.bits) - 1
+        mask = (1 << self.bits) - 1
+        coin <<= self.bits  # coin < threshold  <=>  (coin << bits | mask) < entry
+        coin |= mask
+        keep = coin < entry
+        entry &= mask
         np.copyto(entry, j, where=keep)
         return torch.from_numpy(entry)
 
