@@ -199,3 +199,42 @@ def test_drop_in_for_dataloader():
     ds = torch.utils.data.TensorDataset(torch.arange(N))
     loader = torch.utils.data.DataLoader(ds, batch_size=10, sampler=WeightedSampler(torch.ones(N)))
     assert sum(len(b[0]) for b in loader) == N
+
+
+def test_replicas_and_rank_default_from_an_initialised_process_group():
+    import socket
+
+    import torch.distributed as dist
+
+    s = WeightedSampler(torch.ones(10))
+    assert (s.num_replicas, s.rank) == (1, 0)  # no process group: the whole draw
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        s = WeightedSampler(torch.ones(10), seed=0)
+        assert (s.num_replicas, s.rank) == (1, 0)
+        s = WeightedSampler(torch.ones(10), seed=0, num_replicas=3, rank=2)  # explicit wins
+        assert (s.num_replicas, s.rank) == (3, 2)
+    finally:
+        dist.destroy_process_group()
+    assert not dist.is_initialized()
+
+
+def test_replicas_and_rank_default_from_world_size_and_rank(monkeypatch):
+    """A 4-rank group (simulated): each rank's default shard is its slice of one draw."""
+    import torch.distributed as dist
+
+    w = torch.rand(50, generator=torch.Generator().manual_seed(0))
+    glob = WeightedSampler(w, 50, seed=5).epoch_indices().tolist()
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 4)
+    shards = []
+    for rank in range(4):
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        s = WeightedSampler(w, 50, seed=5)
+        assert (s.num_replicas, s.rank, len(s)) == (4, rank, 13)
+        shards.append(list(s))
+    padded = glob + glob[:2]  # 52 = 4 * 13: wrapped, not dropped
+    assert [shards[r][i] for i in range(13) for r in range(4)] == padded

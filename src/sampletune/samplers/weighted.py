@@ -131,10 +131,14 @@ class WeightedSampler(IndexSampler):
         num_samples: global draws per epoch (default ``N``); each of ``num_replicas``
             ranks yields its ``ceil(num_samples / num_replicas)`` shard.
         replacement: draw with replacement (default) or distinct indices.
+        seed: the draw of epoch ``e`` depends on ``(seed, e)`` alone.
+        num_replicas, rank: the shard this sampler yields; ``None`` takes them from an
+            initialised ``torch.distributed`` default process group (else 1 and 0).
     """
 
     def __init__(self, weights: Tensor, num_samples: int | None = None, *,
-                 replacement: bool = True, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+                 replacement: bool = True, seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None):
         w = validate_weights(weights)
         super().__init__(num_samples or len(w), seed=seed, num_replicas=num_replicas, rank=rank)
         self.weights = w
