@@ -238,3 +238,60 @@ def test_replicas_and_rank_default_from_world_size_and_rank(monkeypatch):
         shards.append(list(s))
     padded = glob + glob[:2]  # 52 = 4 * 13: wrapped, not dropped
     assert [shards[r][i] for i in range(13) for r in range(4)] == padded
+
+
+def _ddp_worker(rank, world, port, queue):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world)
+    try:
+        w = torch.rand(1001, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        w[:100] = 0.0
+        s = WeightedSampler(w, seed=0)  # num_replicas / rank from the group
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(1001)),
+                                             batch_size=64, sampler=s)
+        draws = []
+        for epoch in range(2):
+            s.set_epoch(epoch)
+            draws.append(torch.cat([b[0] for b in loader]).tolist())
+        queue.put((rank, s.num_replicas, draws))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_process_gloo_job_shards_one_draw():
+    """A real 2-rank job: each rank draws alone, and the ranks' shards interleave into the
+    single-process draw of the same (seed, epoch), padded by wrapping."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        res = sorted(queue.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert [(r, n) for r, n, _ in res] == [(0, 2), (1, 2)]
+    w = torch.rand(1001, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w[:100] = 0.0
+    for epoch in range(2):
+        ref = WeightedSampler(w, seed=0, num_replicas=1)
+        ref.set_epoch(epoch)
+        glob = ref.epoch_indices().tolist()
+        shards = [d[epoch] for _, _, d in res]
+        assert [len(x) for x in shards] == [501, 501]
+        assert [shards[r][i] for i in range(501) for r in range(2)] == glob + glob[:1]
+        assert min(min(x) for x in shards) >= 100  # zero weights never drawn
+    assert res[0][2][0] != res[0][2][1]  # set_epoch changes the draw
