@@ -6,7 +6,8 @@
    a ratio (target >= 0.95). A DataLoader + WeightedRandomSampler loop is shown too, as the
    pattern most users start from.
 2. Seconds to draw one epoch of indices from 1M and 20M weights (``torch.multinomial``
-   refuses more than 2**24 categories; sampletune uses inverse-CDF sampling).
+   refuses more than 2**24 categories; sampletune uses an alias table built once per
+   sampler; `benchmarks/weighted_draw.py` compares it with the old inverse-CDF draw).
 
 Run: ``.venv/bin/python benchmarks/throughput.py [--repeats 5]``. Runs are interleaved and
 the median is reported, so load on the machine affects all contenders alike.

@@ -17,14 +17,33 @@ from torch.utils.data import Sampler
 from sampletune.errors import check
 
 
+def distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """``num_replicas``/``rank`` as given, or where ``None`` the default process group's
+    world size/rank if ``torch.distributed`` is initialised, else 1/0 (as
+    ``torch.utils.data.DistributedSampler`` does)."""
+    dist = torch.distributed
+    if (num_replicas is None or rank is None) and dist.is_available() and dist.is_initialized():
+        if num_replicas is None:
+            num_replicas = dist.get_world_size()
+        if rank is None:
+            rank = dist.get_rank()
+    return (1 if num_replicas is None else num_replicas), (0 if rank is None else rank)
+
+
 class IndexSampler(Sampler[int]):
     """A ``Sampler[int]`` whose epoch is computed at once as an int64 tensor.
 
     Subclasses implement :meth:`_draw` (the global draw for one epoch). This class adds
     the generator per epoch, sharding over ``num_replicas``/``rank`` and state.
+    ``num_replicas``/``rank`` left ``None`` come from an initialised ``torch.distributed``
+    default process group (else 1/0); each rank yields every ``num_replicas``-th index of
+    the global draw from its ``rank``, the draw padded by wrapping to a multiple of
+    ``num_replicas`` so every rank gets ``ceil(num_samples / num_replicas)`` indices.
     """
 
-    def __init__(self, num_samples: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+    def __init__(self, num_samples: int, *, seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None):
+        num_replicas, rank = distributed_defaults(num_replicas, rank)
         check(num_samples >= 1, "num_samples", f"{num_samples} must be positive", ">= 1")
         check(num_replicas >= 1, "num_replicas", f"{num_replicas} must be positive", ">= 1")
         check(0 <= rank < num_replicas, "rank", f"{rank} is outside [0, {num_replicas})")

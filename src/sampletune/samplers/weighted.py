@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -24,21 +25,87 @@ def validate_weights(weights: Tensor, field: str = "weights") -> Tensor:
     return w
 
 
-def sample_with_replacement(weights: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    """``k`` draws from the categorical ``weights / sum(weights)`` by inverse CDF.
+class AliasTable:
+    """Walker's alias table over static weights: ``k`` i.i.d. draws in O(k), no 2**24 limit.
 
-    Unlike ``torch.multinomial`` this has no 2**24 category limit. The ``k`` uniforms are
-    drawn already sorted (normalised partial sums of ``k + 1`` Exp(1) variables), so the
-    CDF look-ups walk memory in order (about 10x faster than random-order look-ups at
-    20M), and a random permutation then gives the draws their i.i.d. order.
-    ``weights`` is float64 ``(N,)``; returns int64 ``(k,)``.
+    The weights are first rounded to integers ``m_i`` summing exactly to ``N * 2**s``
+    (``s = 62 - bits(N - 1)``; a positive weight keeps at least one unit, a zero weight
+    stays zero), so each example's probability is ``m_i / (N * 2**s)``: relative rounding
+    error about ``2**-s`` of a bucket (~4e-12 at N = 20M). The table is then built
+    exactly in int64 without a Python loop (a vectorised sweep, after Huebschle-Schneider
+    and Sanders: each light example's gap is filled by one heavy one; a heavy one that
+    gives too much becomes light and is topped up by the next heavy one), and stored one
+    int64 per bucket, ``threshold << bits | alias``, so a draw reads one random entry.
+
+    A draw: bucket ``j`` uniform, then ``j`` if a uniform integer in ``[0, 2**s)`` is below
+    its threshold, else its alias. Random integers come from a NumPy PCG64 seeded by the
+    given ``torch.Generator``, so draws depend on that generator's state alone.
     """
-    cdf = torch.cumsum(weights, 0)
-    spacings = torch.empty(k + 1, dtype=torch.float64).exponential_(generator=generator)
-    u = torch.cumsum(spacings, 0)
-    u = u[:-1] * (cdf[-1] / u[-1])
-    idx = torch.searchsorted(cdf, u, right=True).clamp_max(len(weights) - 1)
-    return idx[torch.randperm(k, generator=generator)]
+
+    def __init__(self, weights: Tensor):
+        w = torch.as_tensor(weights).detach().to("cpu", torch.float64).flatten().numpy()
+        n = len(w)
+        check(n < 2**31, "weights", f"{n} examples; the alias table takes fewer than 2**31")
+        self.n = n
+        self.bits = max(1, (n - 1).bit_length())  # alias field width
+        self.shift = 62 - self.bits  # a bucket holds 2**shift units; n * 2**shift < 2**62
+        cap = 1 << self.shift
+        m = np.rint(w * (n * cap / w.sum())).astype(np.int64)
+        np.maximum(m, w > 0, out=m)  # a positive weight is never rounded away
+        m[int(np.argmax(m))] += n * cap - int(m.sum())  # sum exactly n * cap
+        light = m < cap
+        lights, heavies = np.flatnonzero(light), np.flatnonzero(~light)
+        gaps = np.zeros(len(lights) + 1, dtype=np.int64)  # gaps[i]: light gaps before i
+        np.cumsum(cap - m[lights], out=gaps[1:])
+        excess = np.cumsum(m[heavies] - cap)  # heavy excess up to and including each
+        # where heavy k stops on the gap line: the end of the light gap it stops in (it
+        # fills that one whole), never before where heavy k - 1 stopped
+        stop = np.maximum.accumulate(gaps[np.searchsorted(gaps, excess, "left")])
+        overshoot = stop - excess  # heavy k's own gap, filled by heavy k + 1
+        assert overshoot[-1] == 0 and 0 <= overshoot.min() and overshoot.max() < cap
+        table = np.empty(n, dtype=np.int64)
+        giver = heavies[np.searchsorted(stop, gaps[:-1], "right")]
+        table[lights] = (m[lights] << self.bits) | giver
+        nxt = np.append(heavies[1:], heavies[-1])
+        table[heavies] = ((cap - overshoot) << self.bits) | nxt
+        self.table = table
+
+    def probabilities(self) -> np.ndarray:
+        """(N,) float64: each example's probability as the table holds it (its own units
+        plus the units it fills as an alias, summed exactly in int64, over ``N * 2**s``)."""
+        own = self.table >> self.bits
+        alias = self.table & ((1 << self.bits) - 1)
+        given = (1 << self.shift) - own  # < 2**37 at N = 20M; < 2**62 in all
+        units = own.copy()
+        for lo in range(0, 62, 26):  # bincount sums float64: add 26-bit slices, each exact
+            part = np.bincount(alias, weights=(given >> lo) & ((1 << 26) - 1), minlength=self.n)
+            units += part.astype(np.int64) << lo
+        return units / (self.n * float(1 << self.shift))
+
+    def sample(self, k: int, generator: torch.Generator) -> Tensor:
+        """``k`` i.i.d. draws, int64 ``(k,)``."""
+        seed = torch.randint(2**62, (4,), generator=generator).tolist()
+        rng = np.random.Generator(np.random.PCG64(seed))
+        j = rng.integers(0, self.n, size=k, dtype=np.int64)
+        entry = self.table.take(j)
+        coin = rng.integers(0, 1 << self.shift, size=k, dtype=np.int64)
+        mask = (1 << self.bits) - 1
+        coin <<= self.bits  # coin < threshold  <=>  (coin << bits | mask) < entry
+        coin |= mask
+        keep = coin < entry
+        entry &= mask
+        np.copyto(entry, j, where=keep)
+        return torch.from_numpy(entry)
+
+
+def sample_with_replacement(weights: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """``k`` i.i.d. draws from the categorical ``weights / sum(weights)`` by an
+    :class:`AliasTable` built for this call (build one yourself to draw repeatedly).
+
+    Unlike ``torch.multinomial`` this has no 2**24 category limit.
+    ``weights`` is non-negative ``(N,)``; returns int64 ``(k,)``.
+    """
+    return AliasTable(weights).sample(k, generator)
 
 
 def sample_without_replacement(weights: Tensor, k: int, generator: torch.Generator) -> Tensor:
@@ -64,14 +131,19 @@ class WeightedSampler(IndexSampler):
         num_samples: global draws per epoch (default ``N``); each of ``num_replicas``
             ranks yields its ``ceil(num_samples / num_replicas)`` shard.
         replacement: draw with replacement (default) or distinct indices.
+        seed: the draw of epoch ``e`` depends on ``(seed, e)`` alone.
+        num_replicas, rank: the shard this sampler yields; ``None`` takes them from an
+            initialised ``torch.distributed`` default process group (else 1 and 0).
     """
 
     def __init__(self, weights: Tensor, num_samples: int | None = None, *,
-                 replacement: bool = True, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+                 replacement: bool = True, seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None):
         w = validate_weights(weights)
         super().__init__(num_samples or len(w), seed=seed, num_replicas=num_replicas, rank=rank)
         self.weights = w
         self.replacement = bool(replacement)
+        self.alias = AliasTable(w) if self.replacement else None  # built once: weights are static
         if not self.replacement:
             check(self.num_samples <= int((w > 0).sum()), "num_samples",
                   f"{self.num_samples} draws without replacement exceed the "
@@ -84,5 +156,5 @@ class WeightedSampler(IndexSampler):
 
     def _draw(self, generator: torch.Generator) -> Tensor:
         if self.replacement:
-            return sample_with_replacement(self.weights, self.num_samples, generator)
+            return self.alias.sample(self.num_samples, generator)
         return sample_without_replacement(self.weights, self.num_samples, generator)
