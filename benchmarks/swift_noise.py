@@ -18,6 +18,10 @@ Rows, each the test accuracy (%) mean ± sample std over ``--seeds``:
   out-of-fold probabilities, REED (soft bootstrapping), MentorNet's self-paced variant, L2RW;
 - ``oracle``: uniform over the clean examples only (uses the noise mask), last epoch.
 
+A baseline that diverges at the shared settings (L2RW can: its normalised weights may put a
+whole batch's step on a few examples) is recorded as such, and its mean is over the seeds
+that did not.
+
 "Gap closed" is ``(method - uniform) / (oracle - uniform)``; "cost" the wall time in
 trainings (one uniform training = 1), for SS the whole pipeline (w_share, features, search,
 retrain) and, in brackets, the search alone.
@@ -41,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sampletune.errors import ConfigError
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.io import read_json, save_npz, write_json, write_text
@@ -113,13 +118,18 @@ def _cell(run: RunConfig, method: str, out: Path) -> dict:
             from sampletune.noisy.methods import USES_NOISE_RATE
 
             start = time.perf_counter()  # cleanlab trains its folds in build_noisy
-            noisy = build_noisy(method, data, cfg, model_fn=lambda: new_model(run, data),
-                                noise_rate=run.noise if method in USES_NOISE_RATE else None,
-                                progress=False)
-            res = noisy.train(new_model(run, data), data, cfg, run_dir=out, progress=False)
-            result = {"test": res.final["best_test_acc"],
-                      "cost_trainings": res.final.get("cost_trainings"),
-                      "wall_time": time.perf_counter() - start}
+            try:
+                noisy = build_noisy(method, data, cfg, model_fn=lambda: new_model(run, data),
+                                    noise_rate=run.noise if method in USES_NOISE_RATE else None,
+                                    progress=False)
+                res = noisy.train(new_model(run, data), data, cfg, run_dir=out, progress=False)
+            except ConfigError as err:  # e.g. L2RW diverging at the shared learning rate
+                result = {"test": None, "error": str(err),
+                          "wall_time": time.perf_counter() - start}
+            else:
+                result = {"test": res.final["best_test_acc"],
+                          "cost_trainings": res.final.get("cost_trainings"),
+                          "wall_time": time.perf_counter() - start}
     write_json(done, result)
     return result
 
@@ -140,6 +150,7 @@ def run_group(group: str, datasets, noises, seeds, methods, out: Path) -> list[s
         for noise in noises:
             acc: dict[str, list[float]] = {c: [] for c in cols}
             cost, search_cost, base_cost = [], [], {b: [] for b in BASELINES}
+            failed: dict[str, int] = {}
             for seed in seeds:
                 run = _run_config(group, name, noise, seed, out)
                 tag = f"{name}-n{noise}-s{seed}"
@@ -152,6 +163,9 @@ def run_group(group: str, datasets, noises, seeds, methods, out: Path) -> list[s
                     if m in ("uniform", "ss"):
                         continue
                     r = _cell(run, m, out / m / tag)
+                    if r["test"] is None:
+                        failed[m] = failed.get(m, 0) + 1
+                        continue
                     acc[m].append(r["test"])
                     if m in base_cost:
                         base_cost[m].append(r["wall_time"] / ss["unit_seconds"])
@@ -161,12 +175,12 @@ def run_group(group: str, datasets, noises, seeds, methods, out: Path) -> list[s
                       if "oracle" in mean and gap > 0.005 else "-")
             cells = []
             for c in cols:
-                if not acc[c]:
-                    cells.append("-")
-                elif c in base_cost and base_cost[c]:
-                    cells.append(f"{_ms(acc[c])} ({statistics.mean(base_cost[c]):.1f}x)")
-                else:
-                    cells.append(_ms(acc[c]))
+                cell = "-" if not acc[c] else _ms(acc[c])
+                if acc[c] and base_cost.get(c):
+                    cell += f" ({statistics.mean(base_cost[c]):.1f}x)"
+                if failed.get(c):
+                    cell += f", diverged in {failed[c]}/{len(seeds)}"
+                cells.append(cell)
             lines.append(f"| {name} | {noise} | " + " | ".join(cells) + f" | {closed} | "
                          f"{statistics.mean(cost):.1f}x ({statistics.mean(search_cost):.1f}x) |")
             print(lines[-1], flush=True)
