@@ -273,6 +273,12 @@ def test_out_naming_an_existing_file_is_refused(tmp_path):
                 ("autosampling", "replay"), ("budget-table",), ("demo",)):
         refused([*BASE[cmd], "--out", str(f)], "out")
     refused(["autosampling", "plot", str(tmp_path), "--output", str(tmp_path)], "output")
+    for cmd in (("train",), ("budget-table",), ("demo",)):  # a file where a folder must be
+        refused([*BASE[cmd], "--out", str(f / "run")], "out")
+
+
+def test_linear_schedule_below_its_end_point_names_lr():
+    refused(["train", *TINY, "--lr-schedule", "linear", "--lr", "1e-7"], "lr")
 
 
 @pytest.mark.parametrize("content,field", [

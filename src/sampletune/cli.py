@@ -156,16 +156,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from sampletune.errors import check
-    from sampletune.experiments.config import check_seed
+    from sampletune.experiments.config import check_out_dir, check_seed
     from sampletune.swift.pipeline import demo
 
     for seed in args.seeds:
         check_seed(seed, "seeds")
-    check(not Path(args.out).exists() or Path(args.out).is_dir(), "out",
-          f"{args.out!r} exists and is not a folder", "a new or existing run folder")
+    check_out_dir(args.out)
     demo(out_dir=args.out, seeds=args.seeds, progress=not args.quiet)
     return 0
 

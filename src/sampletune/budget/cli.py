@@ -49,7 +49,7 @@ def _cmd_budget_table(args: argparse.Namespace) -> int:
     from sampletune.budget.table import GridSpec, run_grid, write_report
     from sampletune.data import dataset_names
     from sampletune.errors import check
-    from sampletune.experiments.config import check_seed, resolve_device
+    from sampletune.experiments.config import check_out_dir, check_seed, resolve_device
     from sampletune.models.registry import model_names
 
     device = resolve_device(args.device)
@@ -62,8 +62,7 @@ def _cmd_budget_table(args: argparse.Namespace) -> int:
         check_seed(seed, "seeds")
     check(args.train_subset is None or args.train_subset >= 2, "train_subset",
           f"{args.train_subset} is too small", ">= 2, at most the training set's size")
-    check(not Path(args.out).exists() or Path(args.out).is_dir(), "out",
-          f"{args.out!r} exists and is not a folder", "a new or existing results folder")
+    check_out_dir(args.out)
     if args.data_dir is not None:
         check(Path(args.data_dir).exists(), "data_dir", f"{args.data_dir!r} does not exist")
     spec = GridSpec(

@@ -30,6 +30,23 @@ def check_seed(seed: int, field: str = "seed") -> None:
           "0 <= seed <= 2**32 - 1")
 
 
+def check_out_dir(out: str | Path, field: str = "out") -> None:
+    """``out`` is an existing folder, or can be made one: its nearest existing ancestor is
+    a writable folder (not a file such as ``/etc/passwd/x``'s)."""
+    import os
+
+    p = Path(out)
+    allowed = "a new or existing folder"
+    check(not p.exists() or p.is_dir(), field, f"{str(out)!r} exists and is not a folder",
+          allowed)
+    ancestor = p.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    check(ancestor.is_dir() and os.access(ancestor, os.W_OK | os.X_OK), field,
+          f"{str(out)!r} cannot be created: {str(ancestor)!r} is not a writable folder",
+          allowed)
+
+
 def resolve_device(device: str, field: str = "device") -> str:
     """``device`` checked against this machine: ``auto`` -> ``cuda`` if available else
     ``cpu``; ``cuda``/``cuda:N``/``mps`` only where that device exists. Any other name, or
@@ -130,8 +147,7 @@ class RunConfig:
             check(Path(self.data_dir).exists(), "data_dir",
                   f"{self.data_dir!r} does not exist", "an existing folder or file")
         if self.out is not None:
-            check(not Path(self.out).exists() or Path(self.out).is_dir(), "out",
-                  f"{self.out!r} exists and is not a folder", "a new or existing run folder")
+            check_out_dir(self.out)
         self.train_config()  # validates the training fields
 
     @property

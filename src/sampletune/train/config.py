@@ -65,7 +65,10 @@ class TrainConfig:
         check(all(a < b for a, b in zip(ms, ms[1:], strict=False)), "milestones",
               f"{list(self.milestones)} must increase", "increasing fractions in (0, 1)")
         check(0 < self.gamma <= 1, "gamma", f"{self.gamma} is outside (0, 1]")
-        check(0 <= self.final_lr < self.lr, "final_lr", f"{self.final_lr} must be in [0, lr)")
+        check(0 <= self.final_lr, "final_lr", f"{self.final_lr} is negative", ">= 0")
+        check(self.final_lr < self.lr or self.lr_schedule not in ("linear", "cosine"), "lr",
+              f"{self.lr:g} is not above the {self.lr_schedule} schedule's end point "
+              f"final_lr={self.final_lr:g}", f"lr > {self.final_lr:g}")
         check(0 < self.budget <= 1, "budget", f"{self.budget} is outside (0, 1]", "0 < budget <= 1")
         check(self.loader_workers >= 0, "loader_workers", f"{self.loader_workers} is negative",
               ">= 0")
