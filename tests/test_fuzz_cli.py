@@ -402,12 +402,19 @@ def test_family_values_are_checked_up_front(argv, field):
     refused(argv, field)
 
 
-def test_near_total_noise_with_few_examples_per_class_is_one_line_or_trains():
-    rc, _, err = run(["train", *TINY[2:], "--train-subset", "60", "--noise", "0.999999",
-                      "--sampler", "oracle", "--batch-size", "8"])
-    assert rc in (0, 2)
-    if rc == 2:
-        assert ERROR_LINE.match(err.strip()) and len(err.strip().splitlines()) == 1
+@pytest.mark.parametrize("args", [
+    ["--noise", "0.999999"],  # beyond (C-1)/C: the true class is no longer the mode
+    ["--noise", "0.9"],
+    ["--noise", "0.5", "--noise-type", "pairflip"],
+    ["--noise", "0.85", "--train-subset", "20", "--val-fraction", "0.5"],  # 1 per class
+])
+def test_unlearnable_label_noise_is_refused(args):
+    refused(["train", *TINY, "--sampler", "oracle", "--batch-size", "8", *args], "noise")
+
+
+def test_heavy_but_learnable_noise_trains():
+    rc, _, err = run(["train", *TINY, "--noise", "0.85", "--batch-size", "8"])
+    assert rc == 0, err
 
 
 # ---------------------------------------------------------------------------------------------

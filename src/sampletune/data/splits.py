@@ -69,6 +69,12 @@ def make_splits(
     if noise > 0:
         noisy_y = apply_noise(train.clean_y, noise_type, noise, raw.num_classes, gen)
         train = Split(train.x, noisy_y, train.clean_y, noisy_y != train.clean_y)
+        kept = torch.bincount(train.clean_y[~train.noisy], minlength=k)
+        present = torch.bincount(train.clean_y, minlength=k)
+        lost = torch.nonzero((kept == 0) & (present > 0)).flatten().tolist()
+        check(not lost, "noise", f"{noise:g} relabels every training example of class "
+              f"{lost[0] if lost else 0} ({int(present[lost[0]]) if lost else 0} examples)",
+              "a lower noise rate, or more training examples per class")
     else:
         apply_noise(train.clean_y, noise_type, noise, raw.num_classes, gen)  # validates
 
