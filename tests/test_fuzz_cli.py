@@ -548,3 +548,23 @@ def test_random_small_npz_data_sets(rows, k, label_shift, nan):
 def test_documented_success_on_tiny_settings(tmp_path):
     rc, out, err = run(["train", *TINY, "--out", str(tmp_path / "r")])
     assert rc == 0 and "uniform on digits" in out, err
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(lr=st.floats(1e-6, 10), momentum=st.floats(0, 0.99), wd=st.floats(0, 0.5),
+       noise=st.floats(0, 0.85), val=st.floats(0.05, 0.5), batch=st.integers(1, 100),
+       seed=st.integers(0, 2**32 - 1), schedule=st.sampled_from(["step", "linear", "cosine",
+                                                                  "constant"]))
+def test_values_in_range_train_or_refuse_in_one_line(lr, momentum, wd, noise, val, batch,
+                                                    seed, schedule):
+    """In-range values either train one tiny epoch (status 0) or are refused in one line
+    (a divergence at lr near 10 is reported that way); never a traceback."""
+    rc, out, err = run(["train", *TINY, "--lr", repr(lr), "--momentum", repr(momentum),
+                        "--weight-decay", repr(wd), "--noise", repr(noise), "--val-fraction",
+                        repr(val), "--batch-size", str(batch), "--seed", str(seed),
+                        "--lr-schedule", schedule])
+    if rc != 0:
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and ERROR_LINE.match(lines[0]), err
+    else:
+        assert "uniform on digits" in out
