@@ -31,6 +31,17 @@ FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
 TINY = ["--train-subset", "200", "--epochs", "1", "--quiet"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _in_a_scratch_folder(tmp_path_factory):
+    """Commands that get far enough to write (default --out runs/...) write there."""
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(here)
+
+
 def run(argv: list[str]) -> tuple[int, str, str]:
     """``main(argv)`` in-process: (exit status, stdout, stderr). A traceback propagates."""
     out, err = io.StringIO(), io.StringIO()
@@ -397,6 +408,10 @@ def test_autosampling_warmup_must_leave_epochs_to_explore():
     (["budget-table", "--quiet", "--warmup-epochs", "-1"], "warmup_epochs"),
     (["budget-table", "--quiet", "--warmup-epochs", "30"], "warmup_epochs"),
     (["demo", "--quiet", "--seeds", "-5"], "seeds"),
+    (["demo", "--quiet", "--seeds", "1", "1"], "seeds"),
+    (["budget-table", "--quiet", "--seeds", "1", "1"], "seeds"),
+    (["budget-table", "--quiet", "--budgets", "0.5", "0.5"], "budgets"),
+    (["budget-table", "--quiet", "--batch-size", "100000"], "batch_size"),
 ])
 def test_family_values_are_checked_up_front(argv, field):
     refused(argv, field)

@@ -157,11 +157,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
 
+    from sampletune.errors import check
     from sampletune.experiments.config import check_out_dir, check_seed
     from sampletune.swift.pipeline import demo
 
     for seed in args.seeds:
         check_seed(seed, "seeds")
+    check(len(set(args.seeds)) == len(args.seeds), "seeds", f"{args.seeds} repeats a seed",
+          "distinct seeds")
     check_out_dir(args.out)
     demo(out_dir=args.out, seeds=args.seeds, progress=not args.quiet)
     return 0

@@ -60,6 +60,10 @@ def _cmd_budget_table(args: argparse.Namespace) -> int:
           f"unknown model {args.model!r}", ", ".join(model_names()))
     for seed in args.seeds:
         check_seed(seed, "seeds")
+    for name in ("dataset", "budgets", "methods", "lr_schedules", "augments", "seeds"):
+        values = getattr(args, name)
+        check(len(set(values)) == len(values), name, f"{values} repeats a value",
+              "distinct values")
     check(args.train_subset is None or args.train_subset >= 2, "train_subset",
           f"{args.train_subset} is too small", ">= 2, at most the training set's size")
     check_out_dir(args.out)

@@ -128,6 +128,9 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True) -> list[dic
     todo = [c for c in cells if cell_key(c) not in done]
     cache: dict = {}
     for ds in spec.datasets:  # bad data set / augmentation pairs fail before any training
+        n = len(_data(spec, ds, spec.seeds[0], cache).train)
+        check(spec.batch_size <= n, "batch_size", f"{spec.batch_size} exceeds the {n} "
+              f"examples of {ds}'s training split", f"1..{n}")
         for aug in spec.augments:
             build_augment(aug, _data(spec, ds, spec.seeds[0], cache))
     with progress_bar("budget grid", total=len(cells), completed=len(cells) - len(todo),
