@@ -186,6 +186,14 @@ def test_npz_labels_and_inputs_are_validated(tmp_path, change, field):
     refused(["train", "--dataset", "npz", "--data-dir", npz(tmp_path, **a), *TINY], field)
 
 
+@pytest.mark.parametrize("model", ["smallcnn", "tv:vit_b_16"])
+def test_a_model_that_cannot_take_the_inputs_is_refused_before_training(tmp_path, model):
+    a = blobs(60, 3)
+    a["x"] = np.random.default_rng(0).random((60, 1, 2, 2)).astype(np.float32)
+    refused(["train", "--dataset", "npz", "--data-dir", npz(tmp_path, **a), "--model", model,
+             "--batch-size", "8", *TINY[2:]], "model")
+
+
 def test_npz_float_labels_with_integral_values_train(tmp_path):
     a = blobs(300, 3)
     a["y"] = a["y"].astype(np.float32)
