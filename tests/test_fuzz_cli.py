@@ -296,6 +296,19 @@ def test_out_naming_an_existing_file_is_refused(tmp_path):
         refused([*BASE[cmd], "--out", str(f / "run")], "out")
 
 
+def test_plot_with_broken_run_files_or_an_unknown_key(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "search.json").write_text('{"search": {"exploration": "mixture"}}')
+    (run_dir / "curves.json").write_text('[{"epoch": 0, "test_acc": 0.5}]')
+    refused(["autosampling", "plot", str(run_dir), "--key", "nosuch"], "key")
+    (run_dir / "curves.json").write_text("{not json")
+    refused(["autosampling", "plot", str(run_dir)], "runs")
+    (run_dir / "curves.json").write_text('[{"epoch": 0, "test_acc": 0.5}]')
+    (run_dir / "search.json").write_text("[]")
+    refused(["autosampling", "plot", str(run_dir)], "runs")
+
+
 def test_linear_schedule_below_its_end_point_names_lr():
     refused(["train", *TINY, "--lr-schedule", "linear", "--lr", "1e-7"], "lr")
 

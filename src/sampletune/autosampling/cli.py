@@ -155,15 +155,24 @@ def _load_schedule(path: str):
 def _cmd_plot(args: argparse.Namespace) -> int:
     from sampletune import io
     from sampletune.autosampling.plots import convergence
-    from sampletune.errors import check
+    from sampletune.errors import ConfigError, check
 
     check(not Path(args.output).is_dir(), "output", f"{args.output!r} is a folder",
           "a .png file to write")
     curves = {}
     for run in map(Path, args.runs):
-        check((run / "curves.json").exists(), "runs", f"{run} has no curves.json")
-        search = io.read_json(run / "search.json")
-        curves[f"{search['search']['exploration']} ({run.name})"] = io.read_json(
-            run / "curves.json")
+        check((run / "curves.json").is_file() and (run / "search.json").is_file(), "runs",
+              f"{run} has no curves.json and search.json", "run folders of searches")
+        try:
+            search = io.read_json(run / "search.json")
+            label = f"{search['search']['exploration']} ({run.name})"
+            records = io.read_json(run / "curves.json")
+            have = set(records[0]) if records else set()
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+            raise ConfigError("runs", f"{run} holds unreadable search files: "
+                              f"{type(err).__name__}: {err}") from None
+        check(args.key in have, "key", f"{args.key!r} is not a curve of {run}",
+              ", ".join(sorted(k for k in have if k != "epoch")))
+        curves[label] = records
     print(convergence(curves, args.output, key=args.key))
     return 0
