@@ -493,7 +493,8 @@ def test_the_numeric_flag_table_is_complete():
 
 garbage_text = st.one_of(
     st.sampled_from(["nan", "inf", "-inf", "NaN", "1e999", "-1e999", "", " ", "0x10", "1,5",
-                     "--", "-", "1/2", "five", "1e", "e1", "١", "½", "0.5.5", "9" * 30]),
+                     "--", "-", "1/2", "five", "1e", "e1", "١", "½", "0.5.5", "9" * 30,
+                     "1_0", "٣.٥", "0x1p-2"]),
     st.text(alphabet=string.ascii_letters + string.punctuation + " ", min_size=1,
             max_size=12).filter(lambda s: not _is_number(s)),
 )

@@ -76,7 +76,9 @@ def _argparse_error(message: str, parser: argparse.ArgumentParser) -> ConfigErro
 
 def finite_float(text: str) -> float:
     """argparse type: a finite float (``nan``, ``inf`` and overflowing ``1e999`` refused)."""
-    try:
+    try:  # ASCII only: Python's float() also reads other scripts' digits and "1_0"
+        if not text.isascii() or "_" in text:
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
@@ -90,10 +92,9 @@ MAX_INT_DIGITS = 18  # |value| < 10**18 fits int64; each field has its own, tigh
 
 def bounded_int(text: str) -> int:
     """argparse type: a decimal integer of at most 18 digits (fields check their ranges)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):  # int() also reads "١" and "1_0"
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    value = int(text)
     if abs(value) >= 10**MAX_INT_DIGITS:
         raise argparse.ArgumentTypeError(f"{text!r} is out of range")
     return value
