@@ -135,6 +135,8 @@ def test_unknown_arguments_are_one_line(cmd, extra, field):
     (["train", "--noise-type", "x"], "noise_type"),
     (["train", "--lr", "fast"], "lr"),
     (["train", "--milestones"], "milestones"),
+    (["train", "--milestones=--"], "milestones"),
+    (["swift", "search", "--rounds=--"], "rounds"),
     (["autosampling", "search", "--warmup"], "warmup"),
     (["autosampling", "replay"], "schedule"),
     (["autosampling", "plot"], "runs"),

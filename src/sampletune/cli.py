@@ -28,6 +28,12 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         raise _argparse_error(message, self)
 
+    def _get_values(self, action, arg_strings):
+        # Python 3.11's argparse drops a lone "--" ("--rounds=--") and stores [] unchecked
+        if action.option_strings and arg_strings == ["--"] and action.nargs in (None, "+"):
+            raise argparse.ArgumentError(action, "expected one argument")
+        return super()._get_values(action, arg_strings)
+
 
 def _field(name: str) -> str:
     """A flag or dest as a config field name: ``--noise-type`` -> ``noise_type``."""
