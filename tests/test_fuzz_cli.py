@@ -252,6 +252,15 @@ def test_a_non_image_in_an_imagefolder_is_one_line(tmp_path):
     assert "x.png" in line
 
 
+def test_a_corrupt_mnist1d_cache_is_one_line(tmp_path):
+    from sampletune.data import load_dataset
+
+    load_dataset("mnist1d", tmp_path)
+    (cache,) = tmp_path.glob("mnist1d-*.npz")
+    cache.write_bytes(b"PK\x03\x04 truncated")
+    refused(["train", "--dataset", "mnist1d", "--data-dir", str(tmp_path), *TINY], "data_dir")
+
+
 def test_a_data_dir_for_a_source_that_ignores_it_is_refused(tmp_path):
     refused(["train", "--data-dir", "/etc/passwd", *TINY], "data_dir")
     refused(["train", "--dataset", "mnist1d", "--data-dir", "/etc/passwd", *TINY], "data_dir")

@@ -106,9 +106,18 @@ def load_mnist1d(data_dir: Path | None, download: bool) -> RawDataset:
     path = (data_dir or CACHE_DIR) / f"mnist1d-{digest}.npz"
     if not path.exists():
         arrays = _generate_mnist1d(args)
-        save_npz(path, **arrays)
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
+        try:
+            save_npz(path, **arrays)
+        except OSError as err:
+            raise ConfigError("data_dir", f"cannot write the mnist1d cache {path}: {err}",
+                              "a writable folder (mnist1d caches its generated arrays there)"
+                              ) from None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
+    except Exception as err:  # a corrupt cache: zipfile, zlib, numpy header errors
+        raise ConfigError("data_dir", f"cannot read the mnist1d cache {path} "
+                          f"({type(err).__name__}: {err}); delete it to regenerate") from None
     return _raw(
         "mnist1d", torch.from_numpy(arrays["x"]), arrays["y"],
         torch.from_numpy(arrays["x_test"]), arrays["y_test"], 10, kind="sequence",
