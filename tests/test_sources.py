@@ -81,7 +81,7 @@ def write_idx(path, arr, gz):
     path.write_bytes(data)
 
 
-def write_fashion(folder, n=6, nt=4):
+def write_fashion(folder, n=10, nt=10):  # every class present: loaders refuse less
     rng = np.random.default_rng(0)
     arrays = {
         "train-images-idx3-ubyte": rng.integers(0, 256, (n, 28, 28)),
@@ -99,10 +99,11 @@ def write_fashion(folder, n=6, nt=4):
 def test_fashion_mnist_reads_idx_files(tmp_path, layout):
     arrays = write_fashion(tmp_path / layout)
     raw = load_dataset("fashion-mnist", tmp_path)
-    assert raw.x_train.shape == (6, 1, 28, 28) and raw.x_test.shape == (4, 1, 28, 28)
+    assert raw.x_train.shape == (10, 1, 28, 28) and raw.x_test.shape == (10, 1, 28, 28)
     expected = torch.from_numpy(arrays["train-images-idx3-ubyte"] / 255.0).float()
     assert torch.allclose(raw.x_train[:, 0], expected)
-    assert raw.y_test.tolist() == [0, 1, 2, 3] and raw.hflip and raw.classes[9] == "Ankle boot"
+    assert raw.y_test.tolist() == list(range(10)) and raw.hflip
+    assert raw.classes[9] == "Ankle boot"
 
 
 def test_fashion_mnist_missing_and_corrupt(tmp_path, monkeypatch):
@@ -133,7 +134,7 @@ def test_cifar10_from_fake_batches(tmp_path):
     base = tmp_path / "cifar-10-batches-py"
     batches = [fake_rows(2, i) for i in range(5)]
     for i, rows in enumerate(batches):
-        dump(base / f"data_batch_{i + 1}", {"data": rows, "labels": [i, (i + 1) % 10]})
+        dump(base / f"data_batch_{i + 1}", {"data": rows, "labels": [2 * i, 2 * i + 1]})
     dump(base / "test_batch", {"data": fake_rows(3, 9), "labels": [7, 8, 9]})
     dump(base / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
     raw = load_dataset("cifar10", tmp_path)
@@ -141,20 +142,21 @@ def test_cifar10_from_fake_batches(tmp_path):
     assert raw.x_train.is_contiguous() and raw.x_train.dtype == torch.float32
     # CIFAR rows are R, G, B planes of 32x32, row-major
     assert raw.x_train[2, 1, 3, 4] == pytest.approx(batches[1][0, 1024 + 3 * 32 + 4] / 255)
-    assert raw.y_train.tolist()[:4] == [0, 1, 1, 2] and raw.y_test.tolist() == [7, 8, 9]
+    assert raw.y_train.tolist()[:4] == [0, 1, 2, 3] and raw.y_test.tolist() == [7, 8, 9]
     assert (raw.num_classes, raw.hflip, raw.classes[3]) == (10, True, "c3")
 
 
 def test_cifar100_from_fake_files(tmp_path):
     base = tmp_path / "cifar-100-python"
-    dump(base / "train", {"data": fake_rows(4, 0), "fine_labels": [0, 99, 5, 6],
-                          "coarse_labels": [0, 1, 2, 3]})
+    fine = [0, 99, 5, 6, *range(1, 5), *range(7, 99)]  # every class present
+    dump(base / "train", {"data": fake_rows(100, 0), "fine_labels": fine,
+                          "coarse_labels": [c // 5 for c in fine]})
     dump(base / "test", {"data": fake_rows(2, 1), "fine_labels": [42, 1],
                          "coarse_labels": [0, 1]})
     dump(base / "meta", {"fine_label_names": [f"f{i}" for i in range(100)]})
     raw = load_dataset("cifar100", tmp_path)
-    assert raw.x_train.shape == (4, 3, 32, 32) and raw.num_classes == 100
-    assert raw.y_train.tolist() == [0, 99, 5, 6] and raw.y_test.tolist() == [42, 1]
+    assert raw.x_train.shape == (100, 3, 32, 32) and raw.num_classes == 100
+    assert raw.y_train.tolist()[:4] == [0, 99, 5, 6] and raw.y_test.tolist() == [42, 1]
 
 
 def test_svhn_from_fake_mat_files(tmp_path):
@@ -162,14 +164,14 @@ def test_svhn_from_fake_mat_files(tmp_path):
 
     rng = np.random.default_rng(0)
     xs = {}
-    for split, n in (("train", 5), ("test", 2)):
+    for split, n in (("train", 10), ("test", 2)):
         xs[split] = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)  # SVHN's H, W, C, N
-        savemat(tmp_path / f"{split}_32x32.mat",
-                {"X": xs[split], "y": np.array([[10], [1], [2], [3], [4]][:n], np.uint8)})
+        labels = [[10], *([d] for d in range(1, 10))][:n]
+        savemat(tmp_path / f"{split}_32x32.mat", {"X": xs[split], "y": np.array(labels, np.uint8)})
     raw = load_dataset("svhn", tmp_path)
-    assert raw.x_train.shape == (5, 3, 32, 32) and raw.x_test.shape == (2, 3, 32, 32)
+    assert raw.x_train.shape == (10, 3, 32, 32) and raw.x_test.shape == (2, 3, 32, 32)
     assert raw.x_train[4, 2, 5, 7] == pytest.approx(xs["train"][5, 7, 2, 4] / 255)
-    assert raw.y_train.tolist() == [0, 1, 2, 3, 4] and not raw.hflip  # label 10 is digit 0
+    assert raw.y_train.tolist() == list(range(10)) and not raw.hflip  # label 10 is digit 0
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
@@ -185,7 +187,7 @@ def test_torchvision_sets_missing(tmp_path, name):
 def test_npz_round_trip_with_test_arrays(tmp_path):
     rng = np.random.default_rng(0)
     x, xt = rng.normal(size=(12, 2, 5)).astype(np.float32), rng.normal(size=(4, 2, 5))
-    y, yt = np.arange(12) % 3, np.array([0, 1, 2, 3])
+    y, yt = np.arange(12) % 4, np.array([0, 1, 2, 3])
     np.savez(tmp_path / "data.npz", x=x, y=y, x_test=xt, y_test=yt)
     raw = load_dataset("npz", tmp_path)  # a folder holding data.npz
     assert torch.equal(raw.x_train, torch.from_numpy(x)) and raw.y_test.tolist() == [0, 1, 2, 3]

@@ -7,11 +7,103 @@ the field and what is allowed, and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
 import sys
 from collections.abc import Sequence
 
 from sampletune.errors import ConfigError
 from sampletune.train.config import LR_SCHEDULES
+
+_SUBCOMMAND_DESTS = ("command", "swift_command", "autosampling_command")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` whose errors are :class:`ConfigError`: ``main`` prints them as the one
+    line ``sampletune: error: FIELD: problem (allowed: ...)`` and exits 2, like every other
+    input error (argparse's own form is two lines: usage and message). Subcommand parsers
+    inherit the class. Used outside ``main``, ``parse_args`` raises the ConfigError."""
+
+    def error(self, message: str):
+        raise _argparse_error(message, self)
+
+    def _get_values(self, action, arg_strings):
+        # Python 3.11's argparse drops a lone "--" ("--rounds=--") and stores [] unchecked
+        if action.option_strings and arg_strings == ["--"] and action.nargs in (None, "+"):
+            raise argparse.ArgumentError(action, "expected one argument")
+        return super()._get_values(action, arg_strings)
+
+
+def _field(name: str) -> str:
+    """A flag or dest as a config field name: ``--noise-type`` -> ``noise_type``."""
+    name = name.split("/")[-1].lstrip("-").replace("-", "_")
+    if name in _SUBCOMMAND_DESTS:
+        return "command"
+    return name if re.fullmatch(r"[a-z_]+", name) else "arguments"
+
+
+def _argparse_error(message: str, parser: argparse.ArgumentParser) -> ConfigError:
+    """Turn one of argparse's messages into a ConfigError naming the flag."""
+    m = re.fullmatch(r"argument (\S+): (.*)", message, re.S)
+    if m:
+        field, problem = _field(m.group(1)), m.group(2)
+        choice = re.fullmatch(r"invalid choice: (.*) \(choose from (.*)\)", problem, re.S)
+        if choice:
+            allowed = ", ".join(c.strip("'") for c in choice.group(2).split(", "))
+            return ConfigError(field, f"invalid choice {choice.group(1)}", allowed)
+        bad = re.fullmatch(r"invalid (\w+) value: (.*)", problem, re.S)
+        if bad:
+            noun = "an integer" if bad.group(1) in ("int", "bounded_int") else "a number"
+            return ConfigError(field, f"{bad.group(2)} is not {noun}")
+        if problem.startswith("expected"):
+            return ConfigError(field, "needs a value" if "one argument" in problem
+                               else problem.replace("argument", "value"))
+        return ConfigError(field, " ".join(problem.split()))
+    m = re.fullmatch(r"the following arguments are required: (.*)", message, re.S)
+    if m:
+        first = m.group(1).split(", ")[0]
+        field = _field(first)
+        if field == "command":
+            sub = next((a for a in parser._actions
+                        if isinstance(a, argparse._SubParsersAction)), None)
+            allowed = ", ".join(sub.choices) if sub else None
+            return ConfigError(field, "a subcommand is required", allowed)
+        return ConfigError(field, "is required")
+    m = re.fullmatch(r"unrecognized arguments: (.*)", message, re.S)
+    if m:
+        return ConfigError("arguments", f"unrecognized {m.group(1)!r}",
+                           "the flags that --help lists")
+    m = re.fullmatch(r"ambiguous option: (\S+) could match (.*)", message, re.S)
+    if m:
+        return ConfigError("arguments", f"ambiguous option {m.group(1)!r}", m.group(2))
+    return ConfigError("arguments", " ".join(message.split()))
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite float (``nan``, ``inf`` and overflowing ``1e999`` refused)."""
+    try:  # ASCII only: Python's float() also reads other scripts' digits and "1_0"
+        if not text.isascii() or "_" in text:
+            raise ValueError(text)
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+MAX_INT_DIGITS = 18  # |value| < 10**18 fits int64; each field has its own, tighter range
+
+
+def bounded_int(text: str) -> int:
+    """argparse type: a decimal integer of at most 18 digits (fields check their ranges)."""
+    if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):  # int() also reads "١" and "1_0"
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    value = int(text)
+    if abs(value) >= 10**MAX_INT_DIGITS:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range")
+    return value
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,25 +118,26 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", help="folder (or .npz file) holding the data set")
     g.add_argument("--download", action="store_true", default=None,
                    help="download cifar/svhn into --data-dir (needs internet)")
-    g.add_argument("--noise", type=float, help="label noise rate in [0, 1) (default 0.4)")
+    g.add_argument("--noise", type=finite_float, help="label noise rate in [0, 1) (default 0.4)")
     g.add_argument("--noise-type", choices=NOISE_TYPES)
     g.add_argument("--val-noise", action="store_true", default=None,
                    help="noisy validation labels too (default: clean validation labels)")
-    g.add_argument("--val-fraction", type=float, help="validation share of training (0.1)")
-    g.add_argument("--train-subset", type=int, help="keep only this many training examples")
+    g.add_argument("--val-fraction", type=finite_float, help="validation share of training (0.1)")
+    g.add_argument("--train-subset", type=bounded_int,
+                   help="keep only this many training examples")
     g = p.add_argument_group("model and training")
     g.add_argument("--model", help="mlp (default), cnn1d, smallcnn, resnet18, wrn28_2, tv:NAME")
-    g.add_argument("--budget", type=float, help="budget B in (0, 1]: N*B examples per epoch")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--momentum", type=float)
+    g.add_argument("--budget", type=finite_float, help="budget B in (0, 1]: N*B examples per epoch")
+    g.add_argument("--epochs", type=bounded_int)
+    g.add_argument("--batch-size", type=bounded_int)
+    g.add_argument("--lr", type=finite_float)
+    g.add_argument("--momentum", type=finite_float)
     g.add_argument("--nesterov", action="store_true", default=None)
-    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--weight-decay", type=finite_float)
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES)
-    g.add_argument("--milestones", type=float, nargs="+",
+    g.add_argument("--milestones", type=finite_float, nargs="+",
                    help="step-schedule milestones as fractions of training")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=bounded_int)
     g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     g.add_argument("--out", help="run directory (rerun the same command to resume)")
     g.add_argument("--restart", action="store_true",
@@ -79,8 +172,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+
+    from sampletune.errors import check
+    from sampletune.experiments.config import check_out_dir, check_seed
     from sampletune.swift.pipeline import demo
 
+    for seed in args.seeds:
+        check_seed(seed, "seeds")
+    check(len(set(args.seeds)) == len(args.seeds), "seeds", f"{args.seeds} repeats a seed",
+          "distinct seeds")
+    check_out_dir(args.out)
     demo(out_dir=args.out, seeds=args.seeds, progress=not args.quiet)
     return 0
 
@@ -90,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sampletune.budget.methods import ALL_METHODS
     from sampletune.noisy.methods import NOISY_NAMES
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="sampletune", description="Learn how to sample training data, and train with it.")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; "
+    parser.add_argument("--threads", type=bounded_int, help="torch CPU threads (default: torch's; "
                         "1 is fastest for small models on few cores)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -106,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(replaces --sampler): " + ", ".join(ALL_METHODS))
     p.add_argument("--noisy", metavar="NAME", help="a noisy-label baseline (replaces "
                    "--sampler; not with --method): " + ", ".join(NOISY_NAMES))
-    p.add_argument("--noise-rate", type=float, metavar="R", help="the known label-noise "
+    p.add_argument("--noise-rate", type=finite_float, metavar="R", help="the known label-noise "
                    "rate, for --noisy small-loss-known (required) and self-paced")
     p.add_argument("--augment", choices=AUGMENT_NAMES, help="data augmentation (image data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -116,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(digits, 40%% label noise, mlp)")
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo; "
                    "rerun to resume)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to average")
+    p.add_argument("--seeds", type=bounded_int, nargs="+", default=[0, 1, 2],
+                   help="seeds to average")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
@@ -131,11 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         if args.threads is not None:
-            if args.threads < 1:
-                raise ConfigError("threads", f"{args.threads} must be positive", ">= 1")
+            cpus = os.cpu_count() or 1
+            if not 1 <= args.threads <= cpus:  # torch crashes on absurd thread counts
+                raise ConfigError("threads", f"{args.threads} is outside [1, {cpus}]",
+                                  f"1..{cpus} (this machine's CPUs)")
             import torch
 
             torch.set_num_threads(args.threads)

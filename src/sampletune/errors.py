@@ -9,7 +9,7 @@ class ConfigError(ValueError):
         msg = f"{field}: {problem}"
         if allowed:
             msg += f" (allowed: {allowed})"
-        super().__init__(msg)
+        super().__init__(" ".join(msg.splitlines()))  # one line, whatever a value holds
 
 
 def check(condition: bool, field: str, problem: str, allowed: str | None = None) -> None:

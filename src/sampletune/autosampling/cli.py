@@ -14,13 +14,15 @@ from pathlib import Path
 
 from sampletune.autosampling.algorithm import EXPLORATIONS
 
+MAX_WORKERS = 1024
+MAX_STAGES = 1000
 SEARCH_FLAGS = ("workers", "interval", "exploration", "warmup", "nu", "beta", "stages",
                 "engine", "ray_address", "ray_num_cpus")
 
 
 def register(subparsers) -> None:
     """Add the ``autosampling`` command and its subcommands."""
-    from sampletune.cli import add_run_arguments
+    from sampletune.cli import add_run_arguments, bounded_int, finite_float
 
     top = subparsers.add_parser("autosampling", help="AutoSampling: search a sampling schedule")
     sub = top.add_subparsers(dest="autosampling_command", required=True)
@@ -28,18 +30,23 @@ def register(subparsers) -> None:
     p = sub.add_parser("search", help="search a schedule with a population of workers")
     add_run_arguments(p)
     g = p.add_argument_group("AutoSampling (defaults: the paper's)")
-    g.add_argument("--workers", type=int, default=20, help="population size N_p (20)")
-    g.add_argument("--interval", type=int, default=20,
+    g.add_argument("--workers", type=bounded_int, default=20,
+                   help="population size N_p (20)")
+    g.add_argument("--interval", type=bounded_int, default=20,
                    help="exploitation interval N_s in mini-batches (20)")
     g.add_argument("--exploration", choices=EXPLORATIONS, default="mixture",
                    help="uniform: one worker; random: uniform draws; mixture: the method")
-    g.add_argument("--warmup", type=int, default=20, help="epochs before the first exploration")
-    g.add_argument("--nu", type=int, default=3, help="N_u: uniform epochs in the mixture (3)")
-    g.add_argument("--beta", type=float, default=1.0, help="smoothing log(P + beta), >= 1")
-    g.add_argument("--stages", type=int, default=3, help="loss snapshots for the figures")
+    g.add_argument("--warmup", type=bounded_int, default=20,
+                   help="epochs before the first exploration")
+    g.add_argument("--nu", type=bounded_int, default=3,
+                   help="N_u: uniform epochs in the mixture (3)")
+    g.add_argument("--beta", type=finite_float, default=1.0, help="smoothing log(P + beta), >= 1")
+    g.add_argument("--stages", type=bounded_int, default=3,
+                   help="loss snapshots for the figures")
     g.add_argument("--engine", choices=("local", "ray"), default="local")
     g.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
-    g.add_argument("--ray-num-cpus", type=int, default=2, help="CPUs of a local Ray instance")
+    g.add_argument("--ray-num-cpus", type=bounded_int, default=2,
+                   help="CPUs of a local Ray instance")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_search)
 
@@ -61,11 +68,19 @@ def register(subparsers) -> None:
 def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.autosampling.search import SearchConfig, search
     from sampletune.cli import run_config_from_args
+    from sampletune.errors import check
     from sampletune.experiments import load_data
     from sampletune.experiments.run import run_identity
 
     cfg = run_config_from_args(args, exclude=(*SEARCH_FLAGS, "autosampling_command"))
     scfg = SearchConfig(**{k: getattr(args, k) for k in SEARCH_FLAGS})
+    check(scfg.workers <= MAX_WORKERS, "workers", f"{scfg.workers} is too many (each holds "
+          "a model and its optimizer)", f"1..{MAX_WORKERS}")
+    check(scfg.stages <= MAX_STAGES, "stages", f"{scfg.stages} loss snapshots is too many "
+          "(at most one per epoch is kept)", f"1..{MAX_STAGES}")
+    check(scfg.exploration != "mixture" or scfg.warmup < cfg.epochs, "warmup",
+          f"{scfg.warmup} warm-up epochs leave none of the {cfg.epochs} to explore",
+          f"0..{cfg.epochs - 1} (< epochs)")
     out = Path(cfg.out or f"runs/autosampling-{cfg.dataset}-{scfg.exploration}-s{cfg.seed}")
     data = load_data(cfg)
     result = search(cfg.model, data, cfg.train_config(), scfg, out, progress=not args.quiet,
@@ -79,7 +94,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from sampletune import io
-    from sampletune.autosampling.schedule import RecordedSchedule
     from sampletune.cli import run_config_from_args
     from sampletune.errors import check
     from sampletune.experiments import load_data, new_model, rundir
@@ -87,8 +101,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from sampletune.samplers.schedule import ScheduleSampler, static_sampler
     from sampletune.train import train
 
-    schedule = RecordedSchedule.load(args.schedule)
     cfg = run_config_from_args(args, exclude=("schedule", "mode", "autosampling_command"))
+    schedule = _load_schedule(args.schedule)
     defaults = {"epochs": schedule.num_epochs, "batch_size": schedule.batch_size,
                 "sampler": f"autosampling-{args.mode}"}
     cfg = cfg.replace(**{k: v for k, v in defaults.items()
@@ -126,19 +140,45 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_schedule(path: str):
+    """A recorded schedule, with any unreadable file as a one-line error."""
+    import zipfile
+
+    from sampletune.autosampling.schedule import RecordedSchedule
+    from sampletune.errors import ConfigError, check
+
+    check(Path(path).is_file(), "schedule", f"{path!r} is not a file",
+          "the schedule.npz of an autosampling search")
+    try:
+        return RecordedSchedule.load(path)
+    except ConfigError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+        raise ConfigError("schedule", f"cannot read {path} as a recorded schedule: "
+                          f"{type(err).__name__}: {err}") from None
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from sampletune import io
     from sampletune.autosampling.plots import convergence
-    from sampletune.errors import check
+    from sampletune.errors import ConfigError, check
 
+    check(not Path(args.output).is_dir(), "output", f"{args.output!r} is a folder",
+          "a .png file to write")
     curves = {}
     for run in map(Path, args.runs):
-        check((run / "curves.json").exists(), "runs", f"{run} has no curves.json")
-        search = io.read_json(run / "search.json", "runs")
-        exploration = search.get("search", {}).get("exploration") if isinstance(
-            search, dict) and isinstance(search.get("search"), dict) else None
-        check(isinstance(exploration, str), "runs", f"{run}/search.json is not an "
-              "AutoSampling search's", "run directories of autosampling search")
-        curves[f"{exploration} ({run.name})"] = io.read_json(run / "curves.json", "runs")
+        check((run / "curves.json").is_file() and (run / "search.json").is_file(), "runs",
+              f"{run} has no curves.json and search.json", "run folders of searches")
+        try:
+            search = io.read_json(run / "search.json", "runs")
+            label = f"{search['search']['exploration']} ({run.name})"
+            records = io.read_json(run / "curves.json", "runs")
+            have = set(records[0]) if records else set()
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+            raise ConfigError("runs", f"{run} holds unreadable search files: "
+                              f"{type(err).__name__}: {err}") from None
+        check(args.key in have, "key", f"{args.key!r} is not a curve of {run}",
+              ", ".join(sorted(k for k in have if k != "epoch")))
+        curves[label] = records
     print(convergence(curves, args.output, key=args.key))
     return 0

@@ -144,6 +144,9 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
                   f"{path} holds a cell of {c['dataset']} (seed {c['seed']}) trained on other "
                   "data than it holds now", "--restart, or a new --out")
         for ds in spec.datasets:  # bad data set / augmentation pairs fail before any training
+            n = len(_data(spec, ds, spec.seeds[0], cache).train)
+            check(spec.batch_size <= n, "batch_size", f"{spec.batch_size} exceeds the {n} "
+                  f"examples of {ds}'s training split", f"1..{n}")
             for aug in spec.augments:
                 build_augment(aug, _data(spec, ds, spec.seeds[0], cache))
         with progress_bar("budget grid", total=len(cells), completed=len(cells) - len(todo),

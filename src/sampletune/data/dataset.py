@@ -9,11 +9,15 @@ inputs normalised with training statistics.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from sampletune.errors import check
+
+MAX_CLASSES = 100_000  # a hard cap on num_classes (ImageNet-21k has ~22k)
 
 
 @dataclass
@@ -103,3 +107,65 @@ class DataSplits:
     input_shape: tuple[int, ...]
     mean: Tensor | None = None  # per-channel normalisation applied to x (train statistics)
     std: Tensor | None = None
+
+
+def check_labels(y: Tensor, num_classes: int, field: str) -> Tensor:
+    """``y`` as (N,) int64 class ids in [0, num_classes): integers, or floats with integral
+    values; anything else is a :class:`ConfigError` naming ``field``."""
+    y = torch.as_tensor(y)
+    check(y.dim() == 1, field, f"has shape {tuple(y.shape)}", "(N,) class ids")
+    if y.is_floating_point():
+        check(bool(torch.isfinite(y).all()) and bool((y == y.round()).all()), field,
+              "holds non-integral labels", "integer class ids 0..C-1")
+    else:
+        check(y.dtype not in (torch.bool, torch.complex64, torch.complex128), field,
+              f"has dtype {y.dtype}", "integer class ids 0..C-1")
+    if len(y):
+        lo, hi = y.min().item(), y.max().item()
+        check(lo >= 0 and hi < num_classes, field,
+              f"has labels in [{lo:g}, {hi:g}] outside [0, {num_classes})",
+              f"class ids 0..{num_classes - 1}")
+    return y.to(torch.int64)
+
+
+def _check_inputs(x, n: int, field: str) -> None:
+    if isinstance(x, Tensor):
+        check(x.dim() >= 2 and x.shape[0] == n, field,
+              f"has shape {tuple(x.shape)} for {n} labels", "(N, ...) with one row per label")
+        check(all(d >= 1 for d in x.shape[1:]), field, f"has empty examples {tuple(x.shape)}")
+        check(x.is_floating_point(), field, f"has dtype {x.dtype}", "float inputs")
+        check(bool(torch.isfinite(x).all()), field, "contains NaN or infinite values",
+              "finite numbers")
+    elif hasattr(x, "__len__"):
+        check(len(x) == n, field, f"holds {len(x)} examples for {n} labels")
+
+
+def validate_raw(raw: RawDataset, prefix: str = "dataset") -> RawDataset:
+    """Check what a loader returned; the same raw data with int64 labels.
+
+    ``num_classes`` in [2, min(rows, MAX_CLASSES)]; labels in [0, num_classes) with every
+    class present in training; inputs finite with one row per label; test examples shaped
+    like training ones. Problems are one-line :class:`ConfigError` s named
+    ``PREFIX.y`` / ``PREFIX.x_test`` ...
+    """
+    k, n = raw.num_classes, len(raw.y_train)
+    check(isinstance(k, int) and k <= MAX_CLASSES, f"{prefix}.num_classes",
+          f"{k} classes", f"2..{MAX_CLASSES}")
+    check(k >= 2, f"{prefix}.y", f"names {k} class; a classifier needs two or more",
+          "labels of two or more classes")
+    check(n >= k, f"{prefix}.y", f"{n} training examples for {k} classes",
+          "at least one training example per class")
+    y = check_labels(raw.y_train, k, f"{prefix}.y")
+    yt = check_labels(raw.y_test, k, f"{prefix}.y_test")
+    missing = torch.nonzero(torch.bincount(y, minlength=k) == 0).flatten().tolist()
+    check(not missing, f"{prefix}.y", f"class {missing[0] if missing else 0} has no training "
+          f"examples ({len(missing)} of {k} classes missing)",
+          "labels 0..C-1 with every class in training")
+    check(len(yt) >= 1, f"{prefix}.y_test", "the test split is empty")
+    _check_inputs(raw.x_train, n, f"{prefix}.x")
+    _check_inputs(raw.x_test, len(yt), f"{prefix}.x_test")
+    if isinstance(raw.x_train, Tensor) and isinstance(raw.x_test, Tensor):
+        check(raw.x_test.shape[1:] == raw.x_train.shape[1:], f"{prefix}.x_test",
+              f"examples shaped {tuple(raw.x_test.shape[1:])} but training ones are "
+              f"{tuple(raw.x_train.shape[1:])}")
+    return replace(raw, y_train=y, y_test=yt)

@@ -57,8 +57,20 @@ def apply_noise(
 ) -> Tensor:
     """Noisy labels of ``kind`` (one of :data:`NOISE_TYPES`) at ``rate``."""
     check(kind in NOISE_TYPES, "noise_type", f"unknown noise type {kind!r}", ", ".join(NOISE_TYPES))
+    _check_rate(rate, num_classes)
+    top = max_rate(kind, num_classes)
+    check(rate < top, "noise", f"{rate:g} {kind} noise over {num_classes} classes leaves the "
+          "true class no longer the most frequent label of its examples",
+          f"noise < {top:.4g} for {kind} noise over {num_classes} classes")
     fn = symmetric_noise if kind == "symmetric" else pairflip_noise
     return fn(y, rate, num_classes, generator)
+
+
+def max_rate(kind: str, num_classes: int) -> float:
+    """The noise rate above which labels stop being learnable: the true class stays the
+    most frequent label of its examples only below ``(C - 1) / C`` for symmetric noise
+    (each other class gets ``rate / (C - 1)``) and below 1/2 for pair-flip noise."""
+    return (num_classes - 1) / num_classes if kind == "symmetric" else 0.5
 
 
 def _check_rate(rate: float, num_classes: int) -> None:

@@ -5,22 +5,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from sampletune.data.dataset import RawDataset
-from sampletune.errors import ConfigError
+from sampletune.data.dataset import RawDataset, validate_raw
+from sampletune.errors import ConfigError, check
 
 Loader = Callable[..., RawDataset]
 _DATASETS: dict[str, Loader] = {}
+_USES: dict[str, tuple[str | None, bool]] = {}  # name -> (data_dir kind, downloads)
+DATA_DIR_KINDS = (None, "folder", "any")
 
 
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
+def register_dataset(name: str, *, data_dir: str | None = "any", download: bool = True
+                     ) -> Callable[[Loader], Loader]:
     """Decorator: ``@register_dataset("mine")`` on ``def load(data_dir, download) -> RawDataset``.
 
     ``data_dir`` is the user's ``--data-dir`` (``Path`` or ``None``); ``download`` is the
-    user's opt-in to fetch from the internet where the source supports it.
+    user's opt-in to fetch from the internet where the source supports it. Declare what
+    the source reads so that a flag it would ignore is refused, not silently accepted:
+    ``data_dir=None`` (takes no data dir), ``"folder"`` (a folder) or ``"any"`` (a folder or
+    a file); ``download=False`` for sources that never download.
+
+    Whatever the loader returns is validated (:func:`sampletune.data.dataset.validate_raw`):
+    labels in [0, num_classes), every class in training, finite inputs, matching counts.
     """
+    check(data_dir in DATA_DIR_KINDS, "data_dir", f"unknown kind {data_dir!r}",
+          "None, 'folder', 'any'")
 
     def deco(fn: Loader) -> Loader:
         _DATASETS[name] = fn
+        _USES[name] = (data_dir, download)
         return fn
 
     return deco
@@ -38,7 +50,16 @@ def load_dataset(
     _ensure_builtins()
     if name not in _DATASETS:
         raise ConfigError("dataset", f"unknown data set {name!r}", ", ".join(dataset_names()))
-    return _DATASETS[name](Path(data_dir) if data_dir is not None else None, download)
+    kind, downloads = _USES[name]
+    if data_dir is not None:
+        check(kind is not None, "data_dir", f"data set {name!r} reads no data dir; "
+              f"{str(data_dir)!r} would be ignored", "no --data-dir for " + name)
+        check(kind != "folder" or Path(data_dir).is_dir(), "data_dir",
+              f"{str(data_dir)!r} is not a folder", f"a folder for {name}")
+    check(not download or downloads, "download", f"data set {name!r} is never downloaded",
+          "no --download for " + name)
+    raw = _DATASETS[name](Path(data_dir) if data_dir is not None else None, download)
+    return validate_raw(raw)
 
 
 def _ensure_builtins() -> None:

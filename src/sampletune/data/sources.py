@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sampletune.data.dataset import RawDataset
+from sampletune.data.dataset import MAX_CLASSES, RawDataset, validate_raw
 from sampletune.data.registry import register_dataset
 from sampletune.errors import ConfigError, check
 from sampletune.io import save_npz
@@ -71,7 +71,7 @@ def _raw(name: str, x_train, y_train, x_test, y_test, num_classes: int, **kw) ->
 # digits (scikit-learn, 8x8)
 
 
-@register_dataset("digits")
+@register_dataset("digits", data_dir=None, download=False)
 def load_digits(data_dir: Path | None, download: bool) -> RawDataset:
     """scikit-learn's 1,797 8x8 digits; a fixed stratified 20% holdout is the test split."""
     from sklearn.datasets import load_digits as sk_digits
@@ -90,7 +90,7 @@ def load_digits(data_dir: Path | None, download: bool) -> RawDataset:
 # MNIST-1D (generated offline, cached)
 
 
-@register_dataset("mnist1d")
+@register_dataset("mnist1d", data_dir="folder", download=False)
 def load_mnist1d(data_dir: Path | None, download: bool) -> RawDataset:
     """MNIST-1D (Greydanus 2020): 4,000 train / 1,000 test length-40 sequences, 10 classes.
 
@@ -106,9 +106,18 @@ def load_mnist1d(data_dir: Path | None, download: bool) -> RawDataset:
     path = (data_dir or CACHE_DIR) / f"mnist1d-{digest}.npz"
     if not path.exists():
         arrays = _generate_mnist1d(args)
-        save_npz(path, **arrays)
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
+        try:
+            save_npz(path, **arrays)
+        except OSError as err:
+            raise ConfigError("data_dir", f"cannot write the mnist1d cache {path}: {err}",
+                              "a writable folder (mnist1d caches its generated arrays there)"
+                              ) from None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
+    except Exception as err:  # a corrupt cache: zipfile, zlib, numpy header errors
+        raise ConfigError("data_dir", f"cannot read the mnist1d cache {path} "
+                          f"({type(err).__name__}: {err}); delete it to regenerate") from None
     return _raw(
         "mnist1d", torch.from_numpy(arrays["x"]), arrays["y"],
         torch.from_numpy(arrays["x_test"]), arrays["y_test"], 10, kind="sequence",
@@ -163,7 +172,7 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
-@register_dataset("fashion-mnist")
+@register_dataset("fashion-mnist", data_dir="folder", download=True)
 def load_fashion_mnist(data_dir: Path | None, download: bool) -> RawDataset:
     """Fashion-MNIST from its four IDX files (raw or .gz): 60,000 / 10,000 28x28 images.
 
@@ -263,7 +272,7 @@ def _cifar(name: str, base: type, num_classes: int, data_dir: Path | None, downl
     )
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", data_dir="folder", download=True)
 def load_cifar10(data_dir: Path | None, download: bool) -> RawDataset:
     """CIFAR-10 from ``data_dir/cifar-10-batches-py``: 50,000 / 10,000 32x32 RGB images."""
     from torchvision.datasets import CIFAR10
@@ -271,7 +280,7 @@ def load_cifar10(data_dir: Path | None, download: bool) -> RawDataset:
     return _cifar("cifar10", CIFAR10, 10, data_dir, download)
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", data_dir="folder", download=True)
 def load_cifar100(data_dir: Path | None, download: bool) -> RawDataset:
     """CIFAR-100 (fine labels) from ``data_dir/cifar-100-python``."""
     from torchvision.datasets import CIFAR100
@@ -279,7 +288,7 @@ def load_cifar100(data_dir: Path | None, download: bool) -> RawDataset:
     return _cifar("cifar100", CIFAR100, 100, data_dir, download)
 
 
-@register_dataset("svhn")
+@register_dataset("svhn", data_dir="folder", download=True)
 def load_svhn(data_dir: Path | None, download: bool) -> RawDataset:
     """SVHN train / test (``data_dir/{train,test}_32x32.mat``), digit 0 labelled 0; no flips."""
     from torchvision.datasets import SVHN
@@ -300,7 +309,7 @@ def load_svhn(data_dir: Path | None, download: bool) -> RawDataset:
 # a user's .npz
 
 
-@register_dataset("npz")
+@register_dataset("npz", data_dir="any", download=False)
 def load_npz(data_dir: Path | None, download: bool) -> RawDataset:
     """A user's arrays: ``data_dir`` is a .npz file (or a folder holding ``data.npz``).
 
@@ -313,30 +322,48 @@ def load_npz(data_dir: Path | None, download: bool) -> RawDataset:
     path = data_dir / "data.npz" if data_dir.is_dir() else data_dir
     check(path.is_file(), "data_dir", f"{path} does not exist (expected a .npz with x and y)")
     try:
+        with open(path, "rb") as fh:
+            check(fh.read(4) == b"PK\x03\x04", "data_dir",
+                  f"{path} is not a .npz archive" + (" (it is empty)" if path.stat().st_size
+                                                     == 0 else ""),
+                  "a .npz written by numpy.savez with arrays x and y")
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as err:
-        raise ConfigError("data_dir", f"cannot read {path} as .npz: {err}") from None
+    except ConfigError:
+        raise
+    except Exception as err:  # zipfile, zlib, numpy header errors: all mean a corrupt file
+        raise ConfigError("data_dir", f"cannot read {path} as .npz: "
+                          f"{type(err).__name__}: {err}") from None
     for k in ("x", "y"):
         check(k in arrays, f"npz.{k}", f"missing from {path}", "x, y, x_test, y_test")
     check(("x_test" in arrays) == ("y_test" in arrays), "npz.x_test",
           "x_test and y_test must be given together")
     x, y = _npz_inputs(arrays["x"], "x"), _npz_labels(arrays["y"], "y")
     check(len(x) == len(y), "npz.y", f"has {len(y)} labels for {len(x)} inputs in x")
+    # The class count comes from the labels: bound it by the rows before anything loops
+    # over classes (a label of 10**7 once meant minutes in the noise code).
+    top = int(y.max())
+    check(top < min(len(y), MAX_CLASSES), "npz.y", f"has label {top}, which makes {top + 1} "
+          f"classes for {len(y)} training rows", f"class ids 0..C-1 with C <= min(rows, "
+          f"{MAX_CLASSES})")
     if "x_test" in arrays:
         xt, yt = _npz_inputs(arrays["x_test"], "x_test"), _npz_labels(arrays["y_test"], "y_test")
         check(len(xt) == len(yt), "npz.y_test", f"has {len(yt)} labels for {len(xt)} inputs")
         check(xt.shape[1:] == x.shape[1:], "npz.x_test",
               f"examples shaped {xt.shape[1:]} but x's are {x.shape[1:]}")
+        check(int(yt.max(initial=0)) <= top, "npz.y_test",
+              f"has label {int(yt.max())}, a class absent from training (labels 0..{top})",
+              f"0..{top}")
     else:
         tr, te = stratified_holdout(y)
         x, y, xt, yt = x[tr], y[tr], x[te], y[te]
-    num_classes = int(max(y.max(initial=0), yt.max(initial=0))) + 1
+    num_classes = top + 1
     kind = {2: "vector", 3: "sequence", 4: "image"}[x.ndim]
-    return _raw(
+    raw = _raw(
         "npz", torch.from_numpy(x), y, torch.from_numpy(xt), yt, num_classes, kind=kind,
         hflip=False, classes=[str(c) for c in range(num_classes)],
     )
+    return validate_raw(raw, "npz")
 
 
 def _npz_inputs(x: np.ndarray, key: str) -> np.ndarray:
@@ -344,17 +371,25 @@ def _npz_inputs(x: np.ndarray, key: str) -> np.ndarray:
     check(x.ndim in (2, 3, 4), f"npz.{key}", f"has shape {x.shape}",
           "(N, D), (N, C, L) or (N, C, H, W)")
     check(x.dtype.kind in "uif", f"npz.{key}", f"has dtype {x.dtype}", "integer or float")
-    out = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    check(bool(np.isfinite(out).all()), f"npz.{key}", "contains NaN or infinite values")
+    check(all(d >= 1 for d in x.shape[1:]), f"npz.{key}", f"has empty examples {x.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    check(bool(np.isfinite(out).all()), f"npz.{key}", "contains NaN or infinite values "
+          "(or values beyond float32)", "finite numbers")
     return np.ascontiguousarray(out)
 
 
 def _npz_labels(y: np.ndarray, key: str) -> np.ndarray:
-    """Validate labels: 1-D integers >= 0 (class ids 0..C-1)."""
+    """Validate labels: 1-D class ids 0..C-1, integers or floats with integral values."""
     check(y.ndim == 1, f"npz.{key}", f"has shape {y.shape}", "(N,)")
-    check(y.dtype.kind in "iu", f"npz.{key}", f"has dtype {y.dtype}", "integer class ids")
     check(len(y) > 0, f"npz.{key}", "holds no labels")
-    check(int(y.min()) >= 0, f"npz.{key}", f"has label {y.min()} < 0", "0..C-1")
+    check(y.dtype.kind in "iuf", f"npz.{key}", f"has dtype {y.dtype}", "integer class ids")
+    if y.dtype.kind == "f":
+        check(bool(np.isfinite(y).all()) and bool((y == np.round(y)).all()), f"npz.{key}",
+              "holds non-integral labels", "integer class ids 0..C-1")
+    check(float(y.min()) >= 0, f"npz.{key}", f"has label {y.min()} < 0", "0..C-1")
+    check(float(y.max()) < MAX_CLASSES, f"npz.{key}", f"has label {y.max()}",
+          f"class ids below {MAX_CLASSES}")
     return y.astype(np.int64)
 
 
@@ -362,7 +397,7 @@ def _npz_labels(y: np.ndarray, key: str) -> np.ndarray:
 # an image folder
 
 
-@register_dataset("imagefolder")
+@register_dataset("imagefolder", data_dir="folder", download=False)
 def load_imagefolder(data_dir: Path | None, download: bool) -> RawDataset:
     """``data_dir/train/<class>/*`` and ``data_dir/test/<class>/*`` (or ``val/``) images.
 
@@ -401,5 +436,12 @@ def _read_image_folder(folder: Path, size: int) -> tuple[Tensor, Tensor, list[st
         ds = ImageFolder(str(folder), transform=tf)
     except (FileNotFoundError, RuntimeError) as err:
         raise ConfigError("data_dir", f"no images in {folder}: {err}") from None
-    xs, ys = zip(*(ds[i] for i in range(len(ds))), strict=True)
+    items = []
+    for i in range(len(ds)):
+        try:
+            items.append(ds[i])
+        except Exception as err:  # PIL raises many types for a file that is not an image
+            raise ConfigError("data_dir", f"cannot read image {ds.samples[i][0]}: "
+                              f"{type(err).__name__}: {err}") from None
+    xs, ys = zip(*items, strict=True)
     return torch.stack(xs), torch.tensor(ys, dtype=torch.int64), list(ds.classes)

@@ -28,21 +28,42 @@ def make_splits(
     searches score on. The test split is the source's test set, used only for reporting.
     Noise is applied to the remaining training examples only.
 
+    Every split must hold at least ``num_classes`` examples (one per class on average):
+    a smaller validation split cannot score a sampler, a smaller training split cannot
+    learn every class, a smaller test split reports nothing. Too small a data set, subset
+    or ``val_fraction`` is a :class:`ConfigError` naming the field to change.
+
     Args:
         val_noise: give the validation split the same kind and rate of label noise (drawn
             after the training split's, which stays the same): what a user whose held-out
             labels are as noisy as the rest would see. Its clean labels and mask are kept.
         train_subset: keep only this many training examples (before the validation carve),
-            a random subset drawn with ``seed``: for quick experiments on CPU.
+            a random subset drawn with ``seed``: for quick experiments on CPU. At most the
+            size of the source's training set.
     """
-    check(0.0 < val_fraction < 1.0, "val_fraction", f"{val_fraction} is outside (0, 1)")
+    check(0.0 < val_fraction < 1.0, "val_fraction", f"{val_fraction} is outside (0, 1)",
+          "0 < val_fraction < 1")
+    n, k = len(raw.y_train), raw.num_classes
+    if train_subset is not None:
+        check(2 <= train_subset <= n, "train_subset", f"{train_subset} is outside [2, {n}]: "
+              f"{raw.name} has {n} training examples", f"2..{n}")
     gen = torch.Generator().manual_seed(int(seed))
-    n = len(raw.y_train)
     order = torch.randperm(n, generator=gen)
     if train_subset is not None:
-        check(train_subset >= 2, "train_subset", f"{train_subset} is too small", ">= 2")
-        order = order[: min(train_subset, n)]
-    n_val = max(1, round(val_fraction * len(order)))
+        order = order[:train_subset]
+    n_val = round(val_fraction * len(order))
+    n_train = len(order) - n_val
+    field = "train_subset" if train_subset is not None else "dataset"
+    check(len(order) >= 2 * k, field, f"{len(order)} training examples of {raw.name} cannot "
+          f"hold a training and a validation split for {k} classes",
+          f">= {2 * k} (num_classes per split)")
+    check(n_val >= k, "val_fraction", f"{val_fraction:g} leaves {n_val} validation examples "
+          f"of {len(order)} for {k} classes", f">= {k / len(order):.3g} here (at least "
+          "one validation example per class)")
+    check(n_train >= k, "val_fraction", f"{val_fraction:g} leaves {n_train} training "
+          f"examples of {len(order)} for {k} classes", f"<= {1 - k / len(order):.3g} here")
+    check(len(raw.y_test) >= k, "dataset", f"the test split of {raw.name} holds "
+          f"{len(raw.y_test)} examples for {k} classes", f">= {k} test examples")
     val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
 
     train = _split(raw.x_train, raw.y_train, train_idx)
@@ -52,6 +73,12 @@ def make_splits(
     if noise > 0:
         noisy_y = apply_noise(train.clean_y, noise_type, noise, raw.num_classes, gen)
         train = Split(train.x, noisy_y, train.clean_y, noisy_y != train.clean_y)
+        kept = torch.bincount(train.clean_y[~train.noisy], minlength=k)
+        present = torch.bincount(train.clean_y, minlength=k)
+        lost = torch.nonzero((kept == 0) & (present > 0)).flatten().tolist()
+        check(not lost, "noise", f"{noise:g} relabels every training example of class "
+              f"{lost[0] if lost else 0} ({int(present[lost[0]]) if lost else 0} examples)",
+              "a lower noise rate, or more training examples per class")
     else:
         apply_noise(train.clean_y, noise_type, noise, raw.num_classes, gen)  # validates
     if val_noise and noise > 0:

@@ -6,6 +6,8 @@ Validation happens before any work; every problem is a one-line :class:`ConfigEr
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,66 @@ import yaml
 
 from sampletune.errors import ConfigError, check
 from sampletune.train.config import TrainConfig
+
+MAX_SEED = 2**32 - 1  # derived seeds (seed * 1_000_033 + k) must fit torch.Generator's 64 bits
+# labels `autosampling replay` records as the sampler of its runs (not buildable by name)
+REPLAY_SAMPLERS = ("autosampling-dynamic", "autosampling-static")
+DEVICES = "auto, cpu, cuda, cuda:N (an existing GPU), mps"
+
+
+def check_seed(seed: int, field: str = "seed") -> None:
+    """Seeds are integers in [0, MAX_SEED]."""
+    check(0 <= seed <= MAX_SEED, field, f"{seed} is outside [0, {MAX_SEED}]",
+          "0 <= seed <= 2**32 - 1")
+
+
+def check_out_dir(out: str | Path, field: str = "out") -> None:
+    """``out`` is an existing folder, or can be made one: its nearest existing ancestor is
+    a writable folder (not a file such as ``/etc/passwd/x``'s)."""
+    import os
+
+    p = Path(out)
+    allowed = "a new or existing folder"
+    check(not p.exists() or p.is_dir(), field, f"{str(out)!r} exists and is not a folder",
+          allowed)
+    ancestor = p.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    check(ancestor.is_dir() and os.access(ancestor, os.W_OK | os.X_OK), field,
+          f"{str(out)!r} cannot be created: {str(ancestor)!r} is not a writable folder",
+          allowed)
+
+
+def resolve_device(device: str, field: str = "device") -> str:
+    """``device`` checked against this machine: ``auto`` -> ``cuda`` if available else
+    ``cpu``; ``cuda``/``cuda:N``/``mps`` only where that device exists. Any other name, or
+    an absent device, is a :class:`ConfigError` before any work."""
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(field, f"unknown device {device!r}", DEVICES) from None
+    if dev.type == "cpu":
+        check(dev.index in (None, 0), field, f"{device!r}: there is one CPU device", DEVICES)
+    elif dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        check(count > 0, field, f"{device!r}: CUDA is not available on this machine",
+              "auto, cpu" + (", mps" if _mps() else ""))
+        check(dev.index is None or dev.index < count, field,
+              f"{device!r}: this machine has {count} CUDA device(s)",
+              ", ".join(["cuda"] + [f"cuda:{i}" for i in range(count)]))
+    elif dev.type == "mps":
+        check(_mps(), field, f"{device!r}: MPS is not available on this machine", "auto, cpu")
+    else:
+        raise ConfigError(field, f"unsupported device {device!r}", DEVICES)
+    return device
+
+
+def _mps() -> bool:
+
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
 @dataclass(frozen=True)
@@ -51,16 +113,45 @@ class RunConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        from sampletune.augment import AUGMENT_NAMES
+        from sampletune.budget.methods import ALL_METHODS
+        from sampletune.data import dataset_names
+        from sampletune.models.registry import model_names
+        from sampletune.samplers.factory import SAMPLER_NAMES
+
+        check(self.dataset in dataset_names(), "dataset", f"unknown data set {self.dataset!r}",
+              ", ".join(dataset_names()))
+        check(self.model.startswith("tv:") or self.model in model_names(), "model",
+              f"unknown model {self.model!r}", ", ".join(model_names()))
+        check(self.sampler in (*SAMPLER_NAMES, *REPLAY_SAMPLERS), "sampler",
+              f"unknown sampler {self.sampler!r}", ", ".join(SAMPLER_NAMES))
+        check(self.method is None or self.method in ALL_METHODS, "method",
+              f"unknown method {self.method!r}", ", ".join(ALL_METHODS))
+        check(self.method is None or self.sampler == "uniform", "sampler",
+              f"{self.sampler!r} given with method {self.method!r}, which brings its own "
+              "sampler", "either --sampler or --method")
+        check(self.weights is None or (self.sampler in ("weights", "swift")
+                                       and self.method is None), "weights",
+              f"given, but sampler {self.sampler!r} does not read a weights file",
+              "--weights only with --sampler weights or --sampler swift")
+        check(self.augment in AUGMENT_NAMES, "augment", f"unknown augmentation "
+              f"{self.augment!r}", ", ".join(AUGMENT_NAMES))
         check(0.0 <= self.noise < 1.0, "noise", f"{self.noise} is outside [0, 1)",
               "0 <= noise < 1")
+        check(0.0 < self.val_fraction < 1.0, "val_fraction",
+              f"{self.val_fraction} is outside (0, 1)", "0 < val_fraction < 1")
+        check(self.train_subset is None or self.train_subset >= 2, "train_subset",
+              f"{self.train_subset} is too small", ">= 2, at most the training set's size")
         check(0.0 < self.budget <= 1.0, "budget", f"{self.budget} is outside (0, 1]",
               "0 < budget <= 1")
-        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-              "device", f"unknown device {self.device!r}", "auto, cpu, cuda, cuda:N, mps")
+        check_seed(self.seed)
+        resolve_device(self.device)
         if self.data_dir is not None:
             check(Path(self.data_dir).exists(), "data_dir",
                   f"{self.data_dir!r} does not exist", "an existing folder or file")
         self._check_noisy()
+        if self.out is not None:
+            check_out_dir(self.out)
         self.train_config()  # validates the training fields
 
     def _check_noisy(self) -> None:
@@ -81,9 +172,7 @@ class RunConfig:
 
     @property
     def resolved_device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device)
 
     @property
     def resolved_milestones(self) -> tuple[float, ...]:
@@ -115,6 +204,8 @@ class RunConfig:
         known = {f.name: f for f in fields(cls)}
         kwargs = {}
         for key, value in values.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[a-z_\-]+", key):
+                raise ConfigError("config", f"unknown field {key!r}", ", ".join(sorted(known)))
             key = key.replace("-", "_")
             if key not in known:
                 raise ConfigError(key, "unknown config field", ", ".join(sorted(known)))
@@ -127,13 +218,18 @@ class RunConfig:
         """Fields from a YAML file, then ``overrides`` (command-line flags) on top."""
         values: dict[str, Any] = {}
         if path is not None:
-            check(Path(path).exists(), "config", f"file {str(path)!r} does not exist")
+            check(Path(path).is_file(), "config", f"{str(path)!r} is not a file",
+                  "a YAML file of field: value lines")
             try:
-                loaded = yaml.safe_load(Path(path).read_text()) or {}
-            except yaml.YAMLError as err:
+                loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            except UnicodeDecodeError:
+                raise ConfigError("config", f"{path} is not UTF-8 text") from None
+            except (yaml.YAMLError, ValueError, RecursionError) as err:
                 raise ConfigError("config", f"{path} is not valid YAML: "
-                                  f"{str(err).splitlines()[0]}") from None
-            check(isinstance(loaded, dict), "config", f"{path} must hold a mapping of fields")
+                                  f"{(str(err).splitlines() or [''])[0]}") from None
+            loaded = {} if loaded is None else loaded
+            check(isinstance(loaded, dict), "config", f"{path} must hold a mapping of fields, "
+                  f"not a {type(loaded).__name__}")
             values.update(loaded)
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.from_dict(values)
@@ -141,7 +237,9 @@ class RunConfig:
 
 def _coerce(key: str, value: Any, annotation: str) -> Any:
     """Check ``value`` against its field's annotation (e.g. ``"float"``, ``"str | None"``,
-    ``"tuple[float, ...] | None"``); ints are accepted for floats, lists for tuples."""
+    ``"tuple[float, ...] | None"``); ints are accepted for floats, lists for tuples, and
+    strings that spell a number for floats (PyYAML reads ``1e-3`` as a string). Floats must
+    be finite."""
     kinds = [k.strip() for k in annotation.split("|")]
     if value is None:
         check("None" in kinds, key, "must be set")
@@ -151,9 +249,19 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         check(isinstance(value, list | tuple), key, f"{value!r} is not a list")
         return tuple(_coerce(key, v, "float") for v in value)
     if kind == "float":
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         check(isinstance(value, int | float) and not isinstance(value, bool), key,
               f"{value!r} is not a number")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float range
+            value = math.inf
+        check(math.isfinite(value), key, f"{value!r} is not a finite number")
+        return value
     expected, noun = {"bool": (bool, "true/false"), "int": (int, "an integer"),
                       "str": (str, "a string"), "dict": (dict, "a mapping")}[kind]
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))

@@ -10,7 +10,7 @@ from sampletune.swift.family import TRANSFORMS
 
 def register(subparsers) -> None:
     """Add the ``swift`` command (with ``search`` and ``verify``) to ``subparsers``."""
-    from sampletune.cli import add_run_arguments
+    from sampletune.cli import add_run_arguments, bounded_int, finite_float
 
     swift = subparsers.add_parser("swift", help="Swift Sampler: search a sampler, retrain, "
                                   "report")
@@ -20,9 +20,9 @@ def register(subparsers) -> None:
                        "sampler, retrain from scratch with it, report (resumable)")
     add_run_arguments(p)
     g = p.add_argument_group("search (defaults: the paper's)")
-    g.add_argument("--rounds", type=int, default=40, help="E_o, agent steps (40)")
-    g.add_argument("--finetune-epochs", type=int, default=5, help="E_f (5)")
-    g.add_argument("--segments", type=int, default=4, help="S, pieces of H (4)")
+    g.add_argument("--rounds", type=bounded_int, default=40, help="E_o, agent steps (40)")
+    g.add_argument("--finetune-epochs", type=bounded_int, default=5, help="E_f (5)")
+    g.add_argument("--segments", type=bounded_int, default=4, help="S, pieces of H (4)")
     g.add_argument("--features", nargs="+", default=["loss", "renormed_entropy"],
                    help="features aggregated by G (loss renormed_entropy)")
     g.add_argument("--transform", choices=TRANSFORMS, default="cgf")
@@ -30,15 +30,15 @@ def register(subparsers) -> None:
                    default="grad_norm", help="gradient norm cgf weighs by: logit layer "
                    "(closed form, default) or all parameters (torch.func)")
     g.add_argument("--agent", choices=AGENTS, default="bo")
-    g.add_argument("--finetune-budget", type=float, default=None,
+    g.add_argument("--finetune-budget", type=finite_float, default=None,
                    help="fraction of N drawn per fine-tune epoch (default: set by --search-cost)")
-    g.add_argument("--search-cost", type=float, default=None,
+    g.add_argument("--search-cost", type=finite_float, default=None,
                    help="set --finetune-budget so the search's fine-tune epochs cost this many "
                    "full trainings (default 2; with --finetune-budget given, that budget)")
     g.add_argument("--no-references", dest="references", action="store_false",
                    help="do not start the search from the reference samplers (uniform, drop "
                    "the top 10..50%% by loss)")
-    g.add_argument("--finetune-lr-scale", type=float, default=1.0,
+    g.add_argument("--finetune-lr-scale", type=finite_float, default=1.0,
                    help="fine-tune LR as a multiple of --lr (1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_search)
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("verify", help="appendix A.1.1: retrain the last k samplers of a "
                        "search from scratch; report SR and TR")
     p.add_argument("--run", required=True, help="run directory of `swift search`")
-    p.add_argument("--k", type=int, default=10, help="samplers to retrain (10)")
+    p.add_argument("--k", type=bounded_int, default=10, help="samplers to retrain (10)")
     p.add_argument("--select", choices=("last", "spread"), default="last",
                    help="which: the last k (the paper's), or k spread over the score ranking")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -65,6 +65,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     run = run_config_from_args(args, exclude=(*_SEARCH_FLAGS, "search_cost", "swift_command"))
     given = {k: getattr(args, k) for k in _SEARCH_FLAGS if getattr(args, k) is not None}
     search = SearchConfig(**given)
+    check_search_args(args, run, search)
     cost = args.search_cost
     if cost is None and args.finetune_budget is None:
         cost = DEFAULT_SEARCH_COST
@@ -80,9 +81,35 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_SEGMENTS = 64  # S: the paper uses 4; the search space has 2S + N - 1 dimensions
+
+
+def check_search_args(args: argparse.Namespace, run, search) -> None:
+    """What the search would otherwise find wrong only after the uniform training."""
+    from sampletune.errors import check
+    from sampletune.features import FEATURE_NAMES
+    from sampletune.train.config import MAX_LR
+
+    bad = [f for f in search.features if f not in FEATURE_NAMES]
+    check(not bad, "features", f"unknown feature {bad[0] if bad else ''!r}",
+          ", ".join(FEATURE_NAMES))
+    check(len(set(search.features)) == len(search.features), "features",
+          f"{list(search.features)} repeats a feature", "distinct feature names")
+    check(search.segments <= MAX_SEGMENTS, "segments", f"{search.segments} is too many",
+          f"1..{MAX_SEGMENTS}")
+    lr = run.lr * search.finetune_lr_scale
+    check(lr <= MAX_LR, "finetune_lr_scale", f"{search.finetune_lr_scale:g} makes the "
+          f"fine-tune LR {lr:g}", f"lr * finetune_lr_scale <= {MAX_LR:g}")
+    if args.search_cost is not None:
+        check(args.search_cost > 0, "search_cost", f"{args.search_cost} must be positive",
+              "> 0")
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from sampletune.errors import check
     from sampletune.swift.pipeline import verify_run
 
+    check(args.k >= 2, "k", f"{args.k} samplers cannot be ranked", ">= 2")
     result = verify_run(args.run, args.k, select=args.select, progress=not args.quiet)
     print(f"{args.run}: SR {result['SR']:.3f} (Spearman, approximated vs from scratch), "
           f"TR {result['TR']} (from-scratch rank of the approximated top-1), k={result['k']}")

@@ -7,6 +7,13 @@ from dataclasses import asdict, dataclass, field, replace
 from sampletune.errors import check
 
 LR_SCHEDULES = ("step", "linear", "cosine", "constant")
+# Upper bounds that catch typos (1e30, an extra zero) before any work. MAX_LR: the largest
+# published SGD learning rates (Goyal et al.'s linear scaling: 0.1 per 256 examples, 3.2 at
+# batch 8k) are below 10; weight decay multiplies the weights by (1 - lr * wd) each step and
+# is ~1e-4..5e-2 in practice, so 1 or more only ever means a typo.
+MAX_LR = 10.0
+MAX_WEIGHT_DECAY = 1.0
+MAX_EPOCHS = 100_000
 
 
 @dataclass(frozen=True)
@@ -38,18 +45,30 @@ class TrainConfig:
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        check(self.epochs >= 1, "epochs", f"{self.epochs} must be positive", ">= 1")
-        check(self.batch_size >= 1, "batch_size", f"{self.batch_size} must be positive", ">= 1")
-        check(self.lr > 0, "lr", f"{self.lr} must be positive", "> 0")
-        check(0 <= self.momentum < 1, "momentum", f"{self.momentum} is outside [0, 1)")
+        check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
+              f"{self.epochs} is outside [1, {MAX_EPOCHS}]", f"1..{MAX_EPOCHS}")
+        check(self.batch_size >= 1, "batch_size", f"{self.batch_size} must be positive",
+              ">= 1, at most the training split's size")
+        check(0 < self.lr <= MAX_LR, "lr", f"{self.lr} is outside (0, {MAX_LR:g}]",
+              f"0 < lr <= {MAX_LR:g}")
+        check(0 <= self.momentum < 1, "momentum", f"{self.momentum} is outside [0, 1)",
+              "0 <= momentum < 1")
         check(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
-        check(self.weight_decay >= 0, "weight_decay", f"{self.weight_decay} is negative", ">= 0")
+        check(0 <= self.weight_decay < MAX_WEIGHT_DECAY, "weight_decay",
+              f"{self.weight_decay} is outside [0, {MAX_WEIGHT_DECAY:g})",
+              f"0 <= weight_decay < {MAX_WEIGHT_DECAY:g}")
         check(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
               f"unknown schedule {self.lr_schedule!r}", ", ".join(LR_SCHEDULES))
         check(all(0 < m < 1 for m in self.milestones), "milestones",
               f"{list(self.milestones)} must be fractions of training", "each in (0, 1)")
+        ms = self.milestones
+        check(all(a < b for a, b in zip(ms, ms[1:], strict=False)), "milestones",
+              f"{list(self.milestones)} must increase", "increasing fractions in (0, 1)")
         check(0 < self.gamma <= 1, "gamma", f"{self.gamma} is outside (0, 1]")
-        check(0 <= self.final_lr < self.lr, "final_lr", f"{self.final_lr} must be in [0, lr)")
+        check(0 <= self.final_lr, "final_lr", f"{self.final_lr} is negative", ">= 0")
+        check(self.final_lr < self.lr or self.lr_schedule not in ("linear", "cosine"), "lr",
+              f"{self.lr:g} is not above the {self.lr_schedule} schedule's end point "
+              f"final_lr={self.final_lr:g}", f"lr > {self.final_lr:g}")
         check(0 < self.budget <= 1, "budget", f"{self.budget} is outside (0, 1]", "0 < budget <= 1")
         check(self.loader_workers >= 0, "loader_workers", f"{self.loader_workers} is negative",
               ">= 0")
