@@ -22,9 +22,12 @@ A baseline that diverges at the shared settings (L2RW can: its normalised weight
 whole batch's step on a few examples) is recorded as such, and its mean is over the seeds
 that did not.
 
-"Gap closed" is ``(method - uniform) / (oracle - uniform)``; "cost" the wall time in
-trainings (one uniform training = 1), for SS the whole pipeline (w_share, features, search,
-retrain) and, in brackets, the search alone.
+"Gap closed" is ``(method - uniform) / (oracle - uniform)``. Cost, in trainings: for SS the
+wall time of the whole pipeline (w_share, features, search, retrain) and, in brackets, of
+the search alone, both measured in the SS run itself against its uniform training; for a
+baseline, in brackets after its accuracy, its nominal cost in forward/backward passes of
+one training (cells run at different times on a shared machine, so their wall times are
+not comparable across cells).
 
     .venv/bin/python benchmarks/swift_noise.py --group tuning
     .venv/bin/python benchmarks/swift_noise.py --group held-out
@@ -168,7 +171,7 @@ def run_group(group: str, datasets, noises, seeds, methods, out: Path) -> list[s
                         continue
                     acc[m].append(r["test"])
                     if m in base_cost:
-                        base_cost[m].append(r["wall_time"] / ss["unit_seconds"])
+                        base_cost[m].append(r["cost_trainings"])
             mean = {k: statistics.mean(v) for k, v in acc.items() if v}
             gap = mean.get("oracle", 0) - mean["uniform"]
             closed = (f"{100 * (mean['SS (kept)'] - mean['uniform']) / gap:.0f}%"
