@@ -160,3 +160,32 @@ def test_checkpoint_of_another_model_is_a_one_line_error(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match=r"^checkpoint: .* does not fit this run"):
         train(build_model("smallcnn", tiny_data.input_shape, 3), tiny_data, UniformSampler(n),
               cfg, run_dir=tmp_path, progress=False)
+
+
+def test_a_crafted_cifar_batch_is_not_unpickled(tmp_path):
+    """CIFAR's python format is pickled: a file naming any callable but numpy's array
+    constructors is refused in one line, and its payload never runs."""
+    import pickle
+
+    import numpy as np
+
+    from sampletune.data import load_dataset
+    from sampletune.errors import ConfigError
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rows = np.zeros((2, 3072), np.uint8)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (base / name).write_bytes(pickle.dumps({"data": rows, "labels": [0, 1]}))
+    (base / "batches.meta").write_bytes(pickle.dumps({"label_names": ["a", "b"],
+                                                      "x": Payload()}))
+    with pytest.raises(ConfigError, match="data_dir") as err:
+        load_dataset("cifar10", tmp_path)
+    assert "builtins" in str(err.value) or "io.open" in str(err.value)
+    assert not marker.exists()

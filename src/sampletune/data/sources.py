@@ -220,23 +220,38 @@ def _fashion_paths(roots: list[Path]) -> dict[str, Path] | None:
 
 
 # torchvision hashes every file on each load, which costs seconds on the real files and
-# rejects the small stand-in files tests write in the same formats. These mixins check that
-# the files are present instead: a corrupt file still fails loudly when it is unpickled or
-# parsed, and downloads keep torchvision's md5 check of what was downloaded.
+# rejects the small stand-in files tests write in the same formats. CIFAR's files are read
+# here with an unpickler that allows only arrays and plain values; SVHN's mixin checks that
+# its .mat files are present (scipy parses them; nothing is unpickled). Downloads keep
+# torchvision's md5 check of what was downloaded.
 
 
-class _PresenceCheckedCIFAR:
-    """Mixin for torchvision's CIFAR10 / CIFAR100: presence instead of md5 checks."""
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays, and nothing else: a crafted
+    file that names any other callable is refused instead of run (CIFAR's python format is
+    pickled, and its files come from the user's data folder)."""
 
-    def _check_integrity(self) -> bool:
-        folder = Path(self.root) / self.base_folder
-        names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
-        return all((folder / n).is_file() for n in names)
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+               ("numpy", "dtype"), ("_codecs", "encode")}
 
-    def _load_meta(self) -> None:  # torchvision's, minus the md5 check
-        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as fh:
-            self.classes = pickle.load(fh, encoding="latin1")[self.meta["key"]]
-        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not an array or plain value")
+        return super().find_class(module, name)
+
+
+def _load_arrays_pickle(path: Path, field: str) -> dict:
+    """A CIFAR python-format file (a pickled dict of arrays and lists), safely."""
+    try:
+        with open(path, "rb") as fh:
+            obj = _ArraysOnlyUnpickler(fh, encoding="latin1").load()
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            pickle.UnpicklingError) as err:
+        raise ConfigError(field, f"cannot read {path}: {type(err).__name__}: {err}",
+                          "the data set's own files") from None
+    check(isinstance(obj, dict), field, f"{path} does not hold a dict of arrays")
+    return obj
 
 
 class _PresenceCheckedSVHN:
@@ -262,14 +277,35 @@ def _torchvision_split(name: str, make, data_dir: Path | None, download: bool):
 
 
 def _cifar(name: str, base: type, num_classes: int, data_dir: Path | None, download: bool):
-    cls = type(f"Local{base.__name__}", (_PresenceCheckedCIFAR, base), {})
-    tr = _torchvision_split(name, lambda r, d: cls(r, train=True, download=d), data_dir, download)
-    te = _torchvision_split(name, lambda r, d: cls(r, train=False), data_dir, download)
-    return _raw(
-        name, _unit_float(tr.data.transpose(0, 3, 1, 2)), tr.targets,
-        _unit_float(te.data.transpose(0, 3, 1, 2)), te.targets, num_classes, kind="image",
-        hflip=True, classes=list(tr.classes),
-    )
+    """torchvision's CIFAR file layout (``base``'s ``base_folder``, ``train_list``,
+    ``test_list``, ``meta``) read without running pickle on the user's files; ``--download``
+    uses torchvision's md5-checked download."""
+    if download:  # torchvision fetches and md5-checks the archive
+        _torchvision_split(name, lambda r, d: base(r, train=True, download=d), data_dir, True)
+    elif data_dir is None:
+        raise ConfigError("data_dir", f"{name} needs --data-dir (the folder torchvision uses "
+                          f"for {name}); add --download to fetch it there")
+    folder = Path(data_dir or CACHE_DIR / name) / base.base_folder
+    names = [n for n, _ in base.train_list + base.test_list] + [base.meta["filename"]]
+    missing = [n for n in names if not (folder / n).is_file()]
+    check(not missing, "data_dir", f"cannot load {name} from {folder.parent}: missing "
+          f"{', '.join(missing)}; add --download to fetch it")
+
+    def split(files) -> tuple[np.ndarray, list]:
+        xs, ys = [], []
+        for fname, _ in files:
+            entry = _load_arrays_pickle(folder / fname, "data_dir")
+            labels = entry.get("labels", entry.get("fine_labels"))
+            check("data" in entry and labels is not None, "data_dir",
+                  f"{folder / fname} has no data and labels")
+            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.extend(labels)
+        return np.concatenate(xs), ys
+
+    (xtr, ytr), (xte, yte) = split(base.train_list), split(base.test_list)
+    classes = _load_arrays_pickle(folder / base.meta["filename"], "data_dir")[base.meta["key"]]
+    return _raw(name, _unit_float(xtr), ytr, _unit_float(xte), yte, num_classes, kind="image",
+                hflip=True, classes=list(classes))
 
 
 @register_dataset("cifar10", data_dir="folder", download=True)
