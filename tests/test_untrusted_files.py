@@ -189,3 +189,12 @@ def test_a_crafted_cifar_batch_is_not_unpickled(tmp_path):
         load_dataset("cifar10", tmp_path)
     assert "builtins" in str(err.value) or "io.open" in str(err.value)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("text", ['[1, 2]', '{"run": 3}', '{"search": {}}'])
+def test_swift_verify_refuses_a_foreign_settings_file(tmp_path, capsys, text):
+    (tmp_path / "swift.json").write_text(text)
+    (tmp_path / "sampler.json").write_text("{}")
+    assert main(["swift", "verify", "--run", str(tmp_path), "--k", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sampletune: error: run:")

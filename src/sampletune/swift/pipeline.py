@@ -254,9 +254,12 @@ def verify_run(out: str | Path, k: int = 10, *, select: str = "last",
     out = Path(out)
     check((out / SETTINGS_FILE).exists() and (out / "sampler.json").exists(), "run",
           f"{out} is not a finished swift search directory")
-    settings = io.read_json(out / SETTINGS_FILE)
+    settings = io.read_json(out / SETTINGS_FILE, "run")
+    check(isinstance(settings, dict) and isinstance(settings.get("run"), dict), "run",
+          f"{out / SETTINGS_FILE} is not a swift search's settings file",
+          "the run directory of `swift search`")
     # RunConfig.from_dict rejects ``extra`` (a default_factory field), so an empty one is
-    # left out; reported to the lead.
+    # left out.
     run = RunConfig.from_dict({k: v for k, v in settings["run"].items() if k != "extra" or v})
     data = load_data(run)
     family = load_sampler(out / "sampler.json").family()
