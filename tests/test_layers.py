@@ -30,9 +30,7 @@ NAMES = ("base", "sampling", "training", "hooks", "families", "app")
 KNOWN = {
     ("autosampling/cli.py", "sampletune.cli"),
     ("budget/cli.py", "sampletune.cli"),
-    ("noisy/methods.py", "sampletune.budget.coreset"),
     ("samplers/factory.py", "sampletune.swift.sampler_file"),
-    ("samplers/schedule.py", "sampletune.autosampling.schedule"),
     ("swift/cli.py", "sampletune.cli"),
     ("autosampling/cli.py", "sampletune.experiments"),
     ("autosampling/cli.py", "sampletune.experiments.run"),
