@@ -30,7 +30,6 @@ NAMES = ("base", "sampling", "training", "hooks", "families", "app")
 KNOWN = {
     ("autosampling/cli.py", "sampletune.cli"),
     ("budget/cli.py", "sampletune.cli"),
-    ("samplers/factory.py", "sampletune.swift.sampler_file"),
     ("swift/cli.py", "sampletune.cli"),
     ("autosampling/cli.py", "sampletune.experiments"),
     ("autosampling/cli.py", "sampletune.experiments.run"),

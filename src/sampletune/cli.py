@@ -188,8 +188,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from sampletune.augment import AUGMENT_NAMES
+    from sampletune.autosampling.cli import register as register_autosampling
+    from sampletune.budget.cli import register as register_budget
     from sampletune.budget.methods import ALL_METHODS
     from sampletune.noisy.methods import NOISY_NAMES
+    from sampletune.samplers import sampler_names
+    from sampletune.swift.cli import register as register_swift  # and registers --sampler swift
 
     parser = ArgumentParser(
         prog="sampletune", description="Learn how to sample training data, and train with it.")
@@ -200,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model with a sampler")
     add_run_arguments(p)
     p.add_argument("--sampler", help="uniform (default: a shuffled pass per epoch), "
-                   "with-replacement, oracle, weights, swift")
+                   + ", ".join(n for n in sampler_names(aliases=False) if n != "uniform"))
     p.add_argument("--weights", help="per-example weights (.npy/.pt) for --sampler weights, "
                    "or a sampler.json for --sampler swift")
     p.add_argument("--method", choices=ALL_METHODS, help="a budgeted-training method "
@@ -221,10 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds to average")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
-
-    from sampletune.autosampling.cli import register as register_autosampling
-    from sampletune.budget.cli import register as register_budget
-    from sampletune.swift.cli import register as register_swift
 
     for register in (register_swift, register_autosampling, register_budget):
         register(sub)
