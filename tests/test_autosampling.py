@@ -265,7 +265,7 @@ def test_search_writes_figures_and_report(tiny_data, tmp_path):
 
 
 def _parser():
-    from sampletune.autosampling.cli import register
+    from sampletune.commands.autosampling import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command", required=True))
