@@ -93,11 +93,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from sampletune import io
+    from sampletune import io, rundir
     from sampletune.autosampling.replay import ScheduleSampler, static_sampler
     from sampletune.commands.args import run_config_from_args
     from sampletune.errors import check
-    from sampletune.experiments import load_data, new_model, rundir
+    from sampletune.experiments import load_data, new_model
     from sampletune.experiments.run import run_identity, write_summary
     from sampletune.train import train
 
