@@ -34,10 +34,10 @@ from scipy.stats import spearmanr
 from sampletune import io
 from sampletune.autosampling import RecordedSchedule, plan_cycles
 from sampletune.autosampling.plots import convergence
+from sampletune.autosampling.replay import ScheduleSampler, static_sampler
 from sampletune.autosampling.search import SearchConfig, search
 from sampletune.data import load_dataset, make_splits
 from sampletune.models import build_model
-from sampletune.samplers.schedule import ScheduleSampler, static_sampler
 from sampletune.train import TrainConfig, seeded_model, train
 
 # data set -> (searched model, transfer model, batch size)

@@ -21,9 +21,9 @@ from sampletune.autosampling import (
     worker_rng,
 )
 from sampletune.autosampling import search as search_mod
+from sampletune.autosampling.replay import ScheduleSampler, static_sampler
 from sampletune.autosampling.search import SearchConfig, search
 from sampletune.errors import ConfigError
-from sampletune.samplers.schedule import ScheduleSampler, static_sampler
 from sampletune.train import TrainConfig, seeded_model, train
 
 # ---- pure steps -----------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_search_writes_figures_and_report(tiny_data, tmp_path):
 
 
 def _parser():
-    from sampletune.autosampling.cli import register
+    from sampletune.commands.autosampling import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command", required=True))

@@ -5,8 +5,8 @@ import torch
 
 from sampletune import io
 from sampletune.budget import table
-from sampletune.budget.cli import register
 from sampletune.budget.table import GridSpec, aggregate, run_grid, write_report
+from sampletune.commands.budget import register
 from sampletune.data import RawDataset, register_dataset
 from sampletune.errors import ConfigError
 

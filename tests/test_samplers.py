@@ -295,3 +295,27 @@ def test_two_process_gloo_job_shards_one_draw():
         assert [shards[r][i] for i in range(501) for r in range(2)] == glob + glob[:1]
         assert min(min(x) for x in shards) >= 100  # zero weights never drawn
     assert res[0][2][0] != res[0][2][1]  # set_epoch changes the draw
+
+
+def test_sampler_registry_core_names_and_family_registration(tiny_data):
+    from sampletune.samplers import build_sampler, factory, register_sampler, sampler_names
+    from sampletune.swift import sampler_file  # noqa: F401  (registers 'swift')
+
+    assert sampler_names()[:5] == ("uniform", "shuffle", "with-replacement", "oracle",
+                                   "weights")
+    assert "swift" in sampler_names() and "shuffle" not in sampler_names(aliases=False)
+    assert isinstance(build_sampler("shuffle", tiny_data, seed=3), ShuffleSampler)
+    with pytest.raises(ConfigError, match="^sampler: unknown sampler 'nope'.*swift"):
+        build_sampler("nope", tiny_data)
+    with pytest.raises(ValueError, match="already registered"):
+        register_sampler("uniform")(lambda data, **kw: None)
+
+    @register_sampler("test-probe")
+    def probe(data, *, budget, seed, weights_path):
+        return UniformSampler(len(data.train), budget=budget, seed=seed)
+
+    try:
+        s = build_sampler("test-probe", tiny_data, budget=0.5, seed=1)
+        assert isinstance(s, UniformSampler) and "test-probe" in sampler_names()
+    finally:
+        del factory._BUILDERS["test-probe"]

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
+from sampletune.commands import swift as swift_cli
 from sampletune.errors import ConfigError
 from sampletune.experiments.config import RunConfig
-from sampletune.swift import cli as swift_cli
 from sampletune.swift.pipeline import run_swift, verify_run
 from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
 from sampletune.swift.search import SearchConfig

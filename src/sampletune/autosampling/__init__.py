@@ -3,7 +3,8 @@ population of workers, multi-exploitation (Algorithm 1) and exploration (Algorit
 
 This package root holds only the pure parts; the search loop is
 :func:`sampletune.autosampling.search.search`, the engines live in ``engine_local`` and
-``engine_ray``, figures in ``plots`` and the command line in ``cli``.
+``engine_ray``, the replay samplers (``ScheduleSampler``, ``static_sampler``) in ``replay``,
+figures in ``plots``; its command line is ``sampletune.commands.autosampling``.
 """
 
 from sampletune.autosampling.algorithm import (

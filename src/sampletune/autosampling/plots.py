@@ -14,7 +14,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from sampletune.autosampling.schedule import RecordedSchedule
-from sampletune.experiments.plots import plt, save_figure
+from sampletune.plots import plt, save_figure
 
 
 def stage_frequencies(schedule: RecordedSchedule, stage_epochs: Sequence[int]

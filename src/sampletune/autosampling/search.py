@@ -12,7 +12,7 @@ A search leaves in its run directory:
 
 Rerunning the same search in the same directory resumes at the last exploration boundary
 and ends with the same schedule as an uninterrupted run; ``search.json`` records the
-search's identity (:mod:`sampletune.experiments.rundir`), so other settings are refused.
+search's identity (:mod:`sampletune.rundir`), so other settings are refused.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sampletune import io
+from sampletune import io, rundir
 from sampletune.autosampling.algorithm import (
     EXPLORATIONS,
     cycle_streams,
@@ -37,7 +37,6 @@ from sampletune.autosampling.schedule import RecordedSchedule
 from sampletune.autosampling.worker import WorkerSpec, interval_seed
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
-from sampletune.experiments import rundir
 from sampletune.train import TrainConfig, progress_bar
 
 ENGINES = ("local", "ray")

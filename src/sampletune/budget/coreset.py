@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from sampletune.errors import check
-from sampletune.samplers.weighted import WeightedSampler
+from sampletune.samplers.weighted import subset_sampler  # noqa: F401  (re-exported)
 
 
 def random_subset(n: int, k: int, generator: torch.Generator) -> Tensor:
@@ -55,10 +55,3 @@ def penultimate_features(model: nn.Module, x: Tensor, batch_size: int = 1024) ->
         hook.remove()
         model.train(was_training)
     return torch.cat(grabbed).flatten(1)
-
-
-def subset_sampler(subset: Tensor, n: int, seed: int) -> WeightedSampler:
-    """Each epoch, a fresh shuffle of the fixed ``subset`` of ``range(n)``."""
-    w = torch.zeros(n, dtype=torch.float64)
-    w[subset] = 1.0
-    return WeightedSampler(w, len(subset), replacement=False, seed=seed)

@@ -36,17 +36,13 @@ import torch
 from torch import nn
 
 from sampletune.augment import build_augment
-from sampletune.budget.coreset import (
-    kcenter_greedy,
-    penultimate_features,
-    random_subset,
-    subset_sampler,
-)
+from sampletune.budget.coreset import kcenter_greedy, penultimate_features, random_subset
 from sampletune.budget.measures import SampleCounter, count_entropy, normalized_entropy
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
 from sampletune.samplers import IndexSampler, ShuffleSampler, UniformSampler, budget_samples
 from sampletune.samplers.adaptive import CSGDSampler, PSGDSampler
+from sampletune.samplers.weighted import subset_sampler
 from sampletune.selection import OrderedSGD, SelectiveBackprop
 from sampletune.train import TrainConfig, TrainResult, train
 from sampletune.train.loop import Augment, Mixer, Selector

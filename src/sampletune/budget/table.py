@@ -14,13 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sampletune import io
+from sampletune import io, rundir
 from sampletune.augment import build_augment
 from sampletune.budget.measures import mean_std, speedup
 from sampletune.budget.methods import ALL_METHODS, METHOD_NAMES, SUBSET_METHODS, build_method
 from sampletune.data import load_dataset, make_splits
 from sampletune.errors import check
-from sampletune.experiments import rundir
 from sampletune.models import build_model
 from sampletune.train import TrainConfig, progress_bar, seeded_model
 
@@ -127,7 +126,7 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
 
     Cells are keyed by all their settings, so one directory can grow by more cells; what
     the keys leave out (device, package version) is the directory's identity
-    (:mod:`sampletune.experiments.rundir`; ``restart`` discards earlier cells), and a
+    (:mod:`sampletune.rundir`; ``restart`` discards earlier cells), and a
     finished cell whose data has changed since (its split's fingerprint) is refused."""
     with rundir.held(out, {"device": spec.device}, restart=restart):
         path = Path(out) / "cells.jsonl"
@@ -254,7 +253,7 @@ def plot_entropy(rows: Sequence[dict], path: str | Path, budget: float | None = 
     """Fig. 1c/d: entropy of the per-example sample counts (normalised by log N) per
     method, augmentation and LR schedule, at ``budget`` (default: 0.3 if run, else the
     smallest)."""
-    from sampletune.experiments.plots import plt, save_figure
+    from sampletune.plots import plt, save_figure
 
     budgets = sorted({r["budget"] for r in rows if r["method"] != FULL})
     check(bool(budgets), "budgets", "no budgeted cells to plot")
@@ -279,7 +278,7 @@ def plot_entropy(rows: Sequence[dict], path: str | Path, budget: float | None = 
 def plot_subsets(rows: Sequence[dict], path: str | Path) -> Path | None:
     """Fig. 1a/b: test accuracy against budget for unif-SGD, a fixed random subset and the
     core-set, with full training dashed; ``None`` if no fixed-subset cell was run."""
-    from sampletune.experiments.plots import plt, save_figure
+    from sampletune.plots import plt, save_figure
 
     if not any(r["method"] in SUBSET_METHODS for r in rows):
         return None

@@ -117,14 +117,15 @@ class RunConfig:
         from sampletune.budget.methods import ALL_METHODS
         from sampletune.data import dataset_names
         from sampletune.models.registry import model_names
-        from sampletune.samplers.factory import SAMPLER_NAMES
+        from sampletune.samplers import sampler_names
+        from sampletune.swift import sampler_file  # noqa: F401  (registers --sampler swift)
 
         check(self.dataset in dataset_names(), "dataset", f"unknown data set {self.dataset!r}",
               ", ".join(dataset_names()))
         check(self.model.startswith("tv:") or self.model in model_names(), "model",
               f"unknown model {self.model!r}", ", ".join(model_names()))
-        check(self.sampler in (*SAMPLER_NAMES, *REPLAY_SAMPLERS), "sampler",
-              f"unknown sampler {self.sampler!r}", ", ".join(SAMPLER_NAMES))
+        check(self.sampler in (*sampler_names(), *REPLAY_SAMPLERS), "sampler",
+              f"unknown sampler {self.sampler!r}", ", ".join(sampler_names()))
         check(self.method is None or self.method in ALL_METHODS, "method",
               f"unknown method {self.method!r}", ", ".join(ALL_METHODS))
         check(self.method is None or self.sampler == "uniform", "sampler",

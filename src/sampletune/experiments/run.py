@@ -8,12 +8,11 @@ from pathlib import Path
 import yaml
 from torch import Tensor
 
-from sampletune import io
+from sampletune import io, rundir
 from sampletune.data import DataSplits
-from sampletune.experiments import rundir
 from sampletune.experiments.config import RunConfig
-from sampletune.experiments.plots import learning_curves
 from sampletune.experiments.setup import load_data, new_model
+from sampletune.plots import learning_curves
 from sampletune.samplers import build_sampler
 from sampletune.train import TrainResult, train
 

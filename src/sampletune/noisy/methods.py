@@ -159,7 +159,7 @@ def build_noisy(name: str, data: DataSplits, cfg: TrainConfig, *,
     issues = find_label_issues(data.train.y, probs)
     kept = torch.nonzero(~issues).squeeze(1)
     check(len(kept) > 0, "noisy", "cleanlab flagged every training example")
-    from sampletune.budget.coreset import subset_sampler
+    from sampletune.samplers.weighted import subset_sampler
 
     noisy = data.train.noisy.cpu()
     removed = int(issues.sum())

@@ -3,13 +3,17 @@
 
 from sampletune.samplers.adaptive import CSGDSampler, PSGDSampler
 from sampletune.samplers.base import IndexSampler, budget_samples
-from sampletune.samplers.factory import SAMPLER_NAMES, build_sampler, load_weights
-from sampletune.samplers.schedule import ScheduleSampler, static_sampler
+from sampletune.samplers.factory import (
+    build_sampler,
+    load_weights,
+    register_sampler,
+    sampler_names,
+)
 from sampletune.samplers.shuffle import ShuffleSampler, UniformSampler
 from sampletune.samplers.weighted import WeightedSampler, validate_weights
 
 __all__ = [
-    "SAMPLER_NAMES", "CSGDSampler", "IndexSampler", "PSGDSampler", "ScheduleSampler",
-    "ShuffleSampler", "UniformSampler", "WeightedSampler", "budget_samples", "build_sampler",
-    "load_weights", "static_sampler", "validate_weights",
+    "CSGDSampler", "IndexSampler", "PSGDSampler", "ShuffleSampler", "UniformSampler",
+    "WeightedSampler", "budget_samples", "build_sampler", "load_weights", "register_sampler",
+    "sampler_names", "validate_weights",
 ]

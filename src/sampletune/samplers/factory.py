@@ -1,7 +1,9 @@
-"""Samplers by name, for the command line and configs."""
+"""Samplers by name, for the command line and configs: a registry (``register_sampler``,
+``sampler_names``, ``build_sampler``) with the core samplers registered."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +16,33 @@ from sampletune.samplers.base import IndexSampler, budget_samples
 from sampletune.samplers.shuffle import ShuffleSampler, UniformSampler
 from sampletune.samplers.weighted import WeightedSampler
 
-SAMPLER_NAMES = ("uniform", "shuffle", "with-replacement", "oracle", "weights", "swift")
+Builder = Callable[..., IndexSampler]
+_BUILDERS: dict[str, Builder] = {}
+_ALIASES: set[str] = set()
+
+
+def register_sampler(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[Builder], Builder]:
+    """Decorator: ``builder(data, *, budget, seed, weights_path) -> IndexSampler`` is what
+    :func:`build_sampler` calls for ``name`` (and each alias). A family registers its own
+    samplers when it is imported; registering a name twice with another builder is an error."""
+    def add(builder: Builder) -> Builder:
+        for key in (name, *aliases):
+            if _BUILDERS.get(key, builder) is not builder:
+                raise ValueError(f"sampler {key!r} is already registered")
+            _BUILDERS[key] = builder
+        _ALIASES.update(aliases)
+        return builder
+    return add
+
+
+def sampler_names(aliases: bool = True) -> tuple[str, ...]:
+    """The registered sampler names, in registration order (an alias after its name)."""
+    return tuple(k for k in _BUILDERS if aliases or k not in _ALIASES)
 
 
 def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int = 0,
                   weights_path: str | Path | None = None) -> IndexSampler:
-    """A sampler over ``data.train`` by name.
+    """A sampler over ``data.train`` by its registered name (:func:`sampler_names`).
 
     - ``uniform`` (alias ``shuffle``): a shuffled pass per epoch, truncated to ``N*B`` under a
       budget. The one meaning of "uniform" everywhere (``swift search``'s w_share too).
@@ -27,30 +50,39 @@ def build_sampler(name: str, data: DataSplits, *, budget: float = 1.0, seed: int
     - ``oracle``: uniform over the examples whose label is clean (uses the noise mask:
       an upper reference for analysis, not a method).
     - ``weights``: static weights from ``weights_path`` (``.npy`` or ``.pt``, one per example).
-    - ``swift``: a Swift Sampler file (``sampler.json`` from ``sampletune swift search``).
-    """
-    n = len(data.train)
-    if name in ("uniform", "shuffle"):
-        return ShuffleSampler(n, budget=budget, seed=seed)
-    if name == "with-replacement":
-        return UniformSampler(n, budget=budget, seed=seed)
-    if name == "oracle":
-        clean = (~data.train.noisy).to(torch.float64).cpu()
-        return WeightedSampler(clean, budget_samples(n, budget), seed=seed)
-    if name == "weights":
-        check(weights_path is not None, "weights", "sampler 'weights' needs a weights file")
-        w = load_weights(weights_path, n)
-        return WeightedSampler(w, budget_samples(n, budget), seed=seed)
-    if name == "swift":
-        from sampletune.swift.sampler_file import load_sampler
 
-        check(weights_path is not None, "weights", "sampler 'swift' needs --weights sampler.json")
-        spec = load_sampler(weights_path)
-        check(spec.n == n and spec.split in ("", data.train.fingerprint()), "weights",
-              f"the sampler file covers {spec.n} examples of another training split than this "
-              f"one ({n})", "a sampler fitted with this data set, seed, noise and subset")
-        return WeightedSampler(spec.probabilities(), budget_samples(n, budget), seed=seed)
-    raise ConfigError("sampler", f"unknown sampler {name!r}", ", ".join(SAMPLER_NAMES))
+    Families add theirs with :func:`register_sampler` when imported (``swift``: a Swift
+    Sampler file, registered by ``sampletune.swift``).
+    """
+    builder = _BUILDERS.get(name)
+    if builder is None:
+        raise ConfigError("sampler", f"unknown sampler {name!r}", ", ".join(sampler_names()))
+    return builder(data, budget=budget, seed=seed, weights_path=weights_path)
+
+
+@register_sampler("uniform", aliases=("shuffle",))
+def _uniform(data: DataSplits, *, budget: float, seed: int, **_) -> IndexSampler:
+    return ShuffleSampler(len(data.train), budget=budget, seed=seed)
+
+
+@register_sampler("with-replacement")
+def _with_replacement(data: DataSplits, *, budget: float, seed: int, **_) -> IndexSampler:
+    return UniformSampler(len(data.train), budget=budget, seed=seed)
+
+
+@register_sampler("oracle")
+def _oracle(data: DataSplits, *, budget: float, seed: int, **_) -> IndexSampler:
+    clean = (~data.train.noisy).to(torch.float64).cpu()
+    return WeightedSampler(clean, budget_samples(len(data.train), budget), seed=seed)
+
+
+@register_sampler("weights")
+def _weights(data: DataSplits, *, budget: float, seed: int,
+             weights_path: str | Path | None) -> IndexSampler:
+    check(weights_path is not None, "weights", "sampler 'weights' needs a weights file")
+    n = len(data.train)
+    w = load_weights(weights_path, n)
+    return WeightedSampler(w, budget_samples(n, budget), seed=seed)
 
 
 def load_weights(path: str | Path, n: int) -> torch.Tensor:

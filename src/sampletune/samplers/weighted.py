@@ -158,3 +158,10 @@ class WeightedSampler(IndexSampler):
         if self.replacement:
             return self.alias.sample(self.num_samples, generator)
         return sample_without_replacement(self.weights, self.num_samples, generator)
+
+
+def subset_sampler(subset: Tensor, n: int, seed: int) -> WeightedSampler:
+    """Each epoch, a fresh shuffle of the fixed ``subset`` of ``range(n)``."""
+    w = torch.zeros(n, dtype=torch.float64)
+    w[subset] = 1.0
+    return WeightedSampler(w, len(subset), replacement=False, seed=seed)

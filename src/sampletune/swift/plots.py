@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from sampletune.experiments.plots import plt, save_figure
+from sampletune.plots import plt, save_figure
 
 
 def plane_figure(loss: Tensor, entropy: Tensor, noisy: Tensor, probs: Tensor,

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from torch import Tensor
 
+from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
 from sampletune.features import load_features
 from sampletune.io import read_json, write_json
-from sampletune.samplers import WeightedSampler
+from sampletune.samplers import WeightedSampler, budget_samples
+from sampletune.samplers.factory import register_sampler
 from sampletune.swift.family import GRAD_FEATURE, SwiftFamily
 from sampletune.swift.params import SwiftParams
 
@@ -100,3 +102,16 @@ def to_weighted_sampler(spec: SamplerSpec | str | Path, num_samples: int | None 
     if not isinstance(spec, SamplerSpec):
         spec = load_sampler(spec)
     return WeightedSampler(spec.probabilities(), num_samples, seed=seed, **kw)
+
+
+@register_sampler("swift")
+def _swift(data: DataSplits, *, budget: float, seed: int,
+           weights_path: str | Path | None) -> WeightedSampler:
+    """``--sampler swift --weights sampler.json``: a Swift Sampler file from ``swift search``."""
+    n = len(data.train)
+    check(weights_path is not None, "weights", "sampler 'swift' needs --weights sampler.json")
+    spec = load_sampler(weights_path)
+    check(spec.n == n and spec.split in ("", data.train.fingerprint()), "weights",
+          f"the sampler file covers {spec.n} examples of another training split than this "
+          f"one ({n})", "a sampler fitted with this data set, seed, noise and subset")
+    return WeightedSampler(spec.probabilities(), budget_samples(n, budget), seed=seed)

@@ -4,7 +4,7 @@ Outer loop: an agent proposes a cube point, it becomes a sampler ``z`` (params.p
 loop scores it, the agent is told. Every finished trial is appended to ``trials.jsonl``
 (fsynced) before the next starts; rerunning with the same settings replays the file through
 the agent and continues, reaching exactly the result of an uninterrupted search. The search
-directory is claimed (:mod:`sampletune.experiments.rundir`) with the settings in
+directory is claimed (:mod:`sampletune.rundir`) with the settings in
 ``search.json``: other settings, or a second process, are refused.
 
 Inner loop (:class:`FineTuner`): a copy of ``w_share`` (the uniformly trained model) is
@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sampletune import io
+from sampletune import io, rundir
 from sampletune.data import DataSplits
 from sampletune.errors import ConfigError, check
-from sampletune.experiments import rundir
 from sampletune.samplers import WeightedSampler, budget_samples
 from sampletune.swift.agents import AGENTS, make_agent
 from sampletune.swift.family import (

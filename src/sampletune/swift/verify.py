@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata, spearmanr
 
-from sampletune import io
+from sampletune import io, rundir
 from sampletune.errors import check
-from sampletune.experiments import rundir
 from sampletune.swift.params import SwiftParams
 from sampletune.swift.search import load_trials
 from sampletune.train import progress_bar

@@ -22,7 +22,7 @@ SEARCH_FLAGS = ("workers", "interval", "exploration", "warmup", "nu", "beta", "s
 
 def register(subparsers) -> None:
     """Add the ``autosampling`` command and its subcommands."""
-    from sampletune.cli import add_run_arguments, bounded_int, finite_float
+    from sampletune.commands.args import add_run_arguments, bounded_int, finite_float
 
     top = subparsers.add_parser("autosampling", help="AutoSampling: search a sampling schedule")
     sub = top.add_subparsers(dest="autosampling_command", required=True)
@@ -67,7 +67,7 @@ def register(subparsers) -> None:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.autosampling.search import SearchConfig, search
-    from sampletune.cli import run_config_from_args
+    from sampletune.commands.args import run_config_from_args
     from sampletune.errors import check
     from sampletune.experiments import load_data
     from sampletune.experiments.run import run_identity
@@ -93,12 +93,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from sampletune import io
-    from sampletune.cli import run_config_from_args
+    from sampletune import io, rundir
+    from sampletune.autosampling.replay import ScheduleSampler, static_sampler
+    from sampletune.commands.args import run_config_from_args
     from sampletune.errors import check
-    from sampletune.experiments import load_data, new_model, rundir
+    from sampletune.experiments import load_data, new_model
     from sampletune.experiments.run import run_identity, write_summary
-    from sampletune.samplers.schedule import ScheduleSampler, static_sampler
     from sampletune.train import train
 
     cfg = run_config_from_args(args, exclude=("schedule", "mode", "autosampling_command"))

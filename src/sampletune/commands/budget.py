@@ -11,7 +11,7 @@ from sampletune.train.config import LR_SCHEDULES
 
 def register(subparsers) -> None:
     """Add ``budget-table`` to the ``sampletune`` subcommands."""
-    from sampletune.cli import bounded_int, finite_float
+    from sampletune.commands.args import bounded_int, finite_float
 
     p = subparsers.add_parser(
         "budget-table", help="run the budgeted-training grid and print Tables 2/3 and Fig. 1",

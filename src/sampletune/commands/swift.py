@@ -10,7 +10,7 @@ from sampletune.swift.family import TRANSFORMS
 
 def register(subparsers) -> None:
     """Add the ``swift`` command (with ``search`` and ``verify``) to ``subparsers``."""
-    from sampletune.cli import add_run_arguments, bounded_int, finite_float
+    from sampletune.commands.args import add_run_arguments, bounded_int, finite_float
 
     swift = subparsers.add_parser("swift", help="Swift Sampler: search a sampler, retrain, "
                                   "report")
@@ -58,7 +58,7 @@ _SEARCH_FLAGS = ("rounds", "finetune_epochs", "segments", "features", "transform
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from sampletune.cli import run_config_from_args
+    from sampletune.commands.args import run_config_from_args
     from sampletune.swift.pipeline import DEFAULT_SEARCH_COST, run_swift
     from sampletune.swift.search import SearchConfig
 
