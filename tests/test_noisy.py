@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import KillAfter, Stop
 from torch import nn
 
 from sampletune.augment import build_augment
@@ -315,17 +316,6 @@ def test_cli_bad_noisy_input_is_one_line(capsys, extra, message):
     assert err.startswith(f"sampletune: error: {message}") and err.count("\n") == 1
 
 
-class Stop(Exception):
-    pass
-
-
-class KillAfter:
-    def __init__(self, step):
-        self.step = step
-
-    def on_batch(self, report):
-        if report.step == self.step:
-            raise Stop
 
 
 @pytest.mark.parametrize("name", ["small-loss", "self-paced", "l2rw"])

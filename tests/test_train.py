@@ -3,6 +3,7 @@ import sys
 
 import pytest
 import torch
+from helpers import KillAfter, Stop
 from torch import nn
 
 from sampletune.errors import ConfigError
@@ -78,17 +79,6 @@ def test_global_rng_untouched(tiny_data):
     assert torch.equal(before, torch.get_rng_state())
 
 
-class Stop(Exception):
-    pass
-
-
-class KillAfter:
-    def __init__(self, step):
-        self.step = step
-
-    def on_batch(self, report):
-        if report.step == self.step:
-            raise Stop
 
 
 def test_resume_after_kill_gives_identical_weights(tiny_data, tmp_path):
