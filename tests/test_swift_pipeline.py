@@ -54,7 +54,9 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
     assert s["finetune_budget"] == pytest.approx(0.5 * 3 / 3)
     assert s["cost_epoch_trainings"] == pytest.approx(0.5)
     spec = load_sampler(out / "sampler.json")
-    assert spec.score == s["best_val_acc"] and spec.n == 360  # 400 minus 10% validation
+    fell_back = s["best_origin"] == "uniform"  # the pick did not clearly beat uniform
+    assert spec.score == (s["uniform_finetune_val_acc"] if fell_back else s["best_val_acc"])
+    assert spec.n == 360  # 400 minus 10% validation
     assert len(to_weighted_sampler(spec, seed=0).epoch_indices()) == 360
 
     # Rerunning resumes every step and reproduces the report.
@@ -103,3 +105,25 @@ def test_demo_prints_uniform_early_stopping_cleanlab_and_swift(tmp_path, monkeyp
                 "swift search (kept model)"):
         assert row in out and 0 <= means[row] <= 1
     assert "one training" in out
+
+
+@pytest.mark.slow
+def test_without_references_the_pick_is_retrained_and_guarded(tmp_path):
+    import dataclasses
+
+    from sampletune.experiments.setup import load_data, new_model
+    from sampletune.io import load_torch
+    from sampletune.train import evaluate
+
+    run = RUN.replace(out=str(tmp_path / "run"))
+    report = run_swift(run, dataclasses.replace(SEARCH, references=False), search_cost=0.5,
+                       progress=False)
+    assert report["search"]["best_origin"] == "agent"  # no uniform reference, no fallback
+    assert (tmp_path / "run" / "swift" / "checkpoint.pt").exists()
+    chosen = report["chosen"]
+    assert chosen["name"] == ("swift" if chosen["val_wins"] >= chosen["val_losses"]
+                              else "uniform")
+    data = load_data(run)
+    model = new_model(run, data)
+    model.load_state_dict(load_torch(tmp_path / "run" / "model.pt", "model"))
+    assert evaluate(model, data.val)["acc"] == chosen["val_acc"]

@@ -110,27 +110,30 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     result = run_search(out / "search", family, FineTuner(uniform.model, data, tcfg, search),
                         search, initial=refs, context={"feature_file": feat_path.name},
                         progress=progress)
-    best, origin = result.best, result.origin
+    best, origin, score = result.best, result.origin, result.best_score
     reference = next((r["score"] for r in result.trials if r.get("origin") == "uniform"), None)
-    if reference is not None and not clearly_beats(result.best_score, reference, len(data.val)):
+    if reference is not None and not clearly_beats(score, reference, len(data.val)):
         # The search found nothing clearly better than uniform: keep uniform, train nothing.
-        best, origin = uniform_params(search.segments, len(search.features)), "uniform"
-    spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n,
-                       result.best_score, search.grad_feature, data.train.fingerprint())
+        best, origin, score = uniform_params(search.segments, len(search.features)), \
+            "uniform", reference
+    spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n, score,
+                       search.grad_feature, data.train.fingerprint())
     save_sampler(out / "sampler.json", spec)
     probs = family.probabilities(best)
 
-    if origin == "uniform":
-        swift, guard = uniform, {"wins": 0, "losses": 0, "keep": False}
-    else:
+    kept_model, guard = w_share, {"wins": 0, "losses": 0, "keep": False}
+    swift = uniform
+    if origin != "uniform":
         swift = train(new_model(run, data), data,
                       WeightedSampler(probs, budget_samples(n, run.budget), seed=run.seed),
                       tcfg, run_dir=out / "swift", progress=progress,
                       description="swift (from scratch)")
-        guard = paired_comparison(swift.best_model(), w_share, data.val, tcfg.device)
+        swift_model = swift.best_model()
+        guard = paired_comparison(swift_model, w_share, data.val, tcfg.device)
+        if guard["keep"]:
+            kept_model = swift_model
     chosen = "swift" if guard["keep"] else "uniform"
-    io.save_torch(out / "model.pt", (swift.best_model() if chosen == "swift" else w_share)
-                  .state_dict())
+    io.save_torch(out / "model.pt", kept_model.state_dict())
 
     unit = max(uniform.final["wall_time"], 1e-9)  # one training, in seconds
     search_seconds = result.wall_time + feature_seconds
@@ -147,7 +150,7 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
             "finetune_budget": search.finetune_budget,
             "failed_trials": sum(r["score"] is None for r in result.trials),
             "best_val_acc": result.best_score, "best_params": best.to_dict(),
-            "best_origin": origin, "uniform_val_acc": reference,
+            "best_origin": origin, "uniform_finetune_val_acc": reference,
             "wall_time": search_seconds,
             "cost_wall_trainings": search_seconds / unit,
             "agent_wall_trainings": result.agent_time / unit,
@@ -221,7 +224,9 @@ def report_markdown(report: dict) -> str:
         "",
         f"Search: {s['agent']}-{s['transform']}, {s['rounds']} trials x {s['finetune_epochs']} "
         f"fine-tune epochs at budget {s['finetune_budget']:.3f}, {s['failed_trials']} failed, "
-        f"best fine-tune validation accuracy {s['best_val_acc']:.4f} ({s['best_origin']}).",
+        f"best fine-tune validation accuracy {s['best_val_acc']:.4f} ({s['best_origin']})"
+        + (": not clearly above uniform's, so the sampler is uniform and no Swift model was "
+           "trained (its rows repeat uniform's)." if s["best_origin"] == "uniform" else "."),
         f"Cost in trainings of wall time: whole pipeline {c['pipeline']:.2f} (w_share 1, "
         f"features {c['features']:.2f}, search {c['search']:.2f}, retrain "
         f"{c['retrain']:.2f}); search alone {s['cost_wall_trainings']:.2f}.",
