@@ -128,7 +128,7 @@ def table(name: str, rows: dict[str, list[dict]]) -> str:
         base = rows[method.split(": ")[0] + ": uniform" if ": " in method else "uniform"]
         acc = np.array([r["test_acc"] for r in rs])
         delta = acc.mean() - np.mean([r["test_acc"] for r in base])
-        cells = [f"{acc.mean():.4f} ± {acc.std():.4f}", f"{delta:+.4f}"]
+        cells = [f"{acc.mean():.4f} ± {acc.std(ddof=1):.4f}", f"{delta:+.4f}"]
         if "auc_test" in rs[0]:
             cost = np.mean([r["worker_epochs"] for r in rs])
             cells += [f"{np.mean([r['auc_test'] for r in rs]):.4f}", f"{cost:.0f}",
@@ -179,7 +179,7 @@ def main() -> None:
             p = [persistence(RecordedSchedule.load(out / name / f"s{s}" / exploration
                                                    / "schedule.npz"), args) for s in args.seeds]
             print(f"{name} {exploration}: consecutive-cycle Spearman of example counts "
-                  f"{np.mean(p):.3f} ± {np.std(p):.3f}")
+                  f"{np.mean(p):.3f} ± {np.std(p, ddof=1):.3f}")
         print(flush=True)
     for name in [] if args.no_ray else args.datasets:
         report.setdefault("engines", {})[name] = eng = engines(name, args, out)

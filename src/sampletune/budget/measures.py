@@ -51,12 +51,15 @@ def normalized_entropy(counts: Tensor) -> float:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and (population, ddof 0) standard deviation; std is 0 for one value."""
+    """Mean and sample standard deviation (ddof 1, the "± std over seeds" of every table in
+    this project); std is 0 for one value."""
     vals = [float(v) for v in values]
     if not vals:
         return float("nan"), float("nan")
     m = sum(vals) / len(vals)
-    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
+    if len(vals) == 1:
+        return m, 0.0
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
 
 
 def speedup(time: float, full_time: float) -> float:
