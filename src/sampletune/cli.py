@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sampletune.budget.methods import ALL_METHODS
     from sampletune.commands.autosampling import register as register_autosampling
     from sampletune.commands.budget import register as register_budget
+    from sampletune.commands.report import register as register_report
     from sampletune.commands.swift import register as register_swift  # registers --sampler swift
     from sampletune.noisy.methods import NOISY_NAMES
     from sampletune.samplers import sampler_names
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
-    for register in (register_swift, register_autosampling, register_budget):
+    for register in (register_swift, register_autosampling, register_budget, register_report):
         register(sub)
     return parser
 
