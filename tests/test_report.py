@@ -1,4 +1,4 @@
-"""``sampletune report RUN_DIR`` on tiny runs of each kind."""
+"""``sampletune report RUN_DIR`` on tiny runs of each kind, and ``train --tensorboard``."""
 
 from __future__ import annotations
 
@@ -116,3 +116,42 @@ def test_missing_unknown_and_damaged_run_directories_are_one_line(tmp_path, trai
         if name == "search.json":
             (kind / "curves.json").write_text('[{"epoch": 0}]')
         one_line_error(capsys, kind)
+
+
+def test_tensorboard_events_hold_the_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb-run"
+    assert main(["--threads", "1", "train", *TINY, "--out", str(out), "--tensorboard"]) == 0
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    acc = EventAccumulator(str(out / "tb"))
+    acc.Reload()
+    assert {"train/loss", "val/loss", "val/acc", "test/loss", "test/acc", "lr"} <= set(
+        acc.Tags()["scalars"])
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    events = acc.Scalars("val/acc")
+    assert [e.step for e in events] == [1, 2]
+    assert [e.value for e in events] == pytest.approx([r["val_acc"] for r in history])
+    # a rerun (the finished run resumes) replaces the events instead of repeating them
+    assert main(["--threads", "1", "train", *TINY, "--out", str(out), "--tensorboard"]) == 0
+    acc = EventAccumulator(str(out / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
+
+
+def test_tensorboard_needs_a_run_directory_and_the_package(tmp_path, capsys, monkeypatch):
+    capsys.readouterr()
+    assert main(["--threads", "1", "train", *TINY, "--tensorboard"]) == 2
+    assert capsys.readouterr().err.startswith("sampletune: error: tensorboard: needs a run")
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    assert main(["--threads", "1", "train", *TINY, "--out", str(tmp_path / "r"),
+                 "--tensorboard"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sampletune: error: tensorboard: ")
+    assert "pip install" in err[0]
+    assert not (tmp_path / "r").exists()
