@@ -104,6 +104,7 @@ BASE = {
     ("autosampling", "replay"): ["autosampling", "replay", "--schedule", "no-such.npz", *TINY],
     ("autosampling", "plot"): ["autosampling", "plot", "no-such-run"],
     ("budget-table",): ["budget-table", "--quiet"],
+    ("report",): ["report", "no-such-run"],
 }
 
 
@@ -141,6 +142,7 @@ def test_unknown_arguments_are_one_line(cmd, extra, field):
     (["autosampling", "replay"], "schedule"),
     (["autosampling", "plot"], "runs"),
     (["swift", "verify"], "run"),
+    (["report"], "run"),
     (["swift", "search", "--agent", "nosuch"], "agent"),
     (["budget-table", "--methods", "nosuch"], "methods"),
     (["budget-table", "--budgets", "nan"], "budgets"),

@@ -88,8 +88,9 @@ def _argparse_error(message: str, parser: argparse.ArgumentParser) -> ConfigErro
 def _cmd_train(args: argparse.Namespace) -> int:
     from sampletune.experiments import run_train
 
-    cfg = run_config_from_args(args)
-    result = run_train(cfg, progress=not args.quiet, restart=args.restart)
+    cfg = run_config_from_args(args, exclude=("tensorboard",))
+    result = run_train(cfg, progress=not args.quiet, restart=args.restart,
+                       tensorboard=args.tensorboard)
     f = result.final
     what = f"{cfg.method} (B={cfg.budget:g})" if cfg.method else cfg.noisy or cfg.sampler
     print(f"{what} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sampletune.budget.methods import ALL_METHODS
     from sampletune.commands.autosampling import register as register_autosampling
     from sampletune.commands.budget import register as register_budget
+    from sampletune.commands.report import register as register_report
     from sampletune.commands.swift import register as register_swift  # registers --sampler swift
     from sampletune.noisy.methods import NOISY_NAMES
     from sampletune.samplers import sampler_names
@@ -147,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "rate, for --noisy small-loss-known (required) and self-paced")
     p.add_argument("--augment", choices=AUGMENT_NAMES, help="data augmentation (image data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events "
+                   "to OUT/tb (needs --out and pip install 'sampletune[tensorboard]')")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demo", help="Swift Sampler vs uniform on the built-in data "
@@ -158,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
-    for register in (register_swift, register_autosampling, register_budget):
+    for register in (register_swift, register_autosampling, register_budget, register_report):
         register(sub)
     return parser
 

@@ -17,7 +17,8 @@ from sampletune.samplers import build_sampler
 from sampletune.train import TrainResult, train
 
 
-def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False) -> TrainResult:
+def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
+              tensorboard: bool = False) -> TrainResult:
     """Train as ``cfg`` says: with ``cfg.method`` one of the budgeted-training methods
     (:func:`sampletune.budget.build_method`), with ``cfg.noisy`` a noisy-label baseline
     (:func:`sampletune.noisy.build_noisy`), else ``cfg.sampler``; ``cfg.augment`` either way.
@@ -25,10 +26,13 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False) -> T
     With ``cfg.out`` the run directory holds ``config.yaml``, ``metrics.jsonl`` (one record
     per epoch), ``checkpoint.pt`` (resume by rerunning the same command), ``summary.json``
     and ``learning_curve.png``; it is claimed with :func:`run_identity` (``restart``
-    discards an earlier run there)."""
+    discards an earlier run there). ``tensorboard`` also writes the per-epoch scalars as
+    TensorBoard events under ``tb/`` (:func:`write_tensorboard`)."""
     from sampletune.augment import build_augment
     from sampletune.budget import build_method
 
+    if tensorboard:
+        check_tensorboard(cfg.out)
     data = load_data(cfg)
     train_cfg = cfg.train_config()
     out = Path(cfg.out) if cfg.out else None
@@ -57,7 +61,43 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False) -> T
                            description=f"{cfg.sampler} {cfg.dataset}")
         if out is not None:
             write_summary(out, cfg, result)
+            if tensorboard:
+                write_tensorboard(out / "tb", result.history)
     return result
+
+
+TB_SCALARS = {"train_loss": "train/loss", "val_loss": "val/loss", "val_acc": "val/acc",
+              "test_loss": "test/loss", "test_acc": "test/acc", "lr": "lr"}
+
+
+def check_tensorboard(out: str | None) -> None:
+    """Refuse ``--tensorboard`` (one line) without a run directory or the package."""
+    import importlib.util
+
+    from sampletune.errors import check
+
+    check(out is not None, "tensorboard", "needs a run directory", "--out RUN_DIR")
+    check(importlib.util.find_spec("tensorboard") is not None, "tensorboard",
+          "the tensorboard package is not installed",
+          "pip install 'sampletune[tensorboard]' (or pip install tensorboard)")
+
+
+def write_tensorboard(tb_dir: Path, history: list[dict]) -> Path:
+    """TensorBoard events of a run's epoch records (step = epoch + 1, as in the learning
+    curve): train loss, validation/test loss and accuracy, learning rate. Written from the
+    whole history after training, so a resumed run's events cover every epoch; event files
+    an earlier call left in ``tb_dir`` are replaced."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb_dir.mkdir(parents=True, exist_ok=True)
+    for old in tb_dir.glob("events.out.tfevents.*"):
+        old.unlink()
+    with SummaryWriter(str(tb_dir)) as writer:
+        for record in history:
+            for key, tag in TB_SCALARS.items():
+                if key in record:
+                    writer.add_scalar(tag, float(record[key]), record["epoch"] + 1)
+    return tb_dir
 
 
 def config_identity(cfg: RunConfig) -> dict:
