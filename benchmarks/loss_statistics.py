@@ -1,0 +1,72 @@
+"""Which per-example loss flags noisy labels best: the early-stopped model's, or training
+losses averaged over epochs (a lead for the Swift features, issue 8).
+
+For each data set and seed: one uniform training (a shuffled pass per epoch, the library's
+defaults) that records every example's training loss each epoch; then the AUROC against
+the noise mask of (a) the loss under the best-validation epoch's model (what `swift
+search` uses), (b) the loss under the last epoch's model, and (c) the mean training loss
+over epochs 0..k for k = the best epoch, twice it, and all epochs.
+
+    .venv/bin/python benchmarks/loss_statistics.py --datasets fashion-mnist digits --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from sampletune.experiments.config import RunConfig
+from sampletune.experiments.setup import load_data, new_model
+from sampletune.features import compute_features
+from sampletune.samplers import ShuffleSampler
+from sampletune.swift.diagnostics import auroc
+from sampletune.train import train
+
+MODELS = {"mnist1d": "cnn1d"}
+SUBSETS = {"fashion-mnist": 6000}  # as in benchmarks/swift_noise.py
+
+
+class EpochLosses:
+    """Observer: the training loss of every example, summed per epoch ``{epoch: (n,)}``."""
+
+    def __init__(self, n: int):
+        self.n, self.per_epoch = n, {}
+
+    def on_batch(self, report) -> None:
+        total = self.per_epoch.setdefault(report.epoch, torch.zeros(self.n, dtype=torch.float64))
+        total.index_add_(0, report.indices.cpu(), report.losses.detach().double().cpu())
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=["fashion-mnist", "digits"])
+    ap.add_argument("--noise", type=float, default=0.4)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    print("| data | seed | best epoch | loss, best-val model | loss, last model | mean train "
+          "loss to best | to 2x best | all epochs |\n|---|---|---|---|---|---|---|---|")
+    for name in args.datasets:
+        for seed in args.seeds:
+            run = RunConfig(dataset=name, noise=args.noise, seed=seed, device="cpu",
+                            model=MODELS.get(name, "mlp"), train_subset=SUBSETS.get(name))
+            data = load_data(run)
+            n, noisy = len(data.train), data.train.noisy.cpu()
+            rec = EpochLosses(n)
+            u = train(new_model(run, data), data, ShuffleSampler(n, seed=seed),
+                      run.train_config(), observers=[rec], progress=False)
+            best = u.final["best_epoch"]
+            model_aucs = [auroc(compute_features(m, data.train.x, data.train.y,
+                                                 progress=False)["loss"], noisy)
+                          for m in (u.best_model(), u.model)]
+            mean_aucs = [auroc(torch.stack([rec.per_epoch[e] for e in range(last + 1)]).mean(0),
+                               noisy)
+                         for last in (best, min(2 * best + 1, max(rec.per_epoch)),
+                                      max(rec.per_epoch))]
+            print(f"| {name} | {seed} | {best} | "
+                  + " | ".join(f"{a:.3f}" for a in model_aucs + mean_aucs) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
