@@ -147,6 +147,7 @@ def _budget(run: Path, write: bool) -> tuple[str, list[Path]]:
 
 def _autosampling(run: Path, write: bool) -> tuple[str, list[Path]]:
     from sampletune.autosampling.plots import convergence
+    from sampletune.train.loop import best_record
 
     search = io.read_json(run / "search.json", "run")
     curves = io.read_json(run / "curves.json", "run")
@@ -154,8 +155,7 @@ def _autosampling(run: Path, write: bool) -> tuple[str, list[Path]]:
           f"{run}/curves.json holds no epoch", KINDS)
     exploration = search["search"]["exploration"]
     last = curves[-1]
-    best = max((r for r in curves if "val_acc" in r), key=lambda r: (r["val_acc"], -r["epoch"]),
-               default=None)
+    best = best_record(curves)
     rows = [(f"last epoch ({last['epoch']})", last)]
     if best is not None:
         rows.append((f"best validation epoch ({best['epoch']})", best))

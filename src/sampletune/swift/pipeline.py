@@ -2,10 +2,13 @@
 
 1. Train from scratch with uniform sampling (a shuffled pass per epoch), keeping the
    best-validation epoch (early stopping). That epoch's model is ``w_share`` (section
-   3.4): the features come from it (section 3.2) and the fine-tunes start from it. A model
-   trained to the end of its schedule has memorised noisy labels, and its losses no longer
-   tell them apart (AUROC 0.99 at the best-validation epoch vs 0.72-0.94 at the end on
-   noisy digits); the early-stopped model has not.
+   3.4): the features come from it (section 3.2), and it is the uniform model the guard
+   compares with. A model trained to the end of its schedule has memorised noisy labels,
+   and its losses no longer tell them apart (AUROC 0.99 at the best-validation epoch vs
+   0.72-0.94 at the end on noisy digits); the early-stopped model has not. The fine-tunes
+   start from the last epoch instead: from there a sampler that keeps noisy labels out
+   visibly helps, while from the early-stopped model one that barely moves it scores as
+   well.
 2. Features of the training set (``features/``), from ``w_share`` in eval mode.
 3. The search (``search/trials.jsonl``): the reference samplers (uniform, "drop the top q
    by loss", :mod:`sampletune.swift.reference`) are its first trials, then the agent's; the
