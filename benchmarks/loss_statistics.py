@@ -8,23 +8,23 @@ search` uses), (b) the loss under the last epoch's model, and (c) the mean train
 over epochs 0..k for k = the best epoch, twice it, and all epochs.
 
     .venv/bin/python benchmarks/loss_statistics.py --datasets fashion-mnist digits --seeds 0
+
+Each data set runs as in ``benchmarks/swift_noise.py`` (its model, subset and data files).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
+from swift_noise import run_config  # this folder is on sys.path when run as a script
 
-from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.features import compute_features
 from sampletune.samplers import ShuffleSampler
 from sampletune.swift.diagnostics import auroc
 from sampletune.train import train
-
-MODELS = {"mnist1d": "cnn1d"}
-SUBSETS = {"fashion-mnist": 6000}  # as in benchmarks/swift_noise.py
 
 
 class EpochLosses:
@@ -43,14 +43,14 @@ def main(argv=None) -> None:
     ap.add_argument("--datasets", nargs="+", default=["fashion-mnist", "digits"])
     ap.add_argument("--noise", type=float, default=0.4)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--out", default="runs/bench/loss_statistics", help="where data files go")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     print("| data | seed | best epoch | loss, best-val model | loss, last model | mean train "
           "loss to best | to 2x best | all epochs |\n|---|---|---|---|---|---|---|---|")
     for name in args.datasets:
         for seed in args.seeds:
-            run = RunConfig(dataset=name, noise=args.noise, seed=seed, device="cpu",
-                            model=MODELS.get(name, "mlp"), train_subset=SUBSETS.get(name))
+            run = run_config(name, args.noise, seed, Path(args.out))
             data = load_data(run)
             n, noisy = len(data.train), data.train.noisy.cpu()
             rec = EpochLosses(n)

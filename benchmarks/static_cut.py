@@ -9,38 +9,38 @@ best-validation epoch, next to early-stopped uniform. This is the ceiling of a s
 (no search noise): the search's pick can be compared with it.
 
     .venv/bin/python benchmarks/static_cut.py --datasets fashion-mnist --noise 0.4 --seeds 0
+
+Each data set runs as in ``benchmarks/swift_noise.py`` (its model, subset and data files).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
+from swift_noise import run_config  # this folder is on sys.path when run as a script
 
-from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.features import compute_features
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.train import train
 
-SUBSETS = {"fashion-mnist": 6000}  # as in benchmarks/swift_noise.py
-
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["fashion-mnist"])
-    ap.add_argument("--model", default="mlp")
     ap.add_argument("--noise", type=float, default=0.4)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--cuts", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6])
+    ap.add_argument("--out", default="runs/bench/static_cut", help="where data files go")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     print("| data | seed | sampler | noisy share kept | test acc, best-val epoch | "
           "test acc, last epoch |\n|---|---|---|---|---|---|")
     for name in args.datasets:
         for seed in args.seeds:
-            run = RunConfig(dataset=name, noise=args.noise, seed=seed, device="cpu",
-                            model=args.model, train_subset=SUBSETS.get(name))
+            run = run_config(name, args.noise, seed, Path(args.out))
             data = load_data(run)
             cfg, n = run.train_config(), len(data.train)
             u = train(new_model(run, data), data, ShuffleSampler(n, seed=seed), cfg,

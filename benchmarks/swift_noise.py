@@ -83,7 +83,10 @@ def _sklearn_npz(name: str, root: Path) -> str:
     return str(path)
 
 
-def _run_config(group: str, name: str, noise: float, seed: int, out: Path) -> RunConfig:
+def run_config(name: str, noise: float, seed: int, out: Path) -> RunConfig:
+    """The benchmark's run of data set ``name`` (either group): its fields from
+    :data:`DATASETS`, the library's defaults otherwise; other benchmarks use it too."""
+    group = next(g for g, sets in DATASETS.items() if name in sets)
     fields = dict(DATASETS[group][name])
     if fields["dataset"] == "npz":
         fields["data_dir"] = _sklearn_npz(name, out / "data")
@@ -155,7 +158,7 @@ def run_group(group: str, datasets, noises, seeds, methods, out: Path) -> list[s
             cost, search_cost, base_cost = [], [], {b: [] for b in BASELINES}
             failed: dict[str, int] = {}
             for seed in seeds:
-                run = _run_config(group, name, noise, seed, out)
+                run = run_config(name, noise, seed, out)
                 tag = f"{name}-n{noise}-s{seed}"
                 ss = _cell(run, "ss", out / "ss" / tag)
                 for k in ("uniform", "early stop", "SS (kept)", "SS retrain"):
