@@ -12,21 +12,16 @@ from torch import Tensor
 
 
 def auroc(scores: Tensor, positive: Tensor) -> float | None:
-    """Area under the ROC curve of ``scores`` ``(n,)`` for the ``positive`` mask ``(n,)`` (the
-    Mann-Whitney U statistic, ties counted half); ``None`` if a class is empty. 1.0: every
-    positive scores above every negative."""
-    s = torch.as_tensor(scores, dtype=torch.float64).cpu().flatten()
+    """Area under the ROC curve of ``scores`` ``(n,)`` for the ``positive`` mask ``(n,)``
+    (scikit-learn's, ties counted half); ``None`` if a class is empty. 1.0: every positive
+    scores above every negative."""
+    from sklearn.metrics import roc_auc_score
+
     pos = torch.as_tensor(positive).bool().cpu().flatten()
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
+    if bool(pos.all()) or not bool(pos.any()):
         return None
-    sorted_s = torch.sort(s).values
-    # 1-based ranks, ties sharing the mean of their first and last rank.
-    first = torch.searchsorted(sorted_s, s, right=False) + 1
-    last = torch.searchsorted(sorted_s, s, right=True)
-    ranks = (first + last).to(torch.float64) / 2
-    u = float(ranks[pos].sum()) - n_pos * (n_pos + 1) / 2
-    return u / (n_pos * n_neg)
+    s = torch.as_tensor(scores, dtype=torch.float64).cpu().flatten()
+    return float(roc_auc_score(pos.numpy(), s.numpy()))
 
 
 def noisy_mass(probs: Tensor, noisy: Tensor) -> float:
