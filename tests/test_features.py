@@ -131,3 +131,32 @@ def test_cached_features_computes_once(tmp_path):
     assert path == path2 and torch.equal(first["loss"], second["loss"])
     with pytest.raises(ConfigError, match="training set has 8"):
         cached_features(tmp_path, key, model, x[:8], y[:8], progress=False)
+
+
+def test_train_loss_tracker_averages_up_to_twice_the_best_epoch():
+    from sampletune.features import TrainLossTracker
+    from sampletune.train import BatchReport
+
+    tracker = TrainLossTracker(3, epochs=8)  # the window is at least ceil(8 / 4) = 2 epochs
+    val = [0.5, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]  # best epoch 1: window = epochs 0..3
+    for epoch in range(8):
+        # example 2 is never drawn; example 0's loss grows by 1 per epoch
+        report = BatchReport(epoch, epoch, torch.tensor([0, 1]),
+                             torch.tensor([float(epoch), 2.0]), torch.zeros(2))
+        tracker.on_batch(report)
+        tracker.on_epoch_end({"epoch": epoch, "val_acc": val[epoch]}, is_best=epoch in (0, 1))
+        if epoch == 2:  # a resumed run continues from the saved state
+            state = {k: v.clone() if torch.is_tensor(v) else v
+                     for k, v in tracker.state_dict().items()}
+            tracker = TrainLossTracker(3, epochs=8)
+            tracker.load_state_dict(state)
+    mean = tracker.mean()
+    assert mean[:2].tolist() == pytest.approx([1.5, 2.0])  # (0 + 1 + 2 + 3) / 4, 2
+    assert float(mean[2]) == pytest.approx(1.75)  # never drawn: the mean of the drawn ones
+    with pytest.raises(ConfigError, match="^checkpoint: "):
+        TrainLossTracker(4, epochs=8).load_state_dict(tracker.state_dict())
+    bad = TrainLossTracker(1, epochs=1)
+    bad.on_batch(BatchReport(0, 0, torch.tensor([0]), torch.tensor([float("nan")]),
+                             torch.zeros(1)))
+    with pytest.raises(ConfigError, match="^features: non-finite"):
+        bad.mean()

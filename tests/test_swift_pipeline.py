@@ -35,7 +35,8 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
     trials = [json.loads(line) for line in (out / "search" / "trials.jsonl").open()]
     assert [t["origin"] for t in trials] == ["uniform", "drop-top-0.1", "drop-top-0.2"]
     d = report["diagnostics"]
-    assert set(d["samplers"]) == {"uniform", "drop-top-0.1", "drop-top-0.2", "search's pick"}
+    assert set(d["samplers"]) == {"uniform", "drop-top-0.1", "drop-top-0.2",
+                                  "agent's recommendation", "retrained"}
     assert d["samplers"]["uniform"]["noisy_mass"] == pytest.approx(0.4, abs=0.01)
     assert d["samplers"]["uniform"]["ess"] == pytest.approx(1.0)
     assert d["samplers"]["drop-top-0.2"]["ess"] == pytest.approx(0.8, abs=0.01)

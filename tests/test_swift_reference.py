@@ -100,3 +100,25 @@ def test_a_search_pick_must_clearly_beat_uniform():
     assert not clearly_beats(0.993, 0.986, 144)  # one example: within one standard error
     assert clearly_beats(0.93, 0.69, 144)
     assert not clearly_beats(1.0, 1.0, 50) and not clearly_beats(0.5, 0.6, 100)
+
+
+def test_the_simplest_sampler_not_clearly_beaten_is_retrained():
+    from sampletune.swift.guard import simplest_clear_winner
+
+    def trial(i, origin, score):
+        return {"trial": i, "origin": origin, "score": score, "params": {}}
+
+    # n_val = 400: one standard error of an accuracy near 0.7 is about 0.023.
+    uni, ref_a, ref_b = trial(0, "uniform", 0.65), trial(1, "drop-top-0.3", 0.70), \
+        trial(2, "drop-top-0.4", 0.72)
+    close, far = trial(3, "agent", 0.74), trial(4, "agent", 0.76)
+    failed = trial(5, "agent", None)
+    trials = [uni, ref_a, ref_b, close, far, failed]
+    assert simplest_clear_winner(trials, close, 400) is ref_b  # the agent only ties it
+    assert simplest_clear_winner(trials, far, 400) is far  # ... this one clearly beats it
+    assert simplest_clear_winner(trials, ref_a, 400) is ref_b  # the best reference
+    flat = [uni, trial(1, "drop-top-0.3", 0.66), trial(2, "agent", 0.67)]
+    assert simplest_clear_winner(flat, flat[2], 400) is uni  # nothing clearly beats uniform
+    # an agent trial may beat uniform clearly even where no reference does
+    assert simplest_clear_winner(flat[:2] + [far], far, 400) is far
+    assert simplest_clear_winner([close, far], close, 400) is close  # no uniform trial

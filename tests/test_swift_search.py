@@ -32,7 +32,8 @@ def _features(n=300):
     noisy = torch.rand(n, generator=g) < 0.4
     loss = torch.rand(n, generator=g, dtype=torch.float64) + 2.0 * noisy
     return {"loss": loss, "renormed_entropy": torch.rand(n, generator=g, dtype=torch.float64),
-            "grad_norm": loss + 0.1}, noisy
+            "grad_norm": loss + 0.1,
+            "train_loss": loss + torch.rand(n, generator=g, dtype=torch.float64)}, noisy
 
 
 def _clean_mass(noisy):
@@ -138,8 +139,8 @@ def test_sampler_file_round_trip_and_weighted_sampler(tmp_path):
     result = _search(tmp_path, "run", rounds=3, agent="random")
     key = FeatureKey("d", "train", 0, "m")
     feat_path = save_features(tmp_path / "run" / "feats" / "f.npz", feats, key)
-    spec = SamplerSpec(result.best, ("loss", "renormed_entropy"), "cgf", str(feat_path), 300,
-                       result.best_score)
+    spec = SamplerSpec(result.best, ("train_loss", "renormed_entropy"), "cgf", str(feat_path),
+                       300, result.best_score)
     path = save_sampler(tmp_path / "run" / "sampler.json", spec)
     assert json.loads(path.read_text())["feature_file"] == "feats/f.npz"
     outside = dataclasses.replace(spec, feature_file=str(tmp_path / "f.npz"))
@@ -148,7 +149,7 @@ def test_sampler_file_round_trip_and_weighted_sampler(tmp_path):
     loaded = load_sampler(path)
     assert loaded.params == spec.params and loaded.n == 300
     sampler = to_weighted_sampler(path, 50, seed=1)
-    expected = SwiftFamily(feats).probabilities(result.best)
+    expected = SwiftFamily(feats, ("train_loss", "renormed_entropy")).probabilities(result.best)
     assert torch.allclose(sampler.probabilities, expected)
     assert len(sampler.epoch_indices()) == 50
     bad = dataclasses.replace(loaded, n=301)

@@ -10,10 +10,16 @@ the split:
   weight and bias (exact, closed form).
 - ``grad_norm_full`` (optional, ``full_grad=True``): L2 norm of the per-example gradient
   w.r.t. all parameters, through ``torch.func``.
+- ``train_loss``: the mean cross-entropy an example had in the training steps of the
+  pre-trained model's first epochs, up to about twice its best-validation epoch
+  (:class:`TrainLossTracker`; a "loss statistic over training", not a function of one
+  model). Noisy labels are learnt late, so
+  their early training losses stay high: it flags them better than the loss under any one
+  checkpoint (``benchmarks/results/loss_statistics.md``).
 
-The model is used in eval mode, without augmentation. Features are saved as ``.npz`` (no
-pickles) keyed by data set, split, seed and model, and checked against the split size when
-loaded.
+The other features use the model in eval mode, without augmentation. Features are saved as
+``.npz`` (no pickles) keyed by data set, split, seed and model, and checked against the split
+size when loaded.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from torch.utils.data import Dataset
 from sampletune.errors import ConfigError, check
 from sampletune.io import load_numpy, save_npz
 
-FEATURE_NAMES = ("loss", "renormed_entropy", "grad_norm", "grad_norm_full")
+TRAIN_LOSS = "train_loss"
+FEATURE_NAMES = ("loss", "renormed_entropy", "grad_norm", "grad_norm_full", TRAIN_LOSS)
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,73 @@ def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+class TrainLossTracker:
+    """Observer of a training run: each example's mean training loss over its first epochs
+    (the ``train_loss`` feature).
+
+    The window is the first ``max(2 (b + 1), ceil(epochs / 4))`` epochs, ``b`` being early
+    stopping's best epoch (0-based): noisy labels are learnt after the best epoch and their
+    training losses stay high until then; twice that span, and at least a quarter of the
+    schedule, keeps very early best epochs (tiny validation splits) from averaging over
+    little more than the random initialisation (measured in
+    ``benchmarks/results/loss_statistics.md``). The losses are the training steps' own
+    (train mode, augmented inputs, before the update): no extra forward pass.
+
+    Keeps four ``(n,)`` float64 vectors (running sums and draw counts, and their copies at
+    the window's end) and is checkpointed with the run, so a resumed run gives the same
+    values.
+    """
+
+    def __init__(self, n: int, epochs: int):
+        check(n >= 1, "features", "the split is empty")
+        check(epochs >= 1, "epochs", f"{epochs} must be positive", ">= 1")
+        self.total = torch.zeros(n, dtype=torch.float64)
+        self.count = torch.zeros(n, dtype=torch.float64)
+        self.snap_total, self.snap_count = self.total.clone(), self.count.clone()
+        self.min_end = math.ceil(epochs / 4) - 1  # last epoch of the shortest window
+        self.end = self.min_end  # last epoch of the window for the best epoch so far
+        self.snap_epoch = -1  # epoch of the snapshot (-1: none)
+
+    def on_batch(self, report) -> None:
+        idx = report.indices.cpu()
+        self.total.index_add_(0, idx, report.losses.detach().to("cpu", torch.float64))
+        self.count.index_add_(0, idx, torch.ones(len(idx), dtype=torch.float64))
+
+    def on_epoch_end(self, record: dict, is_best: bool) -> None:
+        epoch = int(record["epoch"])
+        if is_best:
+            self.end = max(2 * epoch + 1, self.min_end)  # always after ``epoch``
+        if epoch == self.end:
+            self.snap_total.copy_(self.total)
+            self.snap_count.copy_(self.count)
+            self.snap_epoch = epoch
+
+    def mean(self) -> Tensor:
+        """``(n,)`` mean training loss over the window (all epochs so far if the run ended
+        before the window did). An example never drawn in it gets the mean over the drawn
+        ones; NaN or infinite losses are a :class:`ConfigError`."""
+        done = self.snap_epoch == self.end
+        total, count = (self.snap_total, self.snap_count) if done else (self.total, self.count)
+        check(bool(count.any()), "features", "no training step was observed")
+        drawn = count > 0
+        check(bool(torch.isfinite(total[drawn]).all()), "features",
+              "non-finite training losses", "a training run that did not diverge")
+        mean = torch.where(drawn, total / count.clamp_min(1.0), 0.0)
+        return torch.where(drawn, mean, mean[drawn].mean())
+
+    def state_dict(self) -> dict:
+        return {"total": self.total, "count": self.count, "snap_total": self.snap_total,
+                "snap_count": self.snap_count, "end": self.end, "snap_epoch": self.snap_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in ("total", "count", "snap_total", "snap_count"):
+            check(state[k].shape == self.total.shape, "checkpoint",
+                  f"its train-loss tracker has {state[k].numel()} examples, not "
+                  f"{self.total.numel()}")
+            getattr(self, k).copy_(state[k])
+        self.end, self.snap_epoch = int(state["end"]), int(state["snap_epoch"])
+
+
 def save_features(path: str | Path, features: dict[str, Tensor], key: FeatureKey) -> Path:
     """Save ``features`` with its key and size as ``.npz``, atomically. Returns the path."""
     sizes = {int(v.numel()) for v in features.values()}
@@ -206,12 +280,14 @@ def load_features(path: str | Path, n: int | None = None,
 
 
 def cached_features(root: str | Path, key: FeatureKey, model: nn.Module, x: Tensor | Dataset,
-                    y: Tensor, **kw) -> tuple[dict[str, Tensor], Path]:
-    """Load ``root/<key>.npz`` if it exists (checked against ``len(y)``), else compute and save."""
+                    y: Tensor, *, extra: dict[str, Tensor] | None = None,
+                    **kw) -> tuple[dict[str, Tensor], Path]:
+    """Load ``root/<key>.npz`` if it exists (checked against ``len(y)``), else compute the
+    model's features, add ``extra`` ones (e.g. ``train_loss``) and save them together."""
     path = Path(root) / key.filename()
     if path.exists():
         return load_features(path, n=int(y.shape[0]), key=key), path
-    feats = compute_features(model, x, y, **kw)
+    feats = {**compute_features(model, x, y, **kw), **(extra or {})}
     return feats, save_features(path, feats, key)
 
 

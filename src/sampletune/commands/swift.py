@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sampletune.swift.agents import AGENTS
-from sampletune.swift.family import TRANSFORMS
+from sampletune.swift.family import SEARCH_FEATURES, TRANSFORMS
 
 
 def register(subparsers) -> None:
@@ -23,8 +23,9 @@ def register(subparsers) -> None:
     g.add_argument("--rounds", type=bounded_int, default=40, help="E_o, agent steps (40)")
     g.add_argument("--finetune-epochs", type=bounded_int, default=5, help="E_f (5)")
     g.add_argument("--segments", type=bounded_int, default=4, help="S, pieces of H (4)")
-    g.add_argument("--features", nargs="+", default=["loss", "renormed_entropy"],
-                   help="features aggregated by G (loss renormed_entropy)")
+    g.add_argument("--features", nargs="+", default=list(SEARCH_FEATURES),
+                   help="features aggregated by G (default: train_loss renormed_entropy; "
+                   "the paper's: loss renormed_entropy)")
     g.add_argument("--transform", choices=TRANSFORMS, default="cgf")
     g.add_argument("--grad-feature", choices=("grad_norm", "grad_norm_full"),
                    default="grad_norm", help="gradient norm cgf weighs by: logit layer "

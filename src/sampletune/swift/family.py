@@ -18,7 +18,10 @@ from sampletune.features import cdf_normalise
 from sampletune.swift.params import SwiftParams
 
 TRANSFORMS = ("cdf", "cgf")
-DEFAULT_FEATURES = ("loss", "renormed_entropy")
+DEFAULT_FEATURES = ("loss", "renormed_entropy")  # the paper's (section 4)
+# What `swift search` aggregates by default: the loss statistic over w_share's training
+# flags noisy labels better than its loss (benchmarks/results/feature_cuts.md).
+SEARCH_FEATURES = ("train_loss", "renormed_entropy")
 GRAD_FEATURE = "grad_norm"
 
 

@@ -38,14 +38,20 @@ from sampletune import io
 from sampletune.errors import check
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data, new_model
-from sampletune.features import FeatureKey, cached_features, compute_features
+from sampletune.features import (
+    TRAIN_LOSS,
+    FeatureKey,
+    TrainLossTracker,
+    cached_features,
+    compute_features,
+)
 from sampletune.samplers import ShuffleSampler, WeightedSampler, budget_samples
 from sampletune.swift import plots
 from sampletune.swift.diagnostics import feature_auroc, sampler_diagnostics
 from sampletune.swift.family import SwiftFamily
-from sampletune.swift.guard import clearly_beats, paired_comparison
+from sampletune.swift.guard import paired_comparison, simplest_clear_winner
 from sampletune.swift.params import SwiftParams
-from sampletune.swift.reference import reference_params, uniform_params
+from sampletune.swift.reference import loss_feature, reference_params
 from sampletune.swift.sampler_file import SamplerSpec, load_sampler, save_sampler
 from sampletune.swift.search import (
     FineTuner,
@@ -97,15 +103,17 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     n = len(data.train)
     noisy = data.train.noisy.cpu() if bool(data.train.noisy.any()) else None
 
+    tracker = TrainLossTracker(n, run.epochs)
     uniform = train(new_model(run, data), data, ShuffleSampler(n, budget=run.budget,
                                                               seed=run.seed), tcfg,
-                    run_dir=out / "uniform", progress=progress, description="uniform (w_share)")
+                    observers=[tracker], run_dir=out / "uniform", progress=progress,
+                    description="uniform (w_share)")
     w_share = uniform.best_model()
     start = time.perf_counter()
     feats, feat_path = cached_features(
         out / "features", feature_key(run), w_share, data.train.x, data.train.y,
-        device=tcfg.device, full_grad=search.grad_feature == "grad_norm_full",
-        progress=progress)
+        extra={TRAIN_LOSS: tracker.mean()}, device=tcfg.device,
+        full_grad=search.grad_feature == "grad_norm_full", progress=progress)
     feature_seconds = time.perf_counter() - start
 
     family = SwiftFamily(feats, search.features, search.transform, search.grad_feature)
@@ -113,12 +121,10 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     result = run_search(out / "search", family, FineTuner(uniform.model, data, tcfg, search),
                         search, initial=refs, context={"feature_file": feat_path.name},
                         progress=progress)
-    best, origin, score = result.best, result.origin, result.best_score
     reference = next((r["score"] for r in result.trials if r.get("origin") == "uniform"), None)
-    if reference is not None and not clearly_beats(score, reference, len(data.val)):
-        # The search found nothing clearly better than uniform: keep uniform, train nothing.
-        best, origin, score = uniform_params(search.segments, len(search.features)), \
-            "uniform", reference
+    pick = simplest_clear_winner(result.trials, result.trials[result.pick], len(data.val))
+    best, origin, score = SwiftParams.from_dict(pick["params"]), pick.get("origin", "agent"), \
+        pick["score"]
     spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n, score,
                        search.grad_feature, data.train.fingerprint())
     save_sampler(out / "sampler.json", spec)
@@ -152,7 +158,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
             "finetune_epochs": search.finetune_epochs,
             "finetune_budget": search.finetune_budget,
             "failed_trials": sum(r["score"] is None for r in result.trials),
-            "best_val_acc": result.best_score, "best_params": best.to_dict(),
+            "best_val_acc": score, "best_params": best.to_dict(),
+            "agent_recommendation": {"val_acc": result.best_score, "origin": result.origin},
             "best_origin": origin, "uniform_finetune_val_acc": reference,
             "wall_time": search_seconds,
             "cost_wall_trainings": search_seconds / unit,
@@ -165,14 +172,16 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
             "search": result.wall_time / unit, "retrain": retrain_seconds / unit,
             "pipeline": (unit + search_seconds + retrain_seconds) / unit,
         },
-        "diagnostics": _diagnostics(family, result, noisy, uniform, data, tcfg, feats),
+        "diagnostics": _diagnostics(family, result, best, noisy, uniform, data, tcfg, feats),
         "sampler_file": "sampler.json",
     }
     io.write_json(out / "report.json", report)
     io.write_text(out / "report.md", report_markdown(report))
-    plots.plane_figure(feats["loss"], feats["renormed_entropy"], data.train.noisy.cpu(), probs,
-                       out / "fig1_plane.png")
-    plots.loss_percentile_figure(feats["loss"], probs, out / "fig2b_loss_percentile.png")
+    axis = loss_feature(search.features) or "loss"  # the figures' loss axis
+    plots.plane_figure(feats[axis], feats["renormed_entropy"], data.train.noisy.cpu(), probs,
+                       out / "fig1_plane.png", xlabel=axis)
+    plots.loss_percentile_figure(feats[axis], probs, out / "fig2b_loss_percentile.png",
+                                 xlabel=axis)
     plots.search_curves_figure({f"{search.agent}-{search.transform}":
                                 [[r["score"] for r in result.trials]]}, out / "fig3_search.png")
     return report
@@ -186,10 +195,11 @@ def _metrics(result: TrainResult) -> dict:
                               "test_acc": f["best_test_acc"]}}
 
 
-def _diagnostics(family: SwiftFamily, result, noisy, uniform: TrainResult, data, tcfg,
-                 feats) -> dict:
+def _diagnostics(family: SwiftFamily, result, chosen: SwiftParams, noisy, uniform: TrainResult,
+                 data, tcfg, feats) -> dict:
     """What tells why the search worked or not: the fine-tune score, mass on noisy labels
-    and effective sample size of each reference sampler next to the search's pick, and
+    and effective sample size of each reference sampler, the agent's recommendation and the
+    sampler retrained, and
     (with a noise mask) each feature's AUROC against it, from ``w_share`` and from the last
     epoch."""
     samplers = {}
@@ -198,8 +208,12 @@ def _diagnostics(family: SwiftFamily, result, noisy, uniform: TrainResult, data,
         if origin != "agent" and r["score"] is not None:
             p = family.probabilities(SwiftParams.from_dict(r["params"]))
             samplers[origin] = {"finetune_val_acc": r["score"], **sampler_diagnostics(p, noisy)}
-    samplers["search's pick"] = {"finetune_val_acc": result.best_score,
-                                 **sampler_diagnostics(family.probabilities(result.best), noisy)}
+    samplers["agent's recommendation"] = {
+        "finetune_val_acc": result.best_score,
+        **sampler_diagnostics(family.probabilities(result.best), noisy)}
+    samplers["retrained"] = {"finetune_val_acc": next(
+        r["score"] for r in result.trials if r["params"] == chosen.to_dict()),
+        **sampler_diagnostics(family.probabilities(chosen), noisy)}
     out = {"samplers": samplers}
     if noisy is not None:
         last = compute_features(uniform.model, data.train.x, data.train.y, device=tcfg.device,

@@ -14,9 +14,10 @@ from sampletune.plots import plt, save_figure
 
 
 def plane_figure(loss: Tensor, entropy: Tensor, noisy: Tensor, probs: Tensor,
-                 path: str | Path, bins: int = 30) -> Path:
+                 path: str | Path, bins: int = 30, xlabel: str = "loss") -> Path:
     """Fig. 1: (a) density of noisy examples, (b) mean sampling probability (times N, so
-    1 = uniform), both over the (loss, renormed entropy) plane. All inputs ``(N,)``."""
+    1 = uniform), both over the (loss, renormed entropy) plane; ``xlabel`` names the loss
+    feature used (``loss`` or ``train_loss``). All inputs ``(N,)``."""
     x, y = loss.double().numpy(), entropy.double().numpy()
     edges = (np.linspace(x.min(), x.max() + 1e-9, bins + 1),
              np.linspace(y.min(), y.max() + 1e-9, bins + 1))
@@ -32,15 +33,15 @@ def plane_figure(loss: Tensor, entropy: Tensor, noisy: Tensor, probs: Tensor,
               (mean_prob, "(b) sampling probability x N", "viridis"))
     for ax, (grid, title, cmap) in zip(axes, panels, strict=True):
         im = ax.imshow(grid.T, origin="lower", aspect="auto", extent=extent, cmap=cmap)
-        ax.set(xlabel="loss (CE)", ylabel="renormed entropy $E^r$ (eq. 11)", title=title)
+        ax.set(xlabel=f"{xlabel} (CE)", ylabel="renormed entropy $E^r$ (eq. 11)", title=title)
         fig.colorbar(im, ax=ax)
     return save_figure(fig, path)
 
 
 def loss_percentile_figure(loss: Tensor, probs: Tensor, path: str | Path,
-                           bins: int = 20) -> Path:
+                           bins: int = 20, xlabel: str = "loss") -> Path:
     """Fig. 2b: mean sampling probability (times N) of the examples in each loss-percentile
-    bin. ``loss``, ``probs`` ``(N,)``."""
+    bin; ``xlabel`` names the loss feature. ``loss``, ``probs`` ``(N,)``."""
     order = np.argsort(loss.double().numpy(), kind="stable")
     p = probs.double().numpy()[order] * len(order)
     chunks = np.array_split(p, bins)
@@ -48,7 +49,7 @@ def loss_percentile_figure(loss: Tensor, probs: Tensor, path: str | Path,
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(centres, [c.mean() for c in chunks], width=100 / bins * 0.9)
     ax.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="uniform")
-    ax.set(xlabel="loss percentile (w_share)", ylabel="mean probability x N")
+    ax.set(xlabel=f"{xlabel} percentile (w_share)", ylabel="mean probability x N")
     ax.legend()
     return save_figure(fig, path)
 

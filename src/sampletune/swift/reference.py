@@ -2,9 +2,10 @@
 
 They are what a practitioner would try first on noisy labels (small-loss selection with a
 static cut), written as points ``z`` of the family (eqs. 5-9) so the search can start from
-them: ``G = loss`` (``c`` = 1 on the loss, 0 elsewhere), ``T`` the family's transform, and
-``H`` a step that is 1 up to the value of ``T`` below which a ``1 - q`` share of the
-examples lies and 0 after it.
+them: ``G = loss`` (``c`` = 1 on the loss feature, 0 elsewhere), ``T`` the family's
+transform, and ``H`` a step that is 1 up to the value of ``T`` below which a ``1 - q`` share
+of the examples lies and 0 after it. The loss feature is ``train_loss`` when the family has
+it, else ``loss`` (:func:`loss_feature`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from sampletune.swift.family import SwiftFamily
 from sampletune.swift.params import SwiftParams
 
 DEFAULT_DROP_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
+LOSS_FEATURES = ("train_loss", "loss")  # in order of preference
+
+
+def loss_feature(names) -> str | None:
+    """The loss feature among ``names`` the reference samplers cut on, or ``None``."""
+    return next((k for k in LOSS_FEATURES if k in names), None)
 
 
 def uniform_params(segments: int, num_features: int) -> SwiftParams:
@@ -27,11 +34,12 @@ def uniform_params(segments: int, num_features: int) -> SwiftParams:
 def drop_top_loss_params(family: SwiftFamily, q: float, segments: int) -> SwiftParams:
     """The sampler that draws uniformly from the ``1 - q`` share of examples with the lowest
     loss and never draws the rest (ties at the cut are kept). Needs ``segments >= 3``."""
-    check("loss" in family.names, "features", "reference samplers need the loss feature",
-          "features including loss")
+    score = loss_feature(family.names)
+    check(score is not None, "features", "reference samplers need a loss feature",
+          "features including " + " or ".join(LOSS_FEATURES))
     check(0.0 < q < 1.0, "drop_share", f"{q} is outside (0, 1)")
     check(segments >= 3, "segments", f"a step needs at least 3 segments, not {segments}", ">= 3")
-    c = tuple(1.0 if name == "loss" else 0.0 for name in family.names)
+    c = tuple(1.0 if name == score else 0.0 for name in family.names)
     t = family.t(SwiftParams((0.0, 1.0), (1.0, 1.0), c)).sort().values
     keep = max(1, math.ceil((1.0 - q) * family.n))
     cut = float(t[keep - 1])
@@ -48,7 +56,7 @@ def reference_params(family: SwiftFamily, segments: int,
                      drop_shares=DEFAULT_DROP_SHARES) -> list[tuple[str, SwiftParams]]:
     """``[(name, params)]``: uniform first, then "drop top q by loss" for each ``q``."""
     refs = [("uniform", uniform_params(segments, len(family.names)))]
-    if "loss" in family.names and segments >= 3:
+    if loss_feature(family.names) is not None and segments >= 3:
         refs += [(f"drop-top-{q:g}", drop_top_loss_params(family, q, segments))
                  for q in drop_shares]
     return refs

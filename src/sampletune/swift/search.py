@@ -34,8 +34,8 @@ from sampletune.errors import ConfigError, check
 from sampletune.samplers import WeightedSampler, budget_samples
 from sampletune.swift.agents import AGENTS, make_agent
 from sampletune.swift.family import (
-    DEFAULT_FEATURES,
     GRAD_FEATURE,
+    SEARCH_FEATURES,
     TRANSFORMS,
     InvalidSampler,
     SwiftFamily,
@@ -58,7 +58,7 @@ class SearchConfig:
     rounds: int = 40  # E_o
     finetune_epochs: int = 5  # E_f
     segments: int = 4  # S
-    features: tuple[str, ...] = DEFAULT_FEATURES
+    features: tuple[str, ...] = SEARCH_FEATURES
     transform: str = "cgf"
     grad_feature: str = GRAD_FEATURE  # what cgf weighs by (eq. 10)
     agent: str = "bo"
@@ -145,6 +145,7 @@ class SearchResult:
     best_score: float
     trials: list[dict]  # the records of trials.jsonl, in order
     origin: str = "agent"  # the best trial's: "agent" or a reference sampler's name
+    pick: int = -1  # index of the best trial in ``trials``
 
     @property
     def wall_time(self) -> float:
@@ -235,7 +236,7 @@ def summarise(records: list[dict], pick: int | None = None) -> SearchResult:
                           "different features, transform or more rounds")
     top = records[pick] if pick is not None else max(ok, key=lambda r: (r["score"], -r["trial"]))
     return SearchResult(SwiftParams.from_dict(top["params"]), top["score"], records,
-                        top.get("origin", "agent"))
+                        top.get("origin", "agent"), records.index(top))
 
 
 def load_trials(run_dir: str | Path) -> list[dict]:

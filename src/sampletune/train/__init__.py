@@ -3,6 +3,7 @@
 from sampletune.train.config import LR_SCHEDULES, TrainConfig
 from sampletune.train.loop import (
     BatchReport,
+    EpochObserver,
     MixedBatch,
     Observer,
     Trainer,
@@ -16,6 +17,7 @@ from sampletune.train.progress import progress_bar
 from sampletune.train.schedules import lr_factor
 
 __all__ = [
-    "LR_SCHEDULES", "BatchReport", "MixedBatch", "Observer", "TrainConfig", "TrainResult",
-    "Trainer", "evaluate", "example_losses", "lr_factor", "progress_bar", "seeded_model", "train",
+    "LR_SCHEDULES", "BatchReport", "EpochObserver", "MixedBatch", "Observer", "TrainConfig",
+    "TrainResult", "Trainer", "evaluate", "example_losses", "lr_factor", "progress_bar",
+    "seeded_model", "train",
 ]

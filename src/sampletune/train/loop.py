@@ -52,6 +52,15 @@ class Observer(Protocol):
     def on_batch(self, report: BatchReport) -> None: ...
 
 
+@runtime_checkable
+class EpochObserver(Protocol):
+    """An observer that also hears the end of each epoch: its record (``train_loss``, and
+    ``val_acc`` on evaluated epochs) and whether it is early stopping's best so far. Called
+    before the epoch's checkpoint, so state kept here survives a resume."""
+
+    def on_epoch_end(self, record: dict, is_best: bool) -> None: ...
+
+
 @dataclass
 class MixedBatch:
     """A batch after mixing: input ``x`` and, for each mixed example i, K source labels with
@@ -345,9 +354,13 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
                     test = trainer.evaluate(data.test)
                     record.update(test_loss=test["loss"], test_acc=test["acc"])
             record["time"] = time.perf_counter() - t0
-            if "val_acc" in record and record is best_record(history + [record]):
+            is_best = "val_acc" in record and record is best_record(history + [record])
+            if is_best:
                 best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
             history.append(record)
+            for obs in observers:
+                if isinstance(obs, EpochObserver):
+                    obs.on_epoch_end(record, is_best)
             bar.advance(_describe(record))
             if ckpt is not None:
                 _checkpoint(ckpt, trainer, sampler, observers, history, epoch, record["time"],
