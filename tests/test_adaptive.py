@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from sampletune.errors import ConfigError
+from sampletune.samplers import csgd_probabilities, psgd_probabilities, seen_mean
 from sampletune.samplers.adaptive import CSGDSampler, PSGDSampler
 from sampletune.train import BatchReport, TrainConfig, seeded_model, train
 
@@ -92,3 +93,17 @@ def test_trained_sampler_is_observed_and_focuses_on_hard_examples(tiny_data):
     p = s.probabilities()
     noisy = tiny_data.train.noisy.cpu()
     assert p[noisy].mean() > 1.5 * p[~noisy].mean()
+
+
+def test_pure_rules_are_what_the_samplers_draw_from():
+    idx, p = torch.tensor([0, 1, 2, 1]), torch.tensor([0.9, 0.5, 0.1, 0.3])
+    for cls, rule in ((PSGDSampler, psgd_probabilities), (CSGDSampler, csgd_probabilities)):
+        s = cls(5, budget=0.6)
+        s.observe(idx, p)  # what a user's own loop calls
+        mean = seen_mean(s.hardness_sum, s.weight_sum)
+        assert mean.tolist() == pytest.approx([0.1, 0.6, 0.9, 0.9, 0.9])  # unseen: the max
+        assert torch.equal(rule(mean), s.probabilities())
+    assert torch.equal(csgd_probabilities(torch.ones(3)),
+                       torch.full((3,), 1 / 3, dtype=torch.float64))  # all fitted: uniform
+    with pytest.raises(ConfigError, match="^weight_sum: "):
+        seen_mean(torch.zeros(3), torch.zeros(4))

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from sampletune.errors import ConfigError
 from sampletune.features import (
@@ -11,6 +12,7 @@ from sampletune.features import (
     cached_features,
     cdf_normalise,
     compute_features,
+    features_from_loader,
     full_grad_norm,
     load_features,
     renormed_entropy,
@@ -160,3 +162,39 @@ def test_train_loss_tracker_averages_up_to_twice_the_best_epoch():
                              torch.zeros(1)))
     with pytest.raises(ConfigError, match="^features: non-finite"):
         bad.mean()
+
+
+def _loader_data(n=23):
+    x, y = torch.randn(n, 5, generator=_gen()), torch.randint(0, 4, (n,), generator=_gen(1))
+    return x, y, TensorDataset(x, y), TensorDataset(torch.arange(n), x, y)
+
+
+def test_features_from_loader_equal_compute_features_in_any_order():
+    model = _mlp()
+    x, y, plain, indexed = _loader_data()
+    ref = compute_features(model, x, y, progress=False)
+    in_order = features_from_loader(model, DataLoader(plain, batch_size=5))
+    shuffled = features_from_loader(
+        model, DataLoader(indexed, batch_size=4, shuffle=True, generator=_gen(2)))
+    lists = features_from_loader(model, [(x[:10], y[:10]), (x[10:], y[10:])], n=23)
+    for got in (in_order, shuffled, lists):
+        assert set(got) == {"loss", "renormed_entropy", "grad_norm"}
+        for k in ref:
+            assert got[k].shape == (23,) and got[k].dtype == torch.float64
+            assert torch.allclose(got[k], ref[k])
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p, i: DataLoader(p, batch_size=4, shuffle=True), "shuffles"),
+    (lambda p, i: DataLoader(i, batch_size=4, drop_last=True), "3 of 23 examples never"),
+    (lambda p, i: DataLoader(p, batch_size=4, drop_last=True), "yielded 20 examples for n=23"),
+    (lambda p, i: [torch.zeros(4, 5)], "type Tensor"),
+    (lambda p, i: [(torch.zeros(4, 5), torch.zeros(4))], "dtype torch.float32"),
+    (lambda p, i: [(torch.tensor([0, 1]), torch.zeros(3, 5), torch.zeros(3).long())],
+     "2 indices for 3 labels"),
+    (lambda p, i: [], "yielded no batch"),
+])
+def test_features_from_loader_refuses_what_it_cannot_place(make, match):
+    _, _, plain, indexed = _loader_data()
+    with pytest.raises(ConfigError, match=f"^loader: .*{match}"):
+        features_from_loader(_mlp(), make(plain, indexed))

@@ -15,12 +15,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sampletune"
 BASE, SAMPLING, TRAINING, HOOKS, FAMILIES, APP = range(6)
 LAYERS = {
     "__init__": BASE, "data": BASE, "models": BASE, "io": BASE, "errors": BASE,
-    "rundir": BASE, "plots": BASE,
+    "rundir": BASE, "plots": BASE, "seeding": BASE,
     "samplers": SAMPLING,
     "train": TRAINING,
     "features": HOOKS, "selection": HOOKS, "augment": HOOKS, "noisy": HOOKS,
     "swift": FAMILIES, "autosampling": FAMILIES, "budget": FAMILIES,
-    "cli": APP, "commands": APP, "experiments": APP,
+    "cli": APP, "commands": APP, "experiments": APP, "api": APP,
 }
 NAMES = ("base", "sampling", "training", "hooks", "families", "app")
 

@@ -4,7 +4,13 @@ from torch import nn
 
 from sampletune.augment import build_augment
 from sampletune.errors import ConfigError
-from sampletune.selection import OrderedSGD, SelectiveBackprop, selectivity_for_budget
+from sampletune.selection import (
+    OrderedSGD,
+    SelectiveBackprop,
+    sb_keep_probability,
+    sb_select,
+    selectivity_for_budget,
+)
 from sampletune.train import BatchReport, TrainConfig, Trainer, seeded_model
 
 
@@ -171,3 +177,20 @@ def test_osgd_uses_the_new_q_from_the_first_step_of_an_epoch(tiny_data):
     o.set_epoch(1)
     assert o.q == 16
     assert int(o.loss_weights(torch.rand(64)).sum()) == 16
+
+
+def test_sb_rule_as_plain_functions_for_your_own_loop():
+    sb = SelectiveBackprop(4, beta=2.0, history=8)
+    losses = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert torch.equal(sb_keep_probability(losses, losses, 2.0), sb.keep_probability(losses))
+    masks = [sb_select(losses, 1.0, torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert torch.equal(*masks) and masks[0].dtype == torch.bool and bool(masks[0][3])
+    ref = torch.arange(100.0)  # F over a longer history: a loss of 50 has cdf 0.51
+    assert sb_keep_probability(torch.tensor([50.0]), ref, 1.0).item() == pytest.approx(0.51)
+    g = torch.Generator().manual_seed(0)
+    kept = sb_select(torch.rand(4000, generator=g), selectivity_for_budget(0.25), g)
+    assert kept.float().mean().item() == pytest.approx(0.25, abs=0.03)
+    with pytest.raises(ConfigError, match="^reference: "):
+        sb_keep_probability(losses, torch.zeros(0), 1.0)
+    with pytest.raises(ConfigError, match="^sb_beta: "):
+        sb_select(losses, -1.0, g)

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from helpers import FAST_BO, swift_features
 
 from sampletune.errors import ConfigError
 from sampletune.models import build_model
@@ -24,17 +25,6 @@ from sampletune.swift.search import (
 from sampletune.swift.verify import rank_metrics
 from sampletune.train import TrainConfig, seeded_model, train
 
-FAST_BO = {"n_init": 3, "num_restarts": 2, "raw_samples": 32}
-
-
-def _features(n=300):
-    g = torch.Generator().manual_seed(0)
-    noisy = torch.rand(n, generator=g) < 0.4
-    loss = torch.rand(n, generator=g, dtype=torch.float64) + 2.0 * noisy
-    return {"loss": loss, "renormed_entropy": torch.rand(n, generator=g, dtype=torch.float64),
-            "grad_norm": loss + 0.1,
-            "train_loss": loss + torch.rand(n, generator=g, dtype=torch.float64)}, noisy
-
 
 def _clean_mass(noisy):
     """A cheap stand-in for the inner loop: probability mass on clean examples."""
@@ -42,7 +32,7 @@ def _clean_mass(noisy):
 
 
 def _search(tmp_path, name, rounds=7, agent="bo", score=None, **kw):
-    feats, noisy = _features()
+    feats, noisy = swift_features()
     cfg = SearchConfig(rounds=rounds, agent=agent, seed=3,
                        agent_options=FAST_BO if agent == "bo" else {}, **kw)
     family = SwiftFamily(feats, cfg.features, cfg.transform)
@@ -62,7 +52,7 @@ def test_search_records_every_trial_and_returns_the_top(tmp_path):
 
 def test_interrupted_search_resumes_to_the_same_result(tmp_path):
     full = _search(tmp_path, "full", rounds=5)
-    _, noisy = _features()
+    _, noisy = swift_features()
 
     def dies_at_trial_4(probs, trial):
         if trial == 4:
@@ -135,7 +125,7 @@ def test_finetuner_scores_on_validation_and_keeps_w_share(tiny_data):
 def test_sampler_file_round_trip_and_weighted_sampler(tmp_path):
     from sampletune.features import FeatureKey, save_features
 
-    feats, _ = _features()
+    feats, _ = swift_features()
     result = _search(tmp_path, "run", rounds=3, agent="random")
     key = FeatureKey("d", "train", 0, "m")
     feat_path = save_features(tmp_path / "run" / "feats" / "f.npz", feats, key)

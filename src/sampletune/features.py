@@ -1,4 +1,5 @@
-"""Per-example features of a split from a trained model, and their cdf normalisation.
+"""Per-example features of a split (or of any ``DataLoader``) from a trained model, and their
+cdf normalisation.
 
 Features (swift-sampler.txt, sections 3.2 and 4), each a float64 tensor ``(n,)`` indexed like
 the split:
@@ -25,13 +26,15 @@ size when loaded.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from sampletune.errors import ConfigError, check
 from sampletune.io import load_numpy, save_npz
@@ -155,25 +158,95 @@ def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_
     check(batch_size >= 1, "batch_size", f"{batch_size} must be positive", ">= 1")
     n = int(y.shape[0])
     check(n >= 1, "features", "the split is empty")
+    starts = _track(range(0, n, batch_size), progress, "features")
+    batches = ((_rows(x, s, min(n, s + batch_size)), y[s: s + batch_size]) for s in starts)
+    with _eval(model):
+        parts = [_batch_features(model, xb, yb, device, full_grad) for xb, yb in batches]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = None,
+                         device: str | torch.device = "cpu", full_grad: bool = False,
+                         progress: bool = False) -> dict[str, Tensor]:
+    """Features (as :func:`compute_features`) of every example a loader yields.
+
+    ``loader`` is any iterable of batches, e.g. a ``DataLoader``: either ``(x, y)``, in
+    dataset order (a loader that does not shuffle), or ``(index, x, y)`` with ``index``
+    ``(B,)`` the examples' positions in ``[0, n)``, in any order (repeats are computed
+    again and give the same values). ``x`` ``(B, *shape)``, ``y`` ``(B,)`` integer class ids.
+    ``n`` defaults to ``len(loader.dataset)``; with indexed batches every position in
+    ``[0, n)`` must be yielded. Returns ``{name: float64 (n,)}``, position ``i`` = example
+    ``i``. The model is put in eval mode and restored after.
+    """
+    shuffled = isinstance(loader, DataLoader) and isinstance(loader.sampler, RandomSampler)
+    if n is None and isinstance(loader, DataLoader) and hasattr(loader.dataset, "__len__"):
+        n = len(loader.dataset)
+    indices, parts = [], []
+    with _eval(model):
+        for batch in _track(loader, progress, "features"):
+            check(isinstance(batch, tuple | list) and len(batch) in (2, 3), "loader",
+                  f"yields a batch of type {type(batch).__name__}"
+                  + (f" with {len(batch)} items" if isinstance(batch, tuple | list) else ""),
+                  "(x, y) or (index, x, y)")
+            check(len(batch) == 3 or not shuffled, "loader", "shuffles (x, y) batches, so the "
+                  "examples' positions are unknown", "shuffle=False, or batches (index, x, y)")
+            xb, yb = batch[-2], torch.as_tensor(batch[-1])
+            check(yb.dim() == 1 and not yb.is_floating_point(), "loader", f"labels of shape "
+                  f"{tuple(yb.shape)} and dtype {yb.dtype}", "(B,) integer class ids")
+            if len(batch) == 3:
+                idx = torch.as_tensor(batch[0]).flatten()
+                check(not idx.is_floating_point() and not idx.is_complex(), "loader",
+                      f"index has dtype {idx.dtype}", "integer positions")
+                check(len(idx) == len(yb), "loader", f"{len(idx)} indices for {len(yb)} "
+                      "labels", "one index per example")
+                indices.append(idx.to("cpu", torch.int64))
+            parts.append(_batch_features(model, xb, yb.long(), device, full_grad))
+    check(bool(parts), "loader", "yielded no batch")
+    feats = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    seen = feats["loss"].numel()
+    if not indices:
+        check(n is None or seen == n, "loader", f"yielded {seen} examples for n={n}",
+              "every example once, or batches (index, x, y)")
+        return feats
+    check(len(indices) == len(parts), "loader", "mixes (x, y) and (index, x, y) batches")
+    index = torch.cat(indices)
+    n = int(index.max()) + 1 if n is None else int(n)
+    check(int(index.min()) >= 0 and int(index.max()) < n, "loader",
+          f"index outside [0, {n}): {int(index.min())}..{int(index.max())}")
+    missing = torch.ones(n, dtype=torch.bool)
+    missing[index] = False
+    check(not bool(missing.any()), "loader", f"{int(missing.sum())} of {n} examples never "
+          "yielded", "a loader over every example, without drop_last")
+    out = {}
+    for k, v in feats.items():
+        out[k] = torch.empty(n, dtype=v.dtype)
+        out[k][index] = v
+    return out
+
+
+@contextmanager
+def _eval(model: nn.Module):
+    """``model`` in eval mode for the block, its mode restored after."""
     was_training = model.training
     model.eval()
-    layer = logit_layer(model)
-    out: dict[str, list[Tensor]] = {k: [] for k in FEATURE_NAMES[: 4 if full_grad else 3]}
-    starts = range(0, n, batch_size)
     try:
-        for s in _track(starts, progress, "features"):
-            xb = _rows(x, s, min(n, s + batch_size)).to(device)
-            yb = y[s: s + batch_size].to(device)
-            hidden, logits = _forward_with_hidden(model, layer, xb)
-            out["loss"].append(F.cross_entropy(logits.double(), yb, reduction="none").cpu())
-            out["renormed_entropy"].append(renormed_entropy(logits, yb).cpu())
-            out["grad_norm"].append(
-                last_layer_grad_norm(hidden, logits, yb, layer.bias is not None).cpu())
-            if full_grad:
-                out["grad_norm_full"].append(full_grad_norm(model, xb, yb).cpu())
+        yield
     finally:
         model.train(was_training)
-    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def _batch_features(model: nn.Module, x: Tensor, y: Tensor, device: str | torch.device,
+                    full_grad: bool) -> dict[str, Tensor]:
+    """The features of one batch, ``{name: float64 (B,)}`` on the CPU (model in eval mode)."""
+    layer = logit_layer(model)
+    xb, yb = x.to(device), y.to(device)
+    hidden, logits = _forward_with_hidden(model, layer, xb)
+    out = {"loss": F.cross_entropy(logits.double(), yb, reduction="none"),
+           "renormed_entropy": renormed_entropy(logits, yb),
+           "grad_norm": last_layer_grad_norm(hidden, logits, yb, layer.bias is not None)}
+    if full_grad:
+        out["grad_norm_full"] = full_grad_norm(model, xb, yb)
+    return {k: v.cpu() for k, v in out.items()}
 
 
 class TrainLossTracker:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sampletune.errors import check
+from sampletune.seeding import numpy_generator
 
 EXPLORATIONS = ("uniform", "random", "mixture")  # section 5.4
 
@@ -115,8 +116,10 @@ def explore_weights(exploration: str, last_cycle: np.ndarray | None, num_example
 
 
 def worker_rng(seed: int, cycle: int, worker: int) -> np.random.Generator:
-    """The generator of worker ``worker``'s draws in cycle ``cycle``: from these three alone."""
-    return np.random.default_rng([int(seed), int(cycle), int(worker)])
+    """The generator of worker ``worker``'s draws in cycle ``cycle``: from these three alone
+    (:func:`sampletune.seeding.numpy_generator`, the stream of ``default_rng([seed, cycle,
+    worker])``)."""
+    return numpy_generator(seed, cycle, worker)
 
 
 def cycle_streams(weights: np.ndarray | None, num_examples: int, uniform_epochs: int,

@@ -12,6 +12,7 @@ import torch
 
 from sampletune.data.dataset import DataSplits
 from sampletune.models import build_model
+from sampletune.seeding import derive_seed
 from sampletune.train import TrainConfig, Trainer, example_losses, seeded_model
 
 
@@ -28,8 +29,7 @@ class WorkerSpec:
 def interval_seed(seed: int, interval: int, worker: int) -> int:
     """Seed of the global torch RNG (dropout and the like) while ``worker`` trains
     interval ``interval``: from these three alone, so engines agree."""
-    return int(np.random.SeedSequence([int(seed), 1, int(interval), int(worker)])
-               .generate_state(1)[0])
+    return derive_seed(seed, 1, interval, worker)
 
 
 class Worker:

@@ -22,6 +22,48 @@ from sampletune.samplers.base import IndexSampler, budget_samples
 from sampletune.samplers.weighted import sample_with_replacement, sample_without_replacement
 
 
+def seen_mean(hardness_sum: Tensor, weight_sum: Tensor) -> Tensor:
+    """The first term of eq. 2: ``hardness_sum / weight_sum`` ``(N,)`` float64, the mean
+    ``1 - p(true class)`` over the times each example was seen; examples never seen
+    (``weight_sum == 0``) get the largest mean seen, 1 if none was seen."""
+    hardness = torch.as_tensor(hardness_sum).detach().cpu().to(torch.float64)
+    weight = torch.as_tensor(weight_sum).detach().cpu().to(torch.float64)
+    check(hardness.shape == weight.shape and hardness.dim() == 1, "weight_sum",
+          f"shape {tuple(weight.shape)} for hardness_sum {tuple(hardness.shape)}", "(N,) each")
+    seen = weight > 0
+    mean = torch.ones(len(weight), dtype=torch.float64)
+    if seen.any():
+        m = hardness[seen] / weight[seen]
+        mean[seen] = m
+        mean[~seen] = m.max()
+    return mean
+
+
+def csgd_importance(mean: Tensor) -> Tensor:
+    """c-SGD's importance ``c = p (1 - p)`` of the running mean ``p`` ``(N,)`` (section 3)."""
+    return mean * (1.0 - mean)
+
+
+def smoothed_probabilities(importance: Tensor) -> Tensor:
+    """Eqs. 2-3: ``P^t = (imp + eps^t) / sum``, ``eps^t`` the mean importance, from
+    ``importance`` ``(N,)`` float64 >= 0; uniform when that sum is not positive."""
+    p = importance + importance.mean()
+    if not bool(p.sum() > 0):  # every example fitted perfectly: fall back to uniform
+        return torch.full((len(p),), 1.0 / len(p), dtype=torch.float64)
+    return p / p.sum()
+
+
+def psgd_probabilities(mean: Tensor) -> Tensor:
+    """p-SGD's ``P^t`` (eqs. 2-3) ``(N,)`` from the running mean ``1 - p(true class)``
+    ``(N,)`` (:func:`seen_mean`)."""
+    return smoothed_probabilities(mean)
+
+
+def csgd_probabilities(mean: Tensor) -> Tensor:
+    """c-SGD's ``P^t`` ``(N,)``: eqs. 2-3 on ``c = mean (1 - mean)``."""
+    return smoothed_probabilities(csgd_importance(mean))
+
+
 class PSGDSampler(IndexSampler):
     """p-SGD: draw ``round(n * budget)`` examples per epoch from ``P^t`` (eqs. 2-3).
 
@@ -48,28 +90,26 @@ class PSGDSampler(IndexSampler):
         self.weight_sum = torch.zeros(self.n, dtype=torch.float64)  # sightings
 
     def on_batch(self, report) -> None:
-        """Accumulate ``1 - true_prob`` by index (for mixed batches the trainer already
-        credits each source with its share-weighted mean). The sums live on the report's
+        """The trainer's hook: :meth:`observe` the report's indices and ``true_prob`` (for
+        mixed batches the trainer already credits each source with its share-weighted
+        mean)."""
+        self.observe(report.indices, report.true_prob)
+
+    def observe(self, indices: Tensor, true_prob: Tensor) -> None:
+        """Accumulate ``1 - true_prob`` ``(B,)`` by ``indices`` ``(B,)`` (from your own loop:
+        ``true_prob = exp(-per-example cross-entropy)``). The sums live on the indices'
         device, so observing costs no host sync."""
-        idx = report.indices.detach()
+        idx = indices.detach()
         if self.hardness_sum.device != idx.device:
             self.hardness_sum = self.hardness_sum.to(idx.device)
             self.weight_sum = self.weight_sum.to(idx.device)
-        hard = 1.0 - report.true_prob.detach().to(torch.float64)
+        hard = 1.0 - true_prob.detach().to(torch.float64)
         self.hardness_sum.index_add_(0, idx, hard)
         self.weight_sum.index_add_(0, idx, torch.ones_like(hard))
 
     def running_mean(self) -> Tensor:
-        """(N,) float64: mean ``1 - p(true class)`` over the times each example was seen
-        (the first term of eq. 2); unseen examples get the largest mean seen, 1 if none."""
-        hardness, weight = self.hardness_sum.cpu(), self.weight_sum.cpu()
-        seen = weight > 0
-        mean = torch.ones(self.n, dtype=torch.float64)
-        if seen.any():
-            m = hardness[seen] / weight[seen]
-            mean[seen] = m
-            mean[~seen] = m.max()
-        return mean
+        """(N,) float64: :func:`seen_mean` of the sums observed so far."""
+        return seen_mean(self.hardness_sum, self.weight_sum)
 
     def base_importance(self, mean: Tensor) -> Tensor:
         """p-SGD's importance before smoothing: the running mean itself."""
@@ -85,10 +125,7 @@ class PSGDSampler(IndexSampler):
         """(N,) float64 ``P^t`` of eq. 3 (uniform during warm-up)."""
         if self.epoch < self.warmup_epochs:
             return torch.full((self.n,), 1.0 / self.n, dtype=torch.float64)
-        p = self.importance()
-        if not bool(p.sum() > 0):  # every example fitted perfectly: fall back to uniform
-            return torch.full((self.n,), 1.0 / self.n, dtype=torch.float64)
-        return p / p.sum()
+        return smoothed_probabilities(self.base_importance(self.running_mean()))
 
     def _draw(self, generator: torch.Generator) -> Tensor:
         p = self.probabilities()
@@ -113,4 +150,4 @@ class CSGDSampler(PSGDSampler):
     favouring examples near the decision boundary; smoothed and drawn as in p-SGD."""
 
     def base_importance(self, mean: Tensor) -> Tensor:
-        return mean * (1.0 - mean)
+        return csgd_importance(mean)

@@ -30,6 +30,28 @@ def selectivity_for_budget(budget: float) -> float:
     return 1.0 / budget - 1.0
 
 
+def sb_keep_probability(losses: Tensor, reference: Tensor, beta: float) -> Tensor:
+    """Eq. 4: ``F_R(loss) ** b`` ``(B,)`` float32 in ``[0, 1]``, ``F_R`` the empirical cdf
+    of ``reference`` ``(R,)``, the recent losses (eq. 4 counts the batch's own among them).
+    ``losses`` ``(B,)``; ``beta`` is ``b >= 0`` (:func:`selectivity_for_budget`)."""
+    check(beta >= 0, "sb_beta", f"{beta} is negative", ">= 0")
+    recent = reference.detach().flatten().to(losses.device, losses.dtype).sort().values
+    check(len(recent) > 0, "reference", "no recent losses", "(R,) losses, R >= 1")
+    cdf = torch.searchsorted(recent, losses, right=True).float() / len(recent)
+    return cdf.pow(beta)
+
+
+def sb_select(losses: Tensor, beta: float, generator: torch.Generator,
+              reference: Tensor | None = None) -> Tensor:
+    """Selective backprop's draw for your own loop: ``(B,)`` bool, example ``i`` kept with
+    probability :func:`sb_keep_probability` of its loss ``(B,)`` against ``reference``
+    (default: the batch's own losses, as Composer's ``select_using_loss``). Back-propagate
+    ``losses[keep]`` (or re-forward ``x[keep]``); ``generator`` on the losses' device."""
+    losses = losses.detach().float()
+    p = sb_keep_probability(losses, losses if reference is None else reference, beta)
+    return torch.rand(len(p), generator=generator, device=p.device) < p
+
+
 class SelectiveBackprop:
     """A :class:`~sampletune.train.loop.Selector` implementing eq. 4.
 
@@ -74,9 +96,7 @@ class SelectiveBackprop:
             pos = (self.filled + torch.arange(n, device=losses.device)) % self.R
             self.history[pos] = losses
         self.filled += n
-        recent = self.history[: min(self.filled, self.R)].sort().values
-        cdf = torch.searchsorted(recent, losses, right=True).float() / len(recent)
-        return cdf.pow(self.beta)
+        return sb_keep_probability(losses, self.history[: min(self.filled, self.R)], self.beta)
 
     @torch.no_grad()
     def score(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:

@@ -95,13 +95,30 @@ def _contained(path: Path, feature_file) -> Path:
     return feat
 
 
-def to_weighted_sampler(spec: SamplerSpec | str | Path, num_samples: int | None = None, *,
-                        seed: int = 0, **kw) -> WeightedSampler:
-    """A :class:`~sampletune.samplers.WeightedSampler` drawing by the sampler's probabilities
-    (``num_samples`` per epoch, default ``n``; extra keywords as ``WeightedSampler``'s)."""
+def sampler_from_file(spec: SamplerSpec | str | Path, num_samples: int | None = None, *,
+                      features: dict[str, Tensor] | None = None, seed: int = 0,
+                      **kw) -> WeightedSampler:
+    """A :class:`~sampletune.samplers.WeightedSampler` (a DataLoader ``Sampler[int]``) drawing
+    by a sampler file's probabilities: ``num_samples`` indices per epoch (default: one per
+    example), with replacement; extra keywords as ``WeightedSampler``'s.
+
+    ``features`` ``{name: (M,)}`` applies the file's sampler to other features (e.g. of
+    another model, or of new data: ``M`` need not be the file's ``n``) instead of the
+    feature file it names; they must hold its features (and ``grad_norm`` for ``cgf``).
+    """
     if not isinstance(spec, SamplerSpec):
         spec = load_sampler(spec)
-    return WeightedSampler(spec.probabilities(), num_samples, seed=seed, **kw)
+    if features is None:
+        probs = spec.probabilities()
+    else:
+        check(isinstance(features, dict), "features", f"is a {type(features).__name__}",
+              "{name: (M,) tensor}")
+        probs = SwiftFamily(features, spec.features, spec.transform,
+                            spec.grad_feature).probabilities(spec.params)
+    return WeightedSampler(probs, num_samples, seed=seed, **kw)
+
+
+to_weighted_sampler = sampler_from_file  # its former name
 
 
 @register_sampler("swift")

@@ -40,7 +40,8 @@ from sampletune.swift.family import (
     InvalidSampler,
     SwiftFamily,
 )
-from sampletune.swift.params import SwiftParams, cube_dim, from_cube, to_cube
+from sampletune.swift.params import SwiftParams, cube_dim
+from sampletune.swift.study import propose
 from sampletune.train import TrainConfig, Trainer, progress_bar
 
 TRIALS_FILE = "trials.jsonl"
@@ -196,15 +197,7 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
                           completed=len(records), enabled=progress) as bar:
             for t in range(len(records), cfg.rounds):
                 start = time.perf_counter()
-                # Round-trip through a list so the live run tells the agent the same floats a
-                # resumed run reads back from JSON.
-                if t < len(initial):
-                    origin, params = initial[t]
-                    x = torch.tensor(to_cube(params).tolist(), dtype=torch.float64)
-                else:
-                    origin = "agent"
-                    x = torch.tensor(agent.ask().tolist(), dtype=torch.float64)
-                    params = from_cube(x, cfg.segments, len(cfg.features))
+                origin, x, params = propose(agent, initial, t, cfg.segments, len(cfg.features))
                 agent_seconds = time.perf_counter() - start
                 record = {"trial": t, "origin": origin, "x": x.tolist(), "params": params.to_dict()}
                 try:

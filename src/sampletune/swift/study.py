@@ -1,0 +1,208 @@
+"""An ask/tell Swift Sampler search for your own training loop (swift-sampler.txt, Algorithm 1).
+
+The outer loop of ``swift search`` without its inner loop: the study proposes samplers
+``tau(x) = H(T(G(x)))`` (eqs. 4-10) with the same agents (:mod:`sampletune.swift.agents`)
+and reference samplers (:mod:`sampletune.swift.reference`), and the caller scores each one
+however it likes, e.g. by fine-tuning its model for a few epochs with ``trial.sampler`` and
+returning the validation accuracy (section 3.4)::
+
+    study = SwiftStudy(features, seed=0)
+    for _ in range(20):
+        trial = study.ask()
+        study.tell(trial, my_score(trial.sampler))
+    study.save_best("runs/mine/sampler.json")
+
+A study is a function of its settings and the scores told: the same seed and scores give
+the same trials.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from sampletune.errors import ConfigError, check
+from sampletune.features import FeatureKey, save_features
+from sampletune.samplers import WeightedSampler
+from sampletune.seeding import derive_seed
+from sampletune.swift.agents import AGENTS, Agent, make_agent
+from sampletune.swift.family import DEFAULT_FEATURES, GRAD_FEATURE, InvalidSampler, SwiftFamily
+from sampletune.swift.params import SwiftParams, cube_dim, from_cube, to_cube
+from sampletune.swift.reference import reference_params
+from sampletune.swift.sampler_file import SamplerSpec, save_sampler
+
+MAX_INVALID = 100  # proposals in a row without a usable sampler before ask() gives up
+
+
+def propose(agent: Agent, initial: Sequence[tuple[str, SwiftParams]], t: int, segments: int,
+            num_features: int) -> tuple[str, Tensor, SwiftParams]:
+    """Trial ``t``'s candidate ``(origin, cube point x (D,), params)``: ``initial[t]`` while
+    ``t < len(initial)`` (origin: its name), else the agent's proposal (origin ``"agent"``).
+
+    ``x`` goes through a list of floats so a live search tells the agent the floats that a
+    resumed one reads back from JSON.
+    """
+    if t < len(initial):
+        origin, params = initial[t]
+        return origin, torch.tensor(to_cube(params).tolist(), dtype=torch.float64), params
+    x = torch.tensor(agent.ask().tolist(), dtype=torch.float64)
+    return "agent", x, from_cube(x, segments, num_features)
+
+
+@dataclass
+class Trial:
+    """One candidate sampler of a :class:`SwiftStudy`.
+
+    ``sampler`` draws ``num_samples`` indices per epoch by ``probabilities`` (float64
+    ``(N,)``, summing to one), with replacement; call ``sampler.set_epoch(e)`` each epoch.
+    Every trial's sampler has the same seed (common random numbers, as ``swift search``'s
+    fine-tunes), so two trials' scores differ by their samplers, not by their draws.
+    """
+
+    number: int
+    origin: str  # "agent", or the reference sampler's name ("uniform", "drop-top-0.2", ...)
+    params: SwiftParams
+    x: Tensor  # float64 (D,): the point of the agent's unit cube
+    probabilities: Tensor | None = None  # None when the sampler is unusable (state "failed")
+    sampler: WeightedSampler | None = None
+    state: str = "pending"  # "pending" (asked, not told), "ok" or "failed"
+    score: float | None = None
+    error: str | None = None  # why a failed trial failed
+
+
+class SwiftStudy:
+    """Ask/tell search of a Swift sampler over per-example features.
+
+    Args:
+        features: ``{name: float64 (N,)}``, e.g. from
+            :func:`sampletune.features.features_from_loader`; example ``i`` is position ``i``
+            of the data the samplers index.
+        seed: seeds the agent and the trials' samplers, in ``[0, 2**32)``.
+        agent: ``"bo"`` (GP-UCB, section 3.3), ``"random"`` or ``"rl"`` (appendix A.1.2).
+        segments: ``S`` of H (eq. 8); ``feature_names`` the features G aggregates (eq. 6);
+            ``transform`` T, ``"cgf"`` (eq. 10, weighing by ``grad_feature``) or ``"cdf"``.
+        references: ask the reference samplers first (uniform, "drop the top q by loss").
+        num_samples: indices each trial's sampler draws per epoch (default ``N``).
+        agent_options: keywords of the agent (e.g. ``{"n_init": 5}`` for BO).
+    """
+
+    def __init__(self, features: dict[str, Tensor], *, seed: int = 0, agent: str = "bo",
+                 segments: int = 4, feature_names: Sequence[str] = DEFAULT_FEATURES,
+                 transform: str = "cgf", grad_feature: str = GRAD_FEATURE,
+                 references: bool = True, num_samples: int | None = None,
+                 agent_options: dict | None = None):
+        check(isinstance(features, dict) and bool(features), "features",
+              "must be a non-empty dict of (N,) tensors", "{name: tensor}")
+        check(isinstance(seed, int) and 0 <= seed < 2**32, "seed", f"{seed!r} is outside "
+              "[0, 2**32 - 1]", "0 <= seed <= 2**32 - 1")
+        check(agent in AGENTS, "agent", f"unknown agent {agent!r}", ", ".join(AGENTS))
+        check(isinstance(segments, int) and segments >= 1, "segments",
+              f"{segments!r} must be a positive integer", ">= 1")
+        self.family = SwiftFamily(features, feature_names, transform, grad_feature)
+        self.features = {k: torch.as_tensor(v) for k, v in features.items()}
+        self.seed, self.segments = seed, segments
+        self.num_samples = self.family.n if num_samples is None else num_samples
+        check(isinstance(self.num_samples, int) and self.num_samples >= 1, "num_samples",
+              f"{num_samples!r} must be a positive integer", ">= 1")
+        dim = cube_dim(segments, len(self.family.names))
+        self.agent = make_agent(agent, dim, seed, **(agent_options or {}))
+        self.initial = reference_params(self.family, segments) if references else []
+        self.sampler_seed = derive_seed(seed, "swift-study", "sampler")
+        self.trials: list[Trial] = []
+        self._pending: Trial | None = None
+
+    # ---- ask / tell ----------------------------------------------------------------------
+    def ask(self) -> Trial:
+        """The next trial, with a ready ``sampler``. A proposal whose sampler is unusable (all
+        probabilities zero) is recorded as a failed trial and the next one is asked."""
+        check(self._pending is None, "trial", f"trial {getattr(self._pending, 'number', '')} "
+              "is still waiting for its score", "tell(trial, score) before the next ask()")
+        for _ in range(MAX_INVALID):
+            origin, x, params = propose(self.agent, self.initial, len(self.trials),
+                                        self.segments, len(self.family.names))
+            trial = Trial(len(self.trials), origin, params, x)
+            try:
+                trial.probabilities = self.family.probabilities(params)
+            except InvalidSampler as err:
+                trial.error = str(err)
+                self._finish(trial, None)
+                continue
+            trial.sampler = WeightedSampler(trial.probabilities, self.num_samples,
+                                            seed=self.sampler_seed)
+            self._pending = trial
+            return trial
+        raise ConfigError("features", f"{MAX_INVALID} proposals in a row gave no usable "
+                          "sampler", "other features, transform or segments")
+
+    def tell(self, trial: Trial, score: float | None) -> None:
+        """Record ``trial``'s score (higher is better). ``None``, NaN or an infinite score
+        marks the trial failed: the agent learns it as the worst score seen."""
+        check(trial is self._pending, "trial", f"trial {getattr(trial, 'number', trial)!r} is "
+              "not the one waiting for a score", "the trial the last ask() returned")
+        if score is not None:
+            check(isinstance(score, numbers.Real) or (isinstance(score, Tensor)
+                  and score.numel() == 1), "score", f"{score!r} is not a number",
+                  "a float, or None for a failed trial")
+            score = float(score)
+            if not math.isfinite(score):
+                trial.error = f"score is {score}"
+                score = None
+        elif trial.error is None:
+            trial.error = "no score"
+        self._pending = None
+        self._finish(trial, score)
+
+    def _finish(self, trial: Trial, score: float | None) -> None:
+        self.agent.tell(trial.x, score)
+        trial.score = score
+        trial.state = "failed" if score is None else "ok"
+        self.trials.append(trial)
+
+    def optimize(self, score: Callable[[WeightedSampler], float | None], n_trials: int, *,
+                 catch: tuple[type[Exception], ...] = ()) -> Trial | None:
+        """Ask, score with ``score(sampler)`` and tell ``n_trials`` times; an exception of a
+        type in ``catch`` fails the trial instead of stopping. Returns :attr:`best`."""
+        check(isinstance(n_trials, int) and n_trials >= 1, "n_trials",
+              f"{n_trials!r} must be a positive integer", ">= 1")
+        for _ in range(n_trials):
+            trial = self.ask()
+            try:
+                value = score(trial.sampler)
+            except catch as err:
+                trial.error = f"{type(err).__name__}: {err}"
+                value = None
+            self.tell(trial, value)
+        return self.best
+
+    # ---- results -------------------------------------------------------------------------
+    @property
+    def best(self) -> Trial | None:
+        """The trial to keep: the agent's recommendation (BO: the highest GP posterior mean,
+        the others: the top score), or ``None`` while no trial has succeeded."""
+        pick = self.agent.recommend()
+        return None if pick is None else self.trials[pick]
+
+    def save_best(self, path: str | Path, *, feature_file: str | Path | None = None,
+                  key: FeatureKey | None = None) -> Path:
+        """Write the best trial as a sampler file ``path`` (``sampler.json``), with the
+        features beside it in ``feature_file`` (default ``<stem>-features.npz`` in the
+        same folder; it must be in that folder or below). Read it back with
+        :func:`sampletune.swift.sampler_from_file`. Returns ``path``."""
+        best = self.best
+        check(best is not None, "study", f"no successful trial among {len(self.trials)}",
+              "tell() a finite score first")
+        path = Path(path)
+        feature_file = Path(feature_file) if feature_file is not None else (
+            path.parent / f"{path.stem}-features.npz")
+        key = key or FeatureKey("user", "train", self.seed, "user")
+        save_features(feature_file, self.features, key)
+        return save_sampler(path, SamplerSpec(best.params, self.family.names,
+                                              self.family.transform, str(feature_file),
+                                              self.family.n, best.score,
+                                              self.family.grad_feature))

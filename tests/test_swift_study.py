@@ -1,0 +1,157 @@
+import math
+
+import pytest
+import torch
+from helpers import FAST_BO, swift_features
+from torch.utils.data import DataLoader, TensorDataset
+
+from sampletune.errors import ConfigError
+from sampletune.swift import (
+    InvalidSampler,
+    SearchConfig,
+    SwiftFamily,
+    SwiftStudy,
+    load_sampler,
+    run_search,
+    sampler_from_file,
+)
+from sampletune.swift.reference import reference_params
+
+
+def _run(study, noisy, rounds):
+    """Score each trial by its probability mass on clean examples (a cheap inner loop)."""
+    for _ in range(rounds):
+        trial = study.ask()
+        study.tell(trial, float(trial.probabilities[~noisy].sum()))
+    return study
+
+
+@pytest.mark.parametrize("agent", ["bo", "random", "rl"])
+def test_same_seed_same_trials(agent):
+    feats, noisy = swift_features(200)
+    opts = FAST_BO if agent == "bo" else {}
+    a, b, c = (_run(SwiftStudy(feats, seed=s, agent=agent, agent_options=opts), noisy, 9)
+               for s in (1, 1, 2))
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.origin for t in a.trials][:6] == ["uniform"] + [f"drop-top-{q:g}" for q in
+                                                            (0.1, 0.2, 0.3, 0.4, 0.5)]
+    assert [t.params for t in a.trials][6:] != [t.params for t in c.trials][6:]
+    assert a.best.number == b.best.number and a.best.state == "ok"
+
+
+def test_study_asks_what_run_search_asks(tmp_path):
+    """The study and ``swift search`` share one proposal step: the same seed and scores give
+    the same cube points."""
+    feats, noisy = swift_features(200)
+    cfg = SearchConfig(rounds=8, agent="bo", seed=4, agent_options=FAST_BO,
+                       features=("loss", "renormed_entropy"))  # the study's default
+    family = SwiftFamily(feats, cfg.features, cfg.transform)
+    result = run_search(tmp_path / "s", family, lambda p, t: float(p[~noisy].sum()), cfg,
+                        initial=reference_params(family, cfg.segments), progress=False)
+    study = _run(SwiftStudy(feats, seed=4, agent="bo", agent_options=FAST_BO), noisy, 8)
+    assert [t.x.tolist() for t in study.trials] == [r["x"] for r in result.trials]
+
+
+def test_trial_sampler_drives_a_dataloader():
+    feats, _ = swift_features(200)
+    study = SwiftStudy(feats, seed=0, agent="random", num_samples=64)
+    trial = study.ask()
+    assert trial.origin == "uniform" and trial.state == "pending"
+    assert trial.probabilities.shape == (200,) and math.isclose(trial.probabilities.sum(), 1)
+    loader = DataLoader(TensorDataset(torch.arange(200)), batch_size=16, sampler=trial.sampler)
+    assert sum(len(b[0]) for b in loader) == 64
+
+
+def test_failed_scores_are_failed_trials_not_crashes():
+    feats, _ = swift_features(200)
+    study = SwiftStudy(feats, seed=0, agent="random", references=False)
+    for score in (None, float("nan"), float("inf"), 0.5, torch.tensor(0.7)):
+        study.tell(study.ask(), score)
+    assert [t.state for t in study.trials] == ["failed"] * 3 + ["ok"] * 2
+    assert [t.error for t in study.trials[:3]] == ["no score", "score is nan", "score is inf"]
+    assert study.best.number == 4 and study.best.score == pytest.approx(0.7)
+
+    def boom(sampler):
+        raise RuntimeError("diverged")
+
+    assert study.optimize(boom, 2, catch=(RuntimeError,)) is study.best
+    assert [t.error for t in study.trials[5:]] == ["RuntimeError: diverged"] * 2
+    with pytest.raises(RuntimeError):
+        study.optimize(boom, 1)
+
+
+def test_unusable_proposals_are_recorded_and_skipped(monkeypatch):
+    feats, noisy = swift_features(200)
+    study = SwiftStudy(feats, seed=0, agent="random")
+    real, calls = study.family.probabilities, []
+
+    def first_fails(params):
+        calls.append(params)
+        if len(calls) == 1:
+            raise InvalidSampler("all examples have zero sampling probability")
+        return real(params)
+
+    monkeypatch.setattr(study.family, "probabilities", first_fails)
+    trial = study.ask()
+    assert trial.number == 1 and trial.origin == "drop-top-0.1"
+    assert study.trials[0].state == "failed" and "zero sampling" in study.trials[0].error
+
+
+def test_ask_tell_order_is_checked():
+    feats, _ = swift_features(200)
+    study = SwiftStudy(feats, agent="random")
+    trial = study.ask()
+    with pytest.raises(ConfigError, match="^trial: trial 0 is still waiting"):
+        study.ask()
+    with pytest.raises(ConfigError, match="^score: 'high' is not a number"):
+        study.tell(trial, "high")
+    study.tell(trial, 0.1)
+    with pytest.raises(ConfigError, match="^trial: trial 0 is not the one waiting"):
+        study.tell(trial, 0.2)
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"), ({"agent": "cma"}, "agent"),
+    ({"segments": 0}, "segments"), ({"transform": "log"}, "transform"),
+    ({"feature_names": ("loss", "margin")}, "features"), ({"num_samples": 0}, "num_samples"),
+    ({"agent_options": {"n_init": 0}}, "n_init")])
+def test_bad_settings_name_the_field(kw, field):
+    feats, _ = swift_features(200)
+    with pytest.raises(ConfigError, match=f"^{field}: "):
+        SwiftStudy(feats, **kw)
+
+
+def test_empty_features_and_no_trials_are_refused():
+    feats, _ = swift_features(200)
+    with pytest.raises(ConfigError, match="^features: "):
+        SwiftStudy({})
+    with pytest.raises(ConfigError, match="^n_trials: "):
+        SwiftStudy(feats, agent="random").optimize(lambda s: 1.0, 0)
+
+
+def test_save_best_round_trips_through_sampler_from_file(tmp_path):
+    feats, noisy = swift_features(200)
+    study = SwiftStudy(feats, seed=0, agent="random")
+    with pytest.raises(ConfigError, match="^study: no successful trial"):
+        study.save_best(tmp_path / "sampler.json")
+    best = study.optimize(lambda s: None, 1)
+    assert best is None
+    _run(study, noisy, 7)
+    path = study.save_best(tmp_path / "sampler.json")
+    assert (tmp_path / "sampler-features.npz").exists()
+    spec = load_sampler(path)
+    assert spec.params == study.best.params and spec.score == study.best.score
+    assert torch.allclose(spec.probabilities(), study.best.probabilities)
+    sampler = sampler_from_file(path, 50, seed=3)
+    assert len(sampler) == 50 and torch.allclose(sampler.probabilities,
+                                                 study.best.probabilities)
+    # Applied to other features (of a larger data set): same rule, new probabilities.
+    other, _ = swift_features(300)
+    moved = sampler_from_file(path, features=other, seed=3)
+    assert len(moved) == 300
+    with pytest.raises(ConfigError, match="^features: missing"):
+        sampler_from_file(path, features={"loss": other["loss"]})
+    with pytest.raises(ConfigError, match="^features: "):
+        sampler_from_file(path, features=[1, 2])
+    with pytest.raises(ConfigError, match="^feature_file: "):
+        study.save_best(tmp_path / "sub" / "sampler.json", feature_file=tmp_path / "f.npz")
