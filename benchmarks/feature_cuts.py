@@ -1,12 +1,13 @@
 """Which per-example score makes the best static cut on noisy labels (issue 8).
 
 For each data set and seed: one uniform training (a shuffled pass per epoch, the library's
-defaults) that records every example's training loss per epoch; then scores
-``loss@best`` (the loss under the best-validation model, what `swift search` used) and
-``mean-loss`` (the mean training loss over epochs 0..best), each ranked over the whole
-set or within each labelled class; for each cut ``q`` a from-scratch training that draws
-uniformly from the ``1 - q`` lowest-scoring examples. Prints the noisy share kept and the
-test accuracy at the best-validation epoch.
+defaults) that records every example's training loss; then the scores ``loss@best`` (the
+loss under the best-validation model, what `swift search` used until round 2),
+``mean-loss`` (the mean training loss over epochs 0..best) and ``train_loss`` (the
+library's feature: over the first ``max(2 (best + 1), epochs / 4)`` epochs), each ranked
+over the whole set or, with the suffix ``/class``, within each labelled class; for each
+cut ``q`` a from-scratch training that draws uniformly from the ``1 - q`` lowest-scoring
+examples. Prints the noisy share kept and the test accuracy at the best-validation epoch.
 
     .venv/bin/python benchmarks/feature_cuts.py --datasets digits --seeds 0 1 2
 """
@@ -22,7 +23,7 @@ from loss_statistics import EpochLosses  # this folder is on sys.path when run a
 from swift_noise import run_config
 
 from sampletune.experiments.setup import load_data, new_model
-from sampletune.features import compute_features
+from sampletune.features import TrainLossTracker, compute_features
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.swift.diagnostics import auroc
 from sampletune.train import train
@@ -44,8 +45,8 @@ def main(argv=None) -> None:
     ap.add_argument("--noise", type=float, default=0.4)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--cuts", type=float, nargs="+", default=[0.3, 0.4, 0.5])
-    ap.add_argument("--scores", nargs="+", default=["loss@best", "mean-loss",
-                                                    "loss@best/class", "mean-loss/class"])
+    ap.add_argument("--scores", nargs="+", default=["loss@best", "train_loss"],
+                    help="loss@best, mean-loss, train_loss, each optionally with /class")
     ap.add_argument("--out", default="runs/bench/feature_cuts", help="where data files go")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -56,10 +57,10 @@ def main(argv=None) -> None:
             run = run_config(name, args.noise, seed, Path(args.out))
             data = load_data(run)
             cfg, n = run.train_config(), len(data.train)
-            rec = EpochLosses(n)
+            rec, tracker = EpochLosses(n), TrainLossTracker(n, cfg.epochs)
             t0 = time.perf_counter()
             u = train(new_model(run, data), data, ShuffleSampler(n, seed=seed), cfg,
-                      observers=[rec], progress=False)
+                      observers=[rec, tracker], progress=False)
             unit = time.perf_counter() - t0
             best = u.final["best_epoch"]
             noisy = data.train.noisy.cpu()
@@ -70,7 +71,8 @@ def main(argv=None) -> None:
             base = {"loss@best": compute_features(u.best_model(), data.train.x, data.train.y,
                                                   progress=False)["loss"],
                     "mean-loss": torch.stack([rec.per_epoch[e] for e in range(best + 1)]
-                                             ).mean(0)}
+                                             ).mean(0),
+                    "train_loss": tracker.mean()}
             for sname in args.scores:
                 key, per_class = sname.split("/")[0], sname.endswith("/class")
                 r = ranks(base[key], y if per_class else None)
