@@ -29,6 +29,7 @@ from sampletune import io
 from sampletune.errors import ConfigError
 from sampletune.samplers import PSGDSampler, ShuffleSampler
 from sampletune.selection import SelectiveBackprop
+from sampletune.swift.search import FineTuner, SearchConfig
 from sampletune.train import TrainConfig, seeded_model, train
 from sampletune.train.distributed import World
 
@@ -74,6 +75,9 @@ def run_all(run_dir=None):
                           ("psgd", PSGDSampler(n, budget=0.6, seed=0))):
         r = train(small_model(), data, sampler, CFG, progress=False)
         out[name] = {"params": params(r.model), "history": r.history}
+        if name == "uniform":  # Swift's inner loop: fine-tune w_share under a sampler
+            tuner = FineTuner(r.model, data, CFG, SearchConfig(finetune_epochs=2, seed=0))
+            out["finetune"] = tuner(torch.linspace(0.1, 1.0, n, dtype=torch.float64), 0)
     out["psgd"]["importance"] = sampler.importance()
     sb = LoggedSB(CFG.batch_size, budget=0.5, seed=0)
     r = train(small_model(), data, ShuffleSampler(n, seed=0), CFG, selector=sb,
@@ -155,6 +159,13 @@ def test_two_ranks_train_like_one_process_with_the_same_global_batch(runs, name)
     # every rank holds the same model and the same metrics (evaluation is all-reduced)
     assert torch.equal(ranks[0][name]["params"], ranks[1][name]["params"])
     assert without_time(ranks[0][name]["history"]) == without_time(ranks[1][name]["history"])
+
+
+@pytest.mark.slow
+def test_swift_finetune_scores_like_one_process(runs):
+    single, ranks, _ = runs
+    assert ranks[0]["finetune"] == ranks[1]["finetune"]
+    assert abs(ranks[0]["finetune"] - single["finetune"]) * len(tiny_splits().val) <= 1 + 1e-9
 
 
 @pytest.mark.slow

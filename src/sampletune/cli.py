@@ -87,9 +87,11 @@ def _argparse_error(message: str, parser: argparse.ArgumentParser) -> ConfigErro
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from sampletune.experiments import run_train
-    from sampletune.train.distributed import current_world, process_group
+    from sampletune.train.distributed import current_world, launched_size, process_group
 
     cfg = run_config_from_args(args, exclude=("tensorboard",))
+    check(not cfg.download or launched_size() == 1, "download", "every process of a "
+          "torchrun job would download at once", "fetch the data once without torchrun")
     with process_group(cfg.resolved_device) as device:  # under torchrun: one rank each
         if device != cfg.resolved_device:  # cuda -> cuda:LOCAL_RANK
             cfg = cfg.replace(device=device)

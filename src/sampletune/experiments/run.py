@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
 
     In a distributed job (a process group of more than one process, as ``torchrun``
     starts it) every rank trains and only rank 0 claims and writes the run directory;
-    the others wait for its claim (and ``restart``'s wipe) before reading a checkpoint."""
+    the others wait for its claim (and ``restart``'s wipe) before reading a checkpoint, and
+    stop with it if it fails."""
     from sampletune.augment import build_augment
     from sampletune.budget import build_method
 
@@ -56,9 +58,11 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
     weights = None if cfg.method or cfg.noisy else getattr(sampler, "weights", None)
     world = current_world()
     writes = out is not None and world.rank == 0
-    with rundir.held(out if writes else None, run_identity(cfg, data, weights),
-                     restart=restart):
-        world.barrier()
+    with contextlib.ExitStack() as held:
+        # rank 0 claims (and with restart wipes) the directory before any rank reads from it
+        world.agree(lambda: held.enter_context(rundir.held(
+            out if writes else None, run_identity(cfg, data, weights), restart=restart)),
+            train_cfg.device)
         if writes:
             io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
         model = new_model(cfg, data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -77,9 +77,24 @@ class World:
         for buf in model.buffers():
             dist.broadcast(buf, 0)
 
-    def barrier(self) -> None:
+    def agree(self, step: Callable[[], object], device: torch.device | str) -> None:
+        """Run ``step`` here, then wait for every rank (a collective on ``device``): if it
+        raised a :class:`ConfigError` on any rank, every rank raises one, that error where
+        it happened, elsewhere one naming the rank that stopped, so no rank waits forever
+        and each prints one line."""
+        error = None
+        try:
+            step()
+        except ConfigError as err:
+            error = err
         if self.distributed:
-            dist.barrier()
+            failed = torch.tensor([-1 if error is None else self.rank], device=device)
+            dist.all_reduce(failed, op=dist.ReduceOp.MAX)
+            if error is None and failed.item() >= 0:
+                raise ConfigError("torchrun", f"rank {failed.item()} stopped with its own "
+                                  f"error, so rank {self.rank} stops too")
+        if error is not None:
+            raise error
 
 
 def current_world() -> World:
