@@ -31,7 +31,7 @@ from sampletune.samplers import PSGDSampler, ShuffleSampler
 from sampletune.selection import SelectiveBackprop
 from sampletune.swift.search import FineTuner, SearchConfig
 from sampletune.train import TrainConfig, seeded_model, train
-from sampletune.train.distributed import World
+from sampletune.train.distributed import World, process_group
 
 RTOL = ATOL = 1e-5
 CFG = TrainConfig(epochs=3, batch_size=32, lr=0.05, lr_schedule="linear", seed=0)
@@ -224,7 +224,7 @@ def test_gather_batch_restores_the_single_process_order(monkeypatch):
     assert [World(r, 2).shard(batch).tolist() for r in range(2)] == [s.tolist() for s in shards]
 
 
-def test_under_torchrun_only_train_runs(monkeypatch, capsys):
+def test_under_torchrun_only_train_runs_and_downloads_nothing(monkeypatch, capsys):
     from sampletune.cli import main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -232,6 +232,34 @@ def test_under_torchrun_only_train_runs(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == (
         "sampletune: error: command: 'report' does not run distributed (torchrun with more "
         "than one process) (allowed: train)")
+    assert main(["train", "--dataset", "cifar10", "--download"]) == 2
+    assert capsys.readouterr().err.startswith("sampletune: error: download: every process")
+
+
+@pytest.mark.parametrize("device,problem", [
+    ("cuda:1", "'cuda:1' names one GPU for 2 processes"),
+    ("mps", "'mps' cannot run distributed"),
+])
+def test_torchrun_devices(monkeypatch, device, problem):
+    for var, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match=f"^device: {problem} .allowed: cpu .gloo., cuda"):
+        with process_group(device):
+            pass
+    assert not dist.is_initialized()
+
+
+def test_a_rank_that_fails_stops_every_rank(monkeypatch):
+    """World.agree: rank 1 ran its step, rank 0's raised; both stop with one line."""
+    monkeypatch.setattr(dist, "all_reduce", lambda t, op: t.fill_(0))  # rank 0 failed
+    with pytest.raises(ConfigError, match="^torchrun: rank 0 stopped with its own error, so "
+                       "rank 1 stops too$"):
+        World(1, 2).agree(lambda: None, "cpu")
+
+    def claim():
+        raise ConfigError("out", "taken")
+    with pytest.raises(ConfigError, match="^out: taken$"):
+        World(0, 2).agree(claim, "cpu")
 
 
 @pytest.mark.slow
