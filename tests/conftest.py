@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import tiny_splits
 
 torch.set_num_threads(1)
 
@@ -7,13 +8,4 @@ torch.set_num_threads(1)
 @pytest.fixture
 def tiny_data():
     """A small in-memory 3-class problem shaped like images (1, 4, 4), with 30% noise."""
-    from sampletune.data import RawDataset, make_splits
-
-    g = torch.Generator().manual_seed(0)
-    centers = torch.randn(3, 1, 4, 4, generator=g) * 2
-    y = torch.arange(300) % 3
-    x = centers[y] + torch.randn(300, 1, 4, 4, generator=g)
-    yt = torch.arange(90) % 3
-    xt = centers[yt] + torch.randn(90, 1, 4, 4, generator=g)
-    raw = RawDataset("tiny", x, y, xt, yt, num_classes=3, kind="image", hflip=False)
-    return make_splits(raw, seed=0, noise=0.3)
+    return tiny_splits()

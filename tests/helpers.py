@@ -15,6 +15,21 @@ def swift_features(n=300):
             "train_loss": loss + torch.rand(n, generator=g, dtype=torch.float64)}, noisy
 
 
+def tiny_splits():
+    """A small in-memory 3-class problem shaped like images (1, 4, 4), with 30% noise (the
+    ``tiny_data`` fixture; a function so that spawned processes can build it too)."""
+    from sampletune.data import RawDataset, make_splits
+
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(3, 1, 4, 4, generator=g) * 2
+    y = torch.arange(300) % 3
+    x = centers[y] + torch.randn(300, 1, 4, 4, generator=g)
+    yt = torch.arange(90) % 3
+    xt = centers[yt] + torch.randn(90, 1, 4, 4, generator=g)
+    raw = RawDataset("tiny", x, y, xt, yt, num_classes=3, kind="image", hflip=False)
+    return make_splits(raw, seed=0, noise=0.3)
+
+
 class Stop(Exception):
     """Raised by :class:`KillAfter` to simulate a killed run."""
 

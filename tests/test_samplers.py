@@ -240,6 +240,31 @@ def test_replicas_and_rank_default_from_world_size_and_rank(monkeypatch):
     assert [shards[r][i] for i in range(13) for r in range(4)] == padded
 
 
+def test_adaptive_samplers_shard_from_the_process_group_too(monkeypatch):
+    import torch.distributed as dist
+
+    from sampletune.samplers import PSGDSampler
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    s = PSGDSampler(10, budget=0.5, seed=0)
+    assert (s.num_replicas, s.rank, len(s)) == (2, 1, 3)
+
+
+def test_drop_last_cuts_the_draw_instead_of_padding():
+    glob = ShuffleSampler(11, seed=2).epoch_indices().tolist()
+    shards = [ShuffleSampler(11, seed=2, num_replicas=3, rank=r, drop_last=True)
+              for r in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 3]  # 11 // 3, the last 2 draws dropped
+    drawn = [list(s) for s in shards]
+    assert [drawn[r][i] for i in range(3) for r in range(3)] == glob[:9]
+    w = WeightedSampler(torch.ones(11), seed=2, num_replicas=3, rank=0, drop_last=True)
+    assert len(w) == len(w.epoch_indices()) == 3
+    with pytest.raises(ConfigError, match="^drop_last: 2 draws leave nothing"):
+        ShuffleSampler(2, num_replicas=3, rank=0, drop_last=True)
+
+
 def _ddp_worker(rank, world, port, queue):
     import torch.distributed as dist
 

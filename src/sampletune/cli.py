@@ -19,7 +19,7 @@ from sampletune.commands.args import (  # noqa: F401  (re-exported: sampletune.c
     finite_float,
     run_config_from_args,
 )
-from sampletune.errors import ConfigError
+from sampletune.errors import ConfigError, check
 
 _SUBCOMMAND_DESTS = ("command", "swift_command", "autosampling_command")
 
@@ -87,10 +87,18 @@ def _argparse_error(message: str, parser: argparse.ArgumentParser) -> ConfigErro
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from sampletune.experiments import run_train
+    from sampletune.train.distributed import current_world, launched_size, process_group
 
     cfg = run_config_from_args(args, exclude=("tensorboard",))
-    result = run_train(cfg, progress=not args.quiet, restart=args.restart,
-                       tensorboard=args.tensorboard)
+    check(not cfg.download or launched_size() == 1, "download", "every process of a "
+          "torchrun job would download at once", "fetch the data once without torchrun")
+    with process_group(cfg.resolved_device) as device:  # under torchrun: one rank each
+        if device != cfg.resolved_device:  # cuda -> cuda:LOCAL_RANK
+            cfg = cfg.replace(device=device)
+        result = run_train(cfg, progress=not args.quiet, restart=args.restart,
+                           tensorboard=args.tensorboard)
+        if current_world().rank != 0:
+            return 0
     f = result.final
     what = f"{cfg.method} (B={cfg.budget:g})" if cfg.method else cfg.noisy or cfg.sampler
     print(f"{what} on {cfg.dataset}: val acc {f['val_acc']:.4f}, "
@@ -106,7 +114,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
 
-    from sampletune.errors import check
     from sampletune.experiments.config import check_out_dir, check_seed
     from sampletune.swift.pipeline import demo
 
@@ -171,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        from sampletune.train.distributed import launched_size
+
+        check(args.command == "train" or launched_size() == 1, "command", f"{args.command!r} "
+              "does not run distributed (torchrun with more than one process)", "train")
         if args.threads is not None:
             cpus = os.cpu_count() or 1
             if not 1 <= args.threads <= cpus:  # torch crashes on absurd thread counts

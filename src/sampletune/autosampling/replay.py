@@ -30,15 +30,13 @@ class ScheduleSampler(IndexSampler):
     indices), in the recorded order.
 
     The replay is batch-exact when the trainer's batch size equals ``self.batch_size``.
-    Epochs beyond the recorded ones are a :class:`ConfigError`. ``seed`` is unused by the
-    draw (kept for the common sampler state).
+    Epochs beyond the recorded ones are a :class:`ConfigError`. ``kw``: ``seed`` (unused by
+    the draw, kept for the common sampler state) and the sharding of :class:`IndexSampler`.
     """
 
-    def __init__(self, schedule: RecordedSchedule | str | os.PathLike, *, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0):
+    def __init__(self, schedule: RecordedSchedule | str | os.PathLike, **kw):
         self.schedule = _as_schedule(schedule)
-        super().__init__(self.schedule.epoch_length, seed=seed, num_replicas=num_replicas,
-                         rank=rank)
+        super().__init__(self.schedule.epoch_length, **kw)
         self.batch_size = self.schedule.batch_size
         self.num_epochs = self.schedule.num_epochs
 
@@ -46,10 +44,8 @@ class ScheduleSampler(IndexSampler):
         return torch.from_numpy(self.schedule.epoch_indices(self.epoch))
 
 
-def static_sampler(schedule: RecordedSchedule | str | os.PathLike, *, seed: int = 0,
-                   num_replicas: int = 1, rank: int = 0) -> WeightedSampler:
+def static_sampler(schedule: RecordedSchedule | str | os.PathLike, **kw) -> WeightedSampler:
     """STATIC: ``epoch_length`` draws per epoch, with replacement, from eq. (6) over the
-    whole recorded schedule."""
+    whole recorded schedule (``kw``: seed and sharding, as :class:`WeightedSampler`)."""
     s = _as_schedule(schedule)
-    return WeightedSampler(torch.from_numpy(s.distribution()), s.epoch_length, seed=seed,
-                           num_replicas=num_replicas, rank=rank)
+    return WeightedSampler(torch.from_numpy(s.distribution()), s.epoch_length, **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sampletune.experiments.setup import load_data, new_model
 from sampletune.plots import learning_curves
 from sampletune.samplers import build_sampler
 from sampletune.train import TrainResult, train
+from sampletune.train.distributed import current_world
 
 
 def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
@@ -27,7 +29,12 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
     per epoch), ``checkpoint.pt`` (resume by rerunning the same command), ``summary.json``
     and ``learning_curve.png``; it is claimed with :func:`run_identity` (``restart``
     discards an earlier run there). ``tensorboard`` also writes the per-epoch scalars as
-    TensorBoard events under ``tb/`` (:func:`write_tensorboard`)."""
+    TensorBoard events under ``tb/`` (:func:`write_tensorboard`).
+
+    In a distributed job (a process group of more than one process, as ``torchrun``
+    starts it) every rank trains and only rank 0 claims and writes the run directory;
+    the others wait for its claim (and ``restart``'s wipe) before reading a checkpoint, and
+    stop with it if it fails."""
     from sampletune.augment import build_augment
     from sampletune.budget import build_method
 
@@ -49,8 +56,14 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
                                 weights_path=cfg.weights)
         augment, mixer = build_augment(cfg.augment, data)
     weights = None if cfg.method or cfg.noisy else getattr(sampler, "weights", None)
-    with rundir.held(out, run_identity(cfg, data, weights), restart=restart):
-        if out is not None:
+    world = current_world()
+    writes = out is not None and world.rank == 0
+    with contextlib.ExitStack() as held:
+        # rank 0 claims (and with restart wipes) the directory before any rank reads from it
+        world.agree(lambda: held.enter_context(rundir.held(
+            out if writes else None, run_identity(cfg, data, weights), restart=restart)),
+            train_cfg.device)
+        if writes:
             io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
         model = new_model(cfg, data)
         if cfg.method or cfg.noisy:
@@ -59,7 +72,7 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
             result = train(model, data, sampler, train_cfg, augment=augment, mixer=mixer,
                            run_dir=out, progress=progress,
                            description=f"{cfg.sampler} {cfg.dataset}")
-        if out is not None:
+        if writes:
             write_summary(out, cfg, result)
             if tensorboard:
                 write_tensorboard(out / "tb", result.history)
@@ -110,9 +123,12 @@ def config_identity(cfg: RunConfig) -> dict:
 
 def run_identity(cfg: RunConfig, data: DataSplits, weights: Tensor | None = None) -> dict:
     """What decides a run's results: :func:`config_identity` with the training split's
-    fingerprint standing for the data's location, and the sampler's weights by digest when
-    they come from a file."""
+    fingerprint standing for the data's location, the sampler's weights by digest when
+    they come from a file, and the number of processes of a distributed job."""
     identity = config_identity(cfg)
+    world = current_world()
+    if world.distributed:
+        identity["world_size"] = world.size
     del identity["data_dir"]
     identity["data"] = data.train.fingerprint()
     if cfg.weights is not None:

@@ -72,16 +72,17 @@ class PSGDSampler(IndexSampler):
         budget: ``B`` in (0, 1]: the fraction of ``N`` drawn per epoch.
         warmup_epochs: epochs ``< warmup_epochs`` draw uniformly (statistics still update).
         replacement: draw with replacement (default: distinct examples, as the paper's code).
+        seed, num_replicas, rank, drop_last: as :class:`IndexSampler` (``num_replicas`` and
+            ``rank`` default to the process group's).
 
     State (``state_dict``) holds the per-example sums, so a resumed run draws exactly what
     the uninterrupted one would have. With ``num_replicas > 1`` every rank must observe the
-    reports of all ranks (all-gathered) so that all ranks agree on ``P^t``.
+    reports of all ranks (the trainer all-gathers them) so that all ranks agree on ``P^t``.
     """
 
     def __init__(self, n: int, *, budget: float = 1.0, warmup_epochs: int = 0,
-                 replacement: bool = False, seed: int = 0, num_replicas: int = 1, rank: int = 0):
-        super().__init__(budget_samples(n, budget), seed=seed, num_replicas=num_replicas,
-                         rank=rank)
+                 replacement: bool = False, **kw):
+        super().__init__(budget_samples(n, budget), **kw)
         check(warmup_epochs >= 0, "warmup_epochs", f"{warmup_epochs} is negative", ">= 0")
         self.n = int(n)
         self.warmup_epochs = int(warmup_epochs)

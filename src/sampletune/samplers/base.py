@@ -37,12 +37,14 @@ class IndexSampler(Sampler[int]):
     the generator per epoch, sharding over ``num_replicas``/``rank`` and state.
     ``num_replicas``/``rank`` left ``None`` come from an initialised ``torch.distributed``
     default process group (else 1/0); each rank yields every ``num_replicas``-th index of
-    the global draw from its ``rank``, the draw padded by wrapping to a multiple of
-    ``num_replicas`` so every rank gets ``ceil(num_samples / num_replicas)`` indices.
+    the global draw from its ``rank``. The draw is padded by wrapping to a multiple of
+    ``num_replicas``, so every rank gets ``ceil(num_samples / num_replicas)`` indices, or
+    with ``drop_last`` cut to one, so every rank gets ``num_samples // num_replicas``
+    (as ``DistributedSampler``'s ``drop_last``).
     """
 
     def __init__(self, num_samples: int, *, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None):
+                 rank: int | None = None, drop_last: bool = False):
         num_replicas, rank = distributed_defaults(num_replicas, rank)
         check(num_samples >= 1, "num_samples", f"{num_samples} must be positive", ">= 1")
         check(num_replicas >= 1, "num_replicas", f"{num_replicas} must be positive", ">= 1")
@@ -51,6 +53,10 @@ class IndexSampler(Sampler[int]):
         self.seed = int(seed)
         self.num_replicas = int(num_replicas)
         self.rank = int(rank)
+        self.drop_last = bool(drop_last)
+        check(not self.drop_last or self.num_samples >= self.num_replicas, "drop_last",
+              f"{self.num_samples} draws leave nothing for each of {self.num_replicas} ranks",
+              f"num_samples >= {self.num_replicas}, or no drop_last")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -68,7 +74,7 @@ class IndexSampler(Sampler[int]):
         """This rank's indices for the current epoch, an int64 tensor ``(len(self),)``."""
         idx = self._draw(self.generator())
         if self.num_replicas > 1:
-            total = len(self) * self.num_replicas
+            total = len(self) * self.num_replicas  # padded, or cut with drop_last
             if total > len(idx):  # pad by wrapping so every rank gets the same count
                 idx = torch.cat([idx, idx[: total - len(idx)]])
             idx = idx[self.rank : total : self.num_replicas]
@@ -78,6 +84,8 @@ class IndexSampler(Sampler[int]):
         return iter(self.epoch_indices().tolist())
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.num_replicas
         return math.ceil(self.num_samples / self.num_replicas)
 
     def state_dict(self) -> dict:

@@ -134,13 +134,15 @@ class WeightedSampler(IndexSampler):
         seed: the draw of epoch ``e`` depends on ``(seed, e)`` alone.
         num_replicas, rank: the shard this sampler yields; ``None`` takes them from an
             initialised ``torch.distributed`` default process group (else 1 and 0).
+        drop_last: cut the draw to a multiple of ``num_replicas`` instead of padding it.
     """
 
     def __init__(self, weights: Tensor, num_samples: int | None = None, *,
                  replacement: bool = True, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None):
+                 rank: int | None = None, drop_last: bool = False):
         w = validate_weights(weights)
-        super().__init__(num_samples or len(w), seed=seed, num_replicas=num_replicas, rank=rank)
+        super().__init__(num_samples or len(w), seed=seed, num_replicas=num_replicas, rank=rank,
+                         drop_last=drop_last)
         self.weights = w
         self.replacement = bool(replacement)
         self.alias = AliasTable(w) if self.replacement else None  # built once: weights are static

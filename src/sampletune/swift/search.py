@@ -131,7 +131,8 @@ class FineTuner:
         seed = self.cfg.seed * 10_007
         sampler = WeightedSampler(probs, self.num_samples, seed=seed)
         cfg = self.train_cfg.replace(seed=seed)
-        steps = -(-len(sampler) // cfg.batch_size) * self.cfg.finetune_epochs
+        # global draws over the global batch: the same steps under DDP as in one process
+        steps = -(-self.num_samples // cfg.batch_size) * self.cfg.finetune_epochs
         trainer = Trainer(copy.deepcopy(self.w_share), self.data, cfg, steps)
         for epoch in range(self.cfg.finetune_epochs):
             trainer.train_epoch(sampler, epoch)

@@ -5,6 +5,12 @@ augmentation generator; :meth:`Trainer.train_batch` does one SGD step on given t
 indices, so engines that need exact control of the index sequence (AutoSampling) use it
 directly. :func:`train` runs whole epochs from a sampler, with evaluation, progress,
 checkpoint and resume.
+
+Under an initialised ``torch.distributed`` process group of more than one process
+(:mod:`sampletune.train.distributed`) the same code trains data-parallel: ``cfg.batch_size``
+is the global batch, each rank trains its share of every step in
+``DistributedDataParallel``, and hooks, observers and metrics see the global batch, so
+every rank takes the same decisions. With one process none of that runs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from sampletune.data.dataset import DataSplits, Split
 from sampletune.data.loader import make_loader
 from sampletune.errors import ConfigError, check
 from sampletune.train.config import TrainConfig
+from sampletune.train.distributed import current_world, wrap
 from sampletune.train.progress import progress_bar
 from sampletune.train.schedules import lr_factor
 
@@ -108,6 +115,13 @@ class Trainer:
             ``mixer``; both draw only from the trainer's own generator.
         loss_fn: optional :data:`LossFn` back-propagated instead of the cross-entropy (not
             with ``mixer``).
+
+    Distributed (a process group of ``size > 1``): ``self.model`` trains wrapped in
+    ``DistributedDataParallel``; :meth:`train_batch` takes this rank's shard of the global
+    batch (as the samplers shard it); the selector is given the global batch (gathered,
+    so the training split must be in memory) and its losses and returns the global
+    choice, of which each rank trains its shard; observers get the global
+    :class:`BatchReport`. Augmentation draws from a generator of its own on each rank.
     """
 
     def __init__(self, model: nn.Module, data: DataSplits, cfg: TrainConfig, total_steps: int,
@@ -118,8 +132,14 @@ class Trainer:
               "with a mixer (mixup, RICAP)")
         self.cfg = cfg
         self.device = torch.device(cfg.device)
+        self.world = current_world()
+        self.batch_size = self.world.split_batch(cfg.batch_size)  # this rank's share
+        check(selector is None or not self.world.distributed or data.train.in_memory,
+              "selector", "distributed selection gathers the global batch and needs an "
+              "in-memory training split")
         self.data = data
         self.model = model.to(self.device)
+        self.net = wrap(self.model, self.device) if self.world.distributed else self.model
         self.train_split = data.train.to(self.device) if data.train.in_memory else data.train
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
@@ -129,7 +149,8 @@ class Trainer:
         self.observers = list(observers)
         self.selector, self.augment, self.mixer = selector, augment, mixer
         self.loss_fn = loss_fn
-        self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 7919)
+        self.generator = torch.Generator(self.device).manual_seed(
+            cfg.seed + 7919 + 1_000_003 * self.world.rank)
         self.step = 0
         self.epoch = 0
         self._loader = None  # kept across epochs so DataLoader workers persist
@@ -138,7 +159,9 @@ class Trainer:
     def train_batch(self, index: Tensor, x: Tensor | None = None, y: Tensor | None = None
                     ) -> Tensor | None:
         """One SGD step on the training examples ``index`` (B,). Returns the detached mean
-        loss (a 0-d tensor, no host sync), or ``None`` if the selector kept too few."""
+        loss (a 0-d tensor, no host sync), or ``None`` if the selector kept too few.
+        Distributed: ``index`` is this rank's shard, and the loss this rank's part (their
+        mean over the ranks is the global batch's)."""
         index = index.to(self.device)
         if x is None:
             x, y = self.train_split.x[index], self.train_split.y[index]
@@ -149,24 +172,31 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
         if self.selector is not None:
+            if self.world.distributed:  # the selector chooses from the global batch
+                (index,) = self.world.gather_batch(index)
+                x, y = self.train_split.x[index], self.train_split.y[index]
             kept = self.selector.select(self.model, index, x, y)
             if kept is None:
                 return None
             index, x, y = kept
+            if self.world.distributed:
+                check(len(index) % self.world.size == 0, "selector", f"kept {len(index)} "
+                      f"examples, which do not split over {self.world.size} processes",
+                      f"a multiple of {self.world.size}")
+                index, x, y = (self.world.shard(t) for t in kept)
         if self.augment is not None:
             x = self.augment(x, self.generator)
         if self.mixer is not None:
             mixed = self.mixer(x, y, self.generator)
-            logits = self.model(mixed.x)
+            logits = self.net(mixed.x)
             logp = F.log_softmax(logits, dim=1)
             label_losses = -logp.gather(1, mixed.labels)  # (B, K)
             losses = (label_losses * mixed.shares).sum(1)
         else:
-            logits = self.model(x)
+            logits = self.net(x)
             losses = F.cross_entropy(logits, y, reduction="none")
-        weights = self.selector.loss_weights(losses) if self.selector is not None else None
         objective = losses if self.loss_fn is None else self.loss_fn(logits, y)
-        loss = objective.mean() if weights is None else (objective * weights).sum() / weights.sum()
+        loss = self._reduce(objective, losses)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -179,11 +209,31 @@ class Trainer:
             else:
                 credited, true_prob, main = losses.detach(), torch.exp(-losses.detach()), y
             correct = logits.detach().argmax(1) == main
+            if self.world.distributed:
+                index, credited, true_prob, correct = self.world.gather_batch(
+                    index, credited, true_prob, correct)
             report = BatchReport(self.epoch, self.step, index, credited, true_prob, correct)
             for obs in self.observers:
                 obs.on_batch(report)
         self.step += 1
         return loss.detach()
+
+    def _reduce(self, objective: Tensor, losses: Tensor) -> Tensor:
+        """The step's loss: the mean of ``objective``, or its mean weighted by the selector's
+        ``loss_weights`` of the batch's ``losses``. Distributed, the weights are those of
+        the global batch and each rank's part is scaled so that DDP's average of the
+        ranks' gradients is the global batch's gradient (plain means need no scaling:
+        every rank's shard has the same size)."""
+        world = self.world
+        if self.selector is None:
+            return objective.mean()
+        weights = self.selector.loss_weights(
+            world.gather_batch(losses.detach())[0] if world.distributed else losses)
+        if weights is None:
+            return objective.mean()
+        if not world.distributed:
+            return (objective * weights).sum() / weights.sum()
+        return (objective * world.shard(weights)).sum() * world.size / weights.sum()
 
     def train_epoch(self, sampler: Sampler[int], epoch: int) -> dict:
         """Train one epoch of ``sampler``'s indices; returns ``{"train_loss", "steps", "lr"}``."""
@@ -192,7 +242,7 @@ class Trainer:
             if hasattr(part, "set_epoch"):
                 part.set_epoch(epoch)
         if self._loader is None or self._loader.sampler is not sampler:
-            self._loader = make_loader(self.train_split, sampler, self.cfg.batch_size,
+            self._loader = make_loader(self.train_split, sampler, self.batch_size,
                                        self.device, self.cfg.loader_workers)
         total = torch.zeros((), device=self.device)
         steps = 0
@@ -202,19 +252,38 @@ class Trainer:
             if loss is not None:
                 total += loss
                 steps += 1
+        if self.world.distributed:  # the same on every rank: the global batches' mean
+            total = self.world.sum(total) / self.world.size
+            self.world.broadcast_buffers(self.model)
         return {"train_loss": float(total) / max(steps, 1), "steps": steps, "lr": lr}
 
     # ---- evaluation -----------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, split: Split, batch_size: int = 1024) -> dict:
-        """Mean cross-entropy and accuracy (fraction in [0, 1]) on ``split``'s labels."""
-        return evaluate(self.model, split, self.device, batch_size)
+        """Mean cross-entropy and accuracy (fraction in [0, 1]) on ``split``'s labels.
+        Distributed, each rank evaluates a contiguous part and the sums are all-reduced
+        (float64), so every rank returns the same metrics."""
+        if not self.world.distributed:
+            return evaluate(self.model, split, self.device, batch_size)
+        part = torch.arange(len(split)).tensor_split(self.world.size)[self.world.rank]
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)
+        if len(part):
+            losses, correct = example_losses(self.model, split.subset(part), self.device,
+                                             batch_size)
+            sums = torch.stack([losses.double().sum(), correct.double().sum()])
+        loss, hits = self.world.sum(sums).tolist()
+        return {"loss": loss / len(split), "acc": hits / len(split)}
 
     # ---- state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Weights, optimizer, step and generator; distributed, every rank's generator state
+        (``(size, ...)``, a collective: call it on every rank)."""
+        generator = self.generator.get_state()
+        if self.world.distributed:
+            generator = self.world.all_gather(generator.to(self.device)).cpu()
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
+            "generator": generator,
             "step": self.step, "epoch": self.epoch,
             "selector": getattr(self.selector, "state_dict", lambda: None)(),
         }
@@ -222,7 +291,12 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+        generator = state["generator"]
+        if self.world.distributed:
+            if generator.dim() != 2 or len(generator) != self.world.size:
+                raise ValueError(f"it was not written by a run of {self.world.size} processes")
+            generator = generator[self.world.rank].clone()  # set_state ignores offsets
+        self.generator.set_state(generator)
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         if state.get("selector") is not None:
             self.selector.load_state_dict(state["selector"])
@@ -317,9 +391,21 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     record per epoch. A sampler with ``on_batch`` is observed automatically.
     ``steps_per_epoch`` (default: batches in one epoch of ``sampler``) lays out the LR
     schedule when a selector trains fewer batches than the sampler yields (selective backprop).
+
+    Distributed (see :class:`Trainer`), ``sampler`` must shard over the process group (a
+    sampletune sampler built after it started, or a ``DistributedSampler``); metrics are
+    the same on every rank, and only rank 0 writes ``run_dir`` and shows progress, while
+    every rank resumes from its checkpoint.
     """
     epochs = int(epochs or cfg.epochs)
-    steps_per_epoch = int(steps_per_epoch or -(-len(sampler) // cfg.batch_size))
+    world = current_world()
+    if world.distributed:
+        shards = (getattr(sampler, "num_replicas", None), getattr(sampler, "rank", None))
+        check(shards == (world.size, world.rank), "sampler", f"{type(sampler).__name__} "
+              f"shards as (num_replicas, rank) = {shards} but this is rank {world.rank} of "
+              f"{world.size}", "a sampler built after the process group started")
+    steps_per_epoch = int(steps_per_epoch
+                          or -(-len(sampler) // world.split_batch(cfg.batch_size)))
     observers = list(observers)
     if isinstance(sampler, Observer) and sampler not in observers:
         observers.append(sampler)
@@ -341,7 +427,8 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
                               "the run's own settings, or --restart") from None
 
     t0 = time.perf_counter() - elapsed
-    with progress_bar(description, total=epochs, completed=start_epoch, enabled=progress) as bar:
+    with progress_bar(description, total=epochs, completed=start_epoch,
+                      enabled=progress and world.rank == 0) as bar:
         for epoch in range(start_epoch, epochs):
             record = {"epoch": epoch, **trainer.train_epoch(sampler, epoch)}
             check(math.isfinite(record["train_loss"]), "lr", f"training diverged: the mean "
@@ -401,13 +488,16 @@ def _resume(state: dict, trainer: Trainer, sampler, observers
 
 def _checkpoint(path: Path, trainer: Trainer, sampler, observers, history, epoch, elapsed,
                 best_state):
-    io.save_torch(path, {
+    """Called on every rank (the trainer's state is gathered); rank 0 writes."""
+    state = {
         "trainer": trainer.state_dict(),
         "sampler": sampler.state_dict() if hasattr(sampler, "state_dict") else None,
         "observers": [o.state_dict() for o in _stateful(observers, sampler)],
         "history": history, "epoch": epoch, "elapsed": elapsed, "best_state": best_state,
-    })
-    io.write_jsonl(path.parent / "metrics.jsonl", history)
+    }
+    if trainer.world.rank == 0:
+        io.save_torch(path, state)
+        io.write_jsonl(path.parent / "metrics.jsonl", history)
 
 
 def _stateful(observers, sampler) -> list:
