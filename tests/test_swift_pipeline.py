@@ -1,5 +1,6 @@
 import argparse
 import json
+import math
 
 import pytest
 
@@ -25,12 +26,17 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
         assert (out / name).exists(), name
     assert 0 <= report["uniform"]["test_acc"] <= 1 and 0 <= report["swift"]["test_acc"] <= 1
     s = report["search"]
-    # The guard keeps early-stopped Swift only if it wins clearly on validation.
-    es = {k: report[k]["early_stopped"] for k in ("uniform", "swift")}
+    # Uniform's last epoch unless early stopping clearly beats it (wins - losses above
+    # sqrt(wins + losses)); then early-stopped Swift unless validation prefers that model.
     chosen = report["chosen"]
+    w, lo = chosen["early_stop_wins"], chosen["early_stop_losses"]
+    kind = "early_stopped" if w - lo > math.sqrt(w + lo) else "last_epoch"
+    assert chosen["uniform_model"] == kind
     b, c = chosen["val_wins"], chosen["val_losses"]
     kept = "swift" if b >= c and s["best_origin"] != "uniform" else "uniform"
-    assert chosen == {"name": kept, "val_wins": b, "val_losses": c, **es[kept]}
+    metrics = report["swift"]["early_stopped"] if kept == "swift" else report["uniform"][kind]
+    assert chosen == {"name": kept, "uniform_model": kind, "early_stop_wins": w,
+                      "early_stop_losses": lo, "val_wins": b, "val_losses": c, **metrics}
     # The reference samplers are the first trials, and the diagnostics report them.
     trials = [json.loads(line) for line in (out / "search" / "trials.jsonl").open()]
     assert [t["origin"] for t in trials] == ["uniform", "drop-top-0.1", "drop-top-0.2"]

@@ -71,7 +71,7 @@ def test_guard_keeps_the_challenger_unless_validation_prefers_the_incumbent():
     from torch import nn
 
     from sampletune.data.dataset import Split
-    from sampletune.swift.guard import paired_comparison
+    from sampletune.swift.guard import clearly_better, paired_comparison
 
     class Fixed(nn.Module):  # predicts the stored class of each input (x holds the index)
         def __init__(self, preds):
@@ -92,6 +92,10 @@ def test_guard_keeps_the_challenger_unless_validation_prefers_the_incumbent():
     assert paired_comparison(Fixed(other), Fixed(base), val)["keep"]
     assert not paired_comparison(Fixed(worse), Fixed(base), val)["keep"]
     assert paired_comparison(Fixed(base), Fixed(base), val)["keep"]  # ties: the challenger
+    # Early stopping against the last epoch must win by more than sqrt(wins + losses).
+    assert clearly_better(Fixed(better), Fixed(base), val)["keep"]  # 4 > sqrt(4)
+    assert not clearly_better(Fixed(other), Fixed(base), val)["keep"]  # 2 < sqrt(6)
+    assert not clearly_better(Fixed(base), Fixed(base), val)["keep"]  # ties: the incumbent
 
 
 def test_a_search_pick_must_clearly_beat_uniform():

@@ -4,12 +4,15 @@
    clearly beats in fine-tuning (:func:`clearly_beats`: by more than one standard error of
    a validation accuracy), in the order uniform, the best reference sampler ("drop the top
    q by loss"), the agent's recommendation. If that is uniform, no Swift model is trained.
-2. :func:`paired_comparison`: the retrained Swift model is kept only where validation does
-   not prefer the early-stopped uniform model.
+2. The uniform model is the last epoch's unless the early-stopped one clearly beats it on
+   validation (:func:`clearly_better`); at 0% noise early stopping on a few hundred
+   validation examples picks epochs that test worse than the last.
+3. :func:`paired_comparison`: the retrained Swift model is kept only where validation does
+   not prefer that uniform model.
 
-For 2, both are early-stopped models picked on the same validation split, so their
-validation accuracies are optimistic by similar amounts; what tells them apart is the
-examples one gets right and the other wrong: ``b`` only Swift gets right, ``c`` only uniform.
+For 2 and 3 the models were picked on the same validation split that compares them, so
+their validation accuracies are optimistic; what tells two models apart is the examples one
+gets right and the other wrong (a paired comparison).
 """
 
 from __future__ import annotations
@@ -54,13 +57,29 @@ def simplest_clear_winner(trials: list[dict], recommended: dict, n_val: int) -> 
     return pick
 
 
+def _paired_counts(challenger: nn.Module, incumbent: nn.Module, val: Split,
+                   device: str) -> tuple[int, int]:
+    """Validation examples only ``challenger`` gets right, and only ``incumbent`` does."""
+    _, right_a = example_losses(challenger, val, device)
+    _, right_b = example_losses(incumbent, val, device)
+    return int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+
+
 def paired_comparison(challenger: nn.Module, incumbent: nn.Module, val: Split,
                       device: str = "cpu") -> dict:
     """``{"wins", "losses", "keep"}``: validation examples only ``challenger`` gets right,
     only ``incumbent`` gets right, and ``keep = wins >= losses``. Ties go to the challenger:
     it exists only because the search showed on validation that its sampler clearly beats
     uniform (:func:`clearly_beats`)."""
-    _, right_a = example_losses(challenger, val, device)
-    _, right_b = example_losses(incumbent, val, device)
-    wins, losses = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    wins, losses = _paired_counts(challenger, incumbent, val, device)
     return {"wins": wins, "losses": losses, "keep": wins >= losses}
+
+
+def clearly_better(challenger: nn.Module, incumbent: nn.Module, val: Split,
+                   device: str = "cpu") -> dict:
+    """:func:`paired_comparison` with ``keep`` only if ``wins - losses`` exceeds its
+    standard deviation ``sqrt(wins + losses)`` under "equally good" (a sign test's one
+    standard error). Used for early stopping against the last epoch: validation picked the
+    early-stopped epoch, so it must beat the plain model by more than selection noise."""
+    wins, losses = _paired_counts(challenger, incumbent, val, device)
+    return {"wins": wins, "losses": losses, "keep": wins - losses > math.sqrt(wins + losses)}

@@ -16,9 +16,11 @@
 4. Retrain from scratch with the top sampler: same config, seed and budget as step 1 —
    unless its fine-tune score does not clearly beat the uniform reference's, in which case
    the sampler is uniform and nothing is retrained.
-5. The guard (:mod:`sampletune.swift.guard`): the model kept is the early-stopped Swift
-   model unless validation prefers the early-stopped uniform model (a paired comparison;
-   never test), so the pipeline is not worse than the cheap baseline it trained.
+5. The guards (:mod:`sampletune.swift.guard`): the uniform model is the last epoch's
+   unless the early-stopped one clearly beats it on validation; the model kept is the
+   early-stopped Swift model unless validation prefers that uniform model (paired
+   comparisons; never test), so the pipeline is not worse than the cheap baselines it
+   trained.
 6. ``report.json`` / ``report.md`` (test accuracy of each, the whole pipeline's cost and
    the search's, diagnostics) and Figs. 1, 2b, 3.
 
@@ -49,7 +51,7 @@ from sampletune.samplers import ShuffleSampler, WeightedSampler, budget_samples
 from sampletune.swift import plots
 from sampletune.swift.diagnostics import feature_auroc, sampler_diagnostics
 from sampletune.swift.family import SwiftFamily
-from sampletune.swift.guard import paired_comparison, simplest_clear_winner
+from sampletune.swift.guard import clearly_better, paired_comparison, simplest_clear_winner
 from sampletune.swift.params import SwiftParams
 from sampletune.swift.reference import loss_feature, reference_params
 from sampletune.swift.sampler_file import SamplerSpec, load_sampler, save_sampler
@@ -130,7 +132,11 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     save_sampler(out / "sampler.json", spec)
     probs = family.probabilities(best)
 
-    kept_model, guard = w_share, {"wins": 0, "losses": 0, "keep": False}
+    # The uniform model: the last epoch, unless early stopping clearly beats it.
+    stop = clearly_better(w_share, uniform.model, data.val, tcfg.device)
+    uniform_kind = "early_stopped" if stop["keep"] else "last_epoch"
+    kept_model = w_share if stop["keep"] else uniform.model
+    guard = {"wins": 0, "losses": 0, "keep": False}
     swift = uniform
     if origin != "uniform":
         swift = train(new_model(run, data), data,
@@ -138,10 +144,12 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
                       tcfg, run_dir=out / "swift", progress=progress,
                       description="swift (from scratch)")
         swift_model = swift.best_model()
-        guard = paired_comparison(swift_model, w_share, data.val, tcfg.device)
+        guard = paired_comparison(swift_model, kept_model, data.val, tcfg.device)
         if guard["keep"]:
             kept_model = swift_model
     chosen = "swift" if guard["keep"] else "uniform"
+    kept_metrics = (_metrics(swift)["early_stopped"] if guard["keep"] else
+                    _metrics(uniform)[uniform_kind])
     io.save_torch(out / "model.pt", kept_model.state_dict())
 
     unit = max(uniform.final["wall_time"], 1e-9)  # one training, in seconds
@@ -150,9 +158,11 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     report = {
         "dataset": run.dataset, "noise": run.noise, "model": run.model, "seed": run.seed,
         "uniform": _metrics(uniform), "swift": _metrics(swift),
-        # The guard: early-stopped Swift unless validation prefers early-stopped uniform.
-        "chosen": {"name": chosen, "val_wins": guard["wins"], "val_losses": guard["losses"],
-                   **_metrics(uniform if chosen == "uniform" else swift)["early_stopped"]},
+        # The guards: uniform's last epoch unless early stopping clearly beats it; then
+        # early-stopped Swift unless validation prefers that uniform model.
+        "chosen": {"name": chosen, "uniform_model": uniform_kind,
+                   "early_stop_wins": stop["wins"], "early_stop_losses": stop["losses"],
+                   "val_wins": guard["wins"], "val_losses": guard["losses"], **kept_metrics},
         "search": {
             "agent": search.agent, "transform": search.transform, "rounds": search.rounds,
             "finetune_epochs": search.finetune_epochs,
@@ -188,9 +198,12 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
 
 
 def _metrics(result: TrainResult) -> dict:
-    """Last-epoch metrics, and early stopping's (the best-validation epoch's)."""
+    """Last-epoch metrics (also under ``last_epoch``), and early stopping's (the
+    best-validation epoch's, under ``early_stopped``)."""
     f = result.final
     return {"test_acc": f["test_acc"], "val_acc": f["val_acc"], "wall_time": f["wall_time"],
+            "last_epoch": {"epoch": f["epochs"] - 1, "val_acc": f["val_acc"],
+                           "test_acc": f["test_acc"]},
             "early_stopped": {"epoch": f["best_epoch"], "val_acc": f["best_val_acc"],
                               "test_acc": f["best_test_acc"]}}
 
@@ -223,6 +236,13 @@ def _diagnostics(family: SwiftFamily, result, chosen: SwiftParams, noisy, unifor
     return out
 
 
+def _kept_name(chosen: dict) -> str:
+    """``swift, early stopped`` or ``uniform, last epoch`` / ``uniform, early stopped``."""
+    if chosen["name"] == "swift":
+        return "swift, early stopped"
+    return "uniform, " + chosen.get("uniform_model", "early_stopped").replace("_", " ")
+
+
 def report_markdown(report: dict) -> str:
     """A short human-readable report of :func:`run_swift`'s result."""
     s, c, d = report["search"], report["cost"], report["diagnostics"]
@@ -230,7 +250,7 @@ def report_markdown(report: dict) -> str:
             ("uniform, early stopped", report["uniform"]["early_stopped"]),
             ("swift sampler, last epoch", report["swift"]),
             ("swift sampler, early stopped", report["swift"]["early_stopped"]),
-            (f"**kept** ({report['chosen']['name']}, early stopped)", report["chosen"])]
+            (f"**kept** ({_kept_name(report['chosen'])})", report["chosen"])]
     lines = [
         f"# Swift Sampler: {report['dataset']}, noise {report['noise']}, {report['model']}, "
         f"seed {report['seed']}",
@@ -261,8 +281,8 @@ def report_markdown(report: dict) -> str:
     for model, aucs in d.get("feature_auroc", {}).items():
         lines.append(f"Feature AUROC against the noise mask, {model}: " + ", ".join(
             f"{k} {v:.3f}" for k, v in aucs.items() if v is not None) + ".")
-    lines += ["", f"Kept model: `model.pt` (a state_dict: the {report['chosen']['name']} "
-              f"training's best-validation epoch, {report['chosen']['epoch']}). Sampler: "
+    lines += ["", f"Kept model: `model.pt` (a state_dict: {_kept_name(report['chosen'])}, "
+              f"epoch {report['chosen']['epoch']}). Sampler: "
               f"`{report['sampler_file']}`; figures: fig1_plane.png, "
               "fig2b_loss_percentile.png, fig3_search.png.", ""]
     return "\n".join(lines)
