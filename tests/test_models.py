@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sampletune.errors import ConfigError
-from sampletune.models import build_model, model_names
+from sampletune.models import build_model, eval_mode, model_names
 
 CASES = [
     ("mlp", (40,)), ("mlp", (1, 8, 8)), ("mlp", (3, 32, 32)),
@@ -54,3 +54,14 @@ def test_bad_model_requests_are_config_errors(name, shape):
     with pytest.raises(ConfigError, match="^model: ") as err:
         build_model(name, shape, 10)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_eval_mode_restores_the_mode_also_on_errors(training):
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5)).train(training)
+    with eval_mode(model) as m:
+        assert m is model and not model.training and not model[0].training
+    assert model.training == training and model[0].training == training
+    with pytest.raises(RuntimeError), eval_mode(model):
+        raise RuntimeError
+    assert model.training == training

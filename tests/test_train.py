@@ -199,3 +199,36 @@ def test_early_stopping_keeps_the_best_validation_epoch(tiny_data, tmp_path):
     resumed = train(small_model(), tiny_data, sampler(), cfg, run_dir=run, progress=False)
     assert resumed.final["best_epoch"] == best
     assert torch.equal(params(resumed.best_model()), params(res.best_model()))
+
+
+def test_the_loop_finds_the_optional_hook_methods_by_protocol():
+    from sampletune.budget.measures import SampleCounter
+    from sampletune.features import TrainLossTracker
+    from sampletune.noisy.estimate import LossMaskSelector
+    from sampletune.noisy.l2rw import L2RW
+    from sampletune.samplers import IndexSampler, PSGDSampler
+    from sampletune.selection import OrderedSGD, SelectiveBackprop
+    from sampletune.train.hooks import EpochAware, EpochObserver, Stateful
+
+    stateful = (IndexSampler, PSGDSampler, OrderedSGD, SelectiveBackprop, L2RW,
+                LossMaskSelector, SampleCounter, TrainLossTracker)
+    assert all(issubclass(c, Stateful) for c in stateful)  # so checkpoints keep their state
+    assert all(issubclass(c, EpochAware) for c in (IndexSampler, OrderedSGD, LossMaskSelector))
+    assert issubclass(TrainLossTracker, EpochObserver)
+    assert not issubclass(SampleCounter, EpochAware | EpochObserver)
+
+
+def test_the_old_import_paths_still_work():
+    from sampletune.train import hooks, trainer
+    from sampletune.train.loop import (  # the names other code imported from loop.py
+        LossFn,
+        MixedBatch,
+        Selector,
+        Trainer,
+        best_record,
+        credit_to_sources,
+    )
+
+    assert (LossFn, MixedBatch, Selector, credit_to_sources) == (
+        hooks.LossFn, hooks.MixedBatch, hooks.Selector, hooks.credit_to_sources)
+    assert Trainer is trainer.Trainer and best_record([]) is None

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from sampletune.errors import ConfigError, check
 from sampletune.io import load_numpy, save_npz
+from sampletune.models import eval_mode
 
 TRAIN_LOSS = "train_loss"
 FEATURE_NAMES = ("loss", "renormed_entropy", "grad_norm", "grad_norm_full", TRAIN_LOSS)
@@ -160,7 +160,7 @@ def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_
     check(n >= 1, "features", "the split is empty")
     starts = _track(range(0, n, batch_size), progress, "features")
     batches = ((_rows(x, s, min(n, s + batch_size)), y[s: s + batch_size]) for s in starts)
-    with _eval(model):
+    with eval_mode(model):
         parts = [_batch_features(model, xb, yb, device, full_grad) for xb, yb in batches]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
@@ -182,7 +182,7 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
     if n is None and isinstance(loader, DataLoader) and hasattr(loader.dataset, "__len__"):
         n = len(loader.dataset)
     indices, parts = [], []
-    with _eval(model):
+    with eval_mode(model):
         for batch in _track(loader, progress, "features"):
             check(isinstance(batch, tuple | list) and len(batch) in (2, 3), "loader",
                   f"yields a batch of type {type(batch).__name__}"
@@ -222,17 +222,6 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
         out[k] = torch.empty(n, dtype=v.dtype)
         out[k][index] = v
     return out
-
-
-@contextmanager
-def _eval(model: nn.Module):
-    """``model`` in eval mode for the block, its mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _batch_features(model: nn.Module, x: Tensor, y: Tensor, device: str | torch.device,

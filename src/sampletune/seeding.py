@@ -5,6 +5,9 @@ improvised formula such as ``seed * 1_000_003 + 3``: distinct keys give statisti
 independent streams, equal keys the same stream, on every machine and in every process
 (no ``hash()``, which Python salts per process). String keys are hashed with SHA-256, so
 ``"loader"`` and ``"sampler"`` name two streams.
+
+The older formulas stay where published results were drawn with them; those that can
+grow past torch's 64-bit seeds pass through :func:`torch_seed`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from sampletune.errors import check
 
 Key = int | str
+TORCH_SEED_SPAN = 2**64  # torch's manual_seed takes [0, 2**64) (negatives wrap alike)
 
 
 def _entropy(base: int, keys: tuple[Key, ...]) -> list[int]:
@@ -59,3 +63,12 @@ def torch_generator(base: int, *keys: Key, device: str | torch.device = "cpu"
                     ) -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded with ``derive_seed(base, *keys, bits=64)``."""
     return torch.Generator(device).manual_seed(derive_seed(base, *keys, bits=64))
+
+
+def torch_seed(value: int) -> int:
+    """``value mod 2**64``: a seed ``torch.Generator.manual_seed`` / ``torch.manual_seed``
+    takes. Every value torch took before is unchanged (below ``2**64`` it is the value
+    itself; a negative one is the value torch wraps it to), so the improvised formulas
+    (``seed * 1_000_003 + epoch``) keep their draws; above, where ``manual_seed`` raised
+    ``ValueError``, it wraps."""
+    return int(value) % TORCH_SEED_SPAN

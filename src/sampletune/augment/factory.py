@@ -9,7 +9,7 @@ from sampletune.augment.image import CropFlip, RandAugment
 from sampletune.augment.mix import RICAP, Mixup
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError
-from sampletune.train.loop import Augment, Mixer
+from sampletune.train.hooks import Augment, Mixer
 
 AUGMENT_NAMES = ("none", "standard", "randaugment", "mixup", "ricap")
 

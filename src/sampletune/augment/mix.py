@@ -1,6 +1,6 @@
-"""Interpolating augmentations: mixup and RICAP, as :data:`sampletune.train.loop.Mixer`.
+"""Interpolating augmentations: mixup and RICAP, as :data:`sampletune.train.hooks.Mixer`.
 
-Each returns a :class:`~sampletune.train.loop.MixedBatch`: the mixed input and, for every
+Each returns a :class:`~sampletune.train.hooks.MixedBatch`: the mixed input and, for every
 mixed example, its K source labels, their shares (rows sum to one) and the sources' batch
 positions, so the loss is ``sum_k share_k * CE(logits, label_k)`` and every source is
 credited with the mixed examples it fed (for p-SGD / c-SGD and selective backprop).
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from sampletune.errors import check
-from sampletune.train.loop import MixedBatch
+from sampletune.train.hooks import MixedBatch
 
 
 def sample_beta(alpha: float, generator: torch.Generator, k: int = 1) -> list[float]:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from sampletune.errors import check
+from sampletune.models import eval_mode
 from sampletune.samplers.weighted import subset_sampler  # noqa: F401  (re-exported)
 
 
@@ -45,13 +46,11 @@ def penultimate_features(model: nn.Module, x: Tensor, batch_size: int = 1024) ->
     check(bool(linears), "coreset", "the model has no nn.Linear head to take features from")
     grabbed: list[Tensor] = []
     hook = linears[-1].register_forward_pre_hook(lambda _m, inp: grabbed.append(inp[0].cpu()))
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     try:
-        for s in range(0, len(x), batch_size):
-            model(x[s:s + batch_size].to(device))
+        with eval_mode(model):
+            for s in range(0, len(x), batch_size):
+                model(x[s:s + batch_size].to(device))
     finally:
         hook.remove()
-        model.train(was_training)
     return torch.cat(grabbed).flatten(1)

@@ -43,9 +43,10 @@ from sampletune.errors import ConfigError, check
 from sampletune.samplers import IndexSampler, ShuffleSampler, UniformSampler, budget_samples
 from sampletune.samplers.adaptive import CSGDSampler, PSGDSampler
 from sampletune.samplers.weighted import subset_sampler
+from sampletune.seeding import torch_seed
 from sampletune.selection import OrderedSGD, SelectiveBackprop
 from sampletune.train import TrainConfig, TrainResult, train
-from sampletune.train.loop import Augment, Mixer, Selector
+from sampletune.train.hooks import Augment, Mixer, Selector
 
 METHOD_NAMES = ("scan-sgd", "unif-sgd", "p-sgd", "c-sgd", "sb", "osgd")
 SUBSET_METHODS = ("random-subset", "coreset")
@@ -157,7 +158,7 @@ def build_method(name: str, data: DataSplits, cfg: TrainConfig, *, augment: str 
                       steps_per_epoch=per_budget_steps, selector=selector, **common)
     # fixed subsets (Fig. 1a/b)
     t0 = time.perf_counter()
-    gen = torch.Generator().manual_seed(seed * 1_000_033 + 5)
+    gen = torch.Generator().manual_seed(torch_seed(seed * 1_000_033 + 5))
     if name == "random-subset":
         subset = random_subset(n, k, gen)
     else:

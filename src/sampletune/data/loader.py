@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -20,9 +21,16 @@ from sampletune.data.dataset import Split
 Batch = tuple[Tensor, Tensor, Tensor]  # index (B,) int64, x (B, *shape), y (B,) int64
 
 
+@runtime_checkable
+class EpochIndexed(Protocol):
+    """A sampler that draws a whole epoch at once (sampletune's ``IndexSampler``)."""
+
+    def epoch_indices(self) -> Tensor: ...
+
+
 def epoch_indices(sampler: Sampler[int]) -> Tensor:
     """One epoch of a sampler's indices as an int64 tensor (fast path for sampletune's own)."""
-    if hasattr(sampler, "epoch_indices"):
+    if isinstance(sampler, EpochIndexed):
         return sampler.epoch_indices()
     return torch.as_tensor(list(iter(sampler)), dtype=torch.long)
 

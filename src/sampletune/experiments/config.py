@@ -18,7 +18,11 @@ import yaml
 from sampletune.errors import ConfigError, check
 from sampletune.train.config import TrainConfig
 
-MAX_SEED = 2**32 - 1  # derived seeds (seed * 1_000_033 + k) must fit torch.Generator's 64 bits
+# The binding limit: scikit-learn's random_state (numpy RandomState) takes [0, 2**32 - 1], and
+# --noisy cleanlab's folds and the noise-rate GMM get the seed as it is. Derived torch seeds
+# past 2**64 (FineTuner's sampler, seed * 10_007 * 1_000_003 + epoch, from seed 1_843_378_509)
+# wrap mod 2**64 in seeding.torch_seed instead of raising.
+MAX_SEED = 2**32 - 1
 # labels `autosampling replay` records as the sampler of its runs (not buildable by name)
 REPLAY_SAMPLERS = ("autosampling-dynamic", "autosampling-static")
 DEVICES = "auto, cpu, cuda, cuda:N (an existing GPU), mps"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from torch import nn
 
 from sampletune.errors import ConfigError, check
+from sampletune.models.modes import eval_mode
 
 Builder = Callable[[tuple[int, ...], int], nn.Module]
 _MODELS: dict[str, Builder] = {}
@@ -60,18 +61,14 @@ _CHECKED: set[tuple] = set()
 def _check_forward(model: nn.Module, name: str, shape: tuple[int, ...], classes: int) -> None:
     import torch
 
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             device = next(model.parameters(), torch.zeros(0)).device
             out = model(torch.zeros((2, *shape), device=device))
     except Exception as err:  # any layer's shape error means the same thing here
         first = (str(err).splitlines() or [type(err).__name__])[0]
         raise ConfigError("model", f"{name} cannot take inputs shaped {shape}: {first}",
                           "a model built for this data set's input shape") from None
-    finally:
-        model.train(was_training)
     check(isinstance(out, torch.Tensor) and tuple(out.shape) == (2, classes), "model",
           f"{name} gives outputs shaped {tuple(getattr(out, 'shape', ()))[1:]} for "
           f"{classes} classes", "a classifier with one logit per class")

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
+from sampletune.models import eval_mode
 from sampletune.samplers import ShuffleSampler
 from sampletune.train import TrainConfig, train
 
@@ -62,12 +63,9 @@ def kfold_indices(labels: Tensor, k: int, seed: int) -> list[Tensor]:
 def predict_proba(model: nn.Module, x: Tensor, device: torch.device | str = "cpu",
                   batch_size: int = 1024) -> Tensor:
     """(n, C) softmax of ``model`` on ``x`` in eval mode (the mode is restored)."""
-    was = model.training
-    model.eval()
-    out = [F.softmax(model(x[i:i + batch_size].to(device)), 1).cpu()
-           for i in range(0, len(x), batch_size)]
-    model.train(was)
-    return torch.cat(out)
+    with eval_mode(model):
+        return torch.cat([F.softmax(model(x[i:i + batch_size].to(device)), 1).cpu()
+                          for i in range(0, len(x), batch_size)])
 
 
 def out_of_fold_probs(data: DataSplits, cfg: TrainConfig, model_fn: Callable[[], nn.Module],

@@ -34,7 +34,7 @@ def estimate_noise_rate(losses: Tensor, *, seed: int = 0, max_rate: float = 0.9)
 class LossMaskSelector:
     """Base of the selectors that weight a batch by its own losses (small-loss, self-paced).
 
-    As a :class:`~sampletune.train.loop.Selector` it forwards every example and keeps the
+    As a :class:`~sampletune.train.hooks.Selector` it forwards every example and keeps the
     batch indices for :meth:`loss_weights`; as an observer it records each example's last
     training loss, from which the noise rate is estimated at the start of epoch
     ``estimate_epoch`` when it was not given. ``kept`` / ``seen`` count, per example, how

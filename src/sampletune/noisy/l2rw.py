@@ -28,6 +28,7 @@ from torch.func import functional_call
 
 from sampletune.data.dataset import Split
 from sampletune.errors import check
+from sampletune.seeding import torch_seed
 
 
 def l2rw_weights(model: nn.Module, x: Tensor, y: Tensor, x_meta: Tensor, y_meta: Tensor,
@@ -64,7 +65,7 @@ class L2RW:
         check(meta.in_memory, "noisy", "L2RW needs an in-memory validation split")
         self.meta = meta
         self.meta_batch = max(1, min(int(meta_batch), len(meta)))
-        self.generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + 17)
+        self.generator = torch.Generator().manual_seed(torch_seed(int(seed) * 1_000_003 + 17))
         self.order = torch.empty(0, dtype=torch.int64)
         self.skipped = 0
         self.steps = 0

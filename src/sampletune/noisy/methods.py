@@ -47,7 +47,7 @@ from sampletune.noisy.self_paced import SelfPaced
 from sampletune.noisy.small_loss import SmallLoss
 from sampletune.samplers import IndexSampler, ShuffleSampler
 from sampletune.train import TrainConfig, TrainResult, train
-from sampletune.train.loop import LossFn, Selector
+from sampletune.train.hooks import LossFn, Selector
 
 NOISY_NAMES = ("uniform", "early-stopping", "small-loss", "small-loss-known", "reed-soft",
                "reed-hard", "self-paced", "l2rw", "cleanlab")

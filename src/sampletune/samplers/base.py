@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import Sampler
 
 from sampletune.errors import check
+from sampletune.seeding import torch_seed
 
 
 def distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -65,7 +66,7 @@ class IndexSampler(Sampler[int]):
 
     def generator(self) -> torch.Generator:
         """A generator seeded from ``(seed, epoch)`` alone."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.Generator().manual_seed(torch_seed(self.seed * 1_000_003 + self.epoch))
 
     def _draw(self, generator: torch.Generator) -> Tensor:
         raise NotImplementedError

@@ -1,6 +1,6 @@
 """Selection rules that change the backward pass (selective backprop, ordered SGD).
 
-They plug into :class:`sampletune.train.loop.Trainer` as its ``selector`` and compose with
+They plug into :class:`sampletune.train.trainer.Trainer` as its ``selector`` and compose with
 any sampler and augmentation; selective backprop's rule (eq. 4) is also a pair of plain
 functions on per-example losses for your own loop (``sb_keep_probability``, ``sb_select``).
 """

@@ -22,7 +22,7 @@ OSGD_SCHEDULE = ((99.5, 16), (95.0, 8), (90.0, 4), (80.0, 2))
 
 
 class OrderedSGD:
-    """A :class:`~sampletune.train.loop.Selector` and observer: weights 1 on the ``q``
+    """A :class:`~sampletune.train.hooks.Selector` and observer: weights 1 on the ``q``
     largest losses of the batch, 0 elsewhere, so the step's loss is their mean."""
 
     def __init__(self, batch_size: int, schedule: tuple[tuple[float, int], ...] = OSGD_SCHEDULE):

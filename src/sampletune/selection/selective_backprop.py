@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sampletune.errors import check
-from sampletune.train.loop import Augment, Mixer, credit_to_sources
+from sampletune.models import eval_mode
+from sampletune.seeding import torch_seed
+from sampletune.train.hooks import Augment, Mixer, credit_to_sources
 
 
 def selectivity_for_budget(budget: float) -> float:
@@ -53,7 +55,7 @@ def sb_select(losses: Tensor, beta: float, generator: torch.Generator,
 
 
 class SelectiveBackprop:
-    """A :class:`~sampletune.train.loop.Selector` implementing eq. 4.
+    """A :class:`~sampletune.train.hooks.Selector` implementing eq. 4.
 
     Args:
         batch_size: examples per training step (kept examples are pooled to fill it).
@@ -103,19 +105,15 @@ class SelectiveBackprop:
         """(B,) per-example loss from one batched no-grad forward pass in eval mode, on the
         augmented / mixed candidates, credited back to each source example by share."""
         gen = self.generator(x.device)
-        was_training = model.training
-        model.eval()
-        if self.augment is not None:
-            x = self.augment(x, gen)
-        if self.mixer is None:
-            losses = F.cross_entropy(model(x), y, reduction="none")
-        else:
+        with eval_mode(model):
+            if self.augment is not None:
+                x = self.augment(x, gen)
+            if self.mixer is None:
+                return F.cross_entropy(model(x), y, reduction="none")
             mixed = self.mixer(x, y, gen)
             logp = F.log_softmax(model(mixed.x), dim=1)
             per_mixed = (-logp.gather(1, mixed.labels) * mixed.shares).sum(1)
-            losses = credit_to_sources(mixed, per_mixed, len(y))
-        model.train(was_training)
-        return losses
+            return credit_to_sources(mixed, per_mixed, len(y))
 
     def select(self, model: nn.Module, index: Tensor, x: Tensor, y: Tensor
                ) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -153,7 +151,8 @@ class SelectiveBackprop:
     # ---- state -------------------------------------------------------------------------
     def generator(self, device: torch.device) -> torch.Generator:
         if self._generator is None or self._generator.device != torch.device(device):
-            self._generator = torch.Generator(device).manual_seed(self.seed * 7_919 + 17)
+            self._generator = torch.Generator(device).manual_seed(
+                torch_seed(self.seed * 7_919 + 17))
             if self._generator_state is not None:
                 self._generator.set_state(self._generator_state)
                 self._generator_state = None

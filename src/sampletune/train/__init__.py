@@ -1,20 +1,13 @@
-"""The training core: config, LR schedules, the one loop, evaluation, checkpoint/resume."""
+"""The training core: config, LR schedules, hook types, the trainer, evaluation,
+checkpoint/resume and the loop (one module each)."""
 
 from sampletune.train.config import LR_SCHEDULES, TrainConfig
-from sampletune.train.loop import (
-    BatchReport,
-    EpochObserver,
-    MixedBatch,
-    Observer,
-    Trainer,
-    TrainResult,
-    evaluate,
-    example_losses,
-    seeded_model,
-    train,
-)
+from sampletune.train.evaluation import evaluate, example_losses
+from sampletune.train.hooks import BatchReport, EpochObserver, MixedBatch, Observer
+from sampletune.train.loop import TrainResult, train
 from sampletune.train.progress import progress_bar
 from sampletune.train.schedules import lr_factor
+from sampletune.train.trainer import Trainer, seeded_model
 
 __all__ = [
     "LR_SCHEDULES", "BatchReport", "EpochObserver", "MixedBatch", "Observer", "TrainConfig",

@@ -1,0 +1,268 @@
+"""The trainer: SGD on one model, one step (:meth:`Trainer.train_batch`) or one epoch of a
+sampler (:meth:`Trainer.train_epoch`) at a time, with the hooks of
+:mod:`sampletune.train.hooks`.
+
+Engines that need exact control of the index sequence (AutoSampling) call
+:meth:`Trainer.train_batch` directly; :func:`sampletune.train.loop.train` runs whole epochs
+with evaluation, progress and checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Sampler
+
+from sampletune.data.dataset import DataSplits, Split
+from sampletune.data.loader import make_loader
+from sampletune.errors import check
+from sampletune.seeding import torch_seed
+from sampletune.train.config import TrainConfig
+from sampletune.train.distributed import current_world, wrap
+from sampletune.train.evaluation import evaluate_sharded
+from sampletune.train.hooks import (
+    Augment,
+    BatchReport,
+    EpochAware,
+    LossFn,
+    MixedBatch,
+    Mixer,
+    Observer,
+    Selector,
+    Stateful,
+    credit_to_sources,
+)
+from sampletune.train.schedules import lr_factor
+
+
+def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a model initialised from ``seed``, leaving the global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch_seed(seed))
+        return build()
+
+
+@dataclass
+class _Forward:
+    """One step's forward pass: ``logits`` (B, C), per-example cross-entropy ``losses``
+    (B,) and the back-propagated ``objective`` (B,); for a mixed batch, the mix and each
+    mixed example's loss per source label ``label_losses`` (B, K)."""
+
+    logits: Tensor
+    losses: Tensor
+    objective: Tensor
+    mixed: MixedBatch | None = None
+    label_losses: Tensor | None = None
+
+
+class Trainer:
+    """SGD on one model over ``data.train``, one step at a time; the LR of step ``t`` is
+    ``cfg.lr * lr_factor(cfg, t, total_steps)``, set before the update.
+
+    Args:
+        total_steps: iterations of the whole (budgeted) run; the LR schedule spans them.
+        observers: receive a :class:`BatchReport` after every step.
+        selector, augment, mixer: optional hooks; ``augment`` is applied per example before
+            ``mixer``; both draw only from the trainer's own generator.
+        loss_fn: optional :data:`LossFn` back-propagated instead of the cross-entropy (not
+            with ``mixer``).
+
+    Distributed (a process group of ``size > 1``): ``self.model`` trains wrapped in
+    ``DistributedDataParallel``; :meth:`train_batch` takes this rank's shard of the global
+    batch (as the samplers shard it); the selector is given the global batch (gathered,
+    so the training split must be in memory) and its losses and returns the global
+    choice, of which each rank trains its shard; observers get the global
+    :class:`BatchReport`. Augmentation draws from a generator of its own on each rank.
+    """
+
+    def __init__(self, model: nn.Module, data: DataSplits, cfg: TrainConfig, total_steps: int,
+                 *, observers: Iterable[Observer] = (), selector: Selector | None = None,
+                 augment: Augment | None = None, mixer: Mixer | None = None,
+                 loss_fn: LossFn | None = None):
+        check(loss_fn is None or mixer is None, "loss_fn", "a custom loss cannot be combined "
+              "with a mixer (mixup, RICAP)")
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        self.world = current_world()
+        self.batch_size = self.world.split_batch(cfg.batch_size)  # this rank's share
+        check(selector is None or not self.world.distributed or data.train.in_memory,
+              "selector", "distributed selection gathers the global batch and needs an "
+              "in-memory training split")
+        self.data = data
+        self.model = model.to(self.device)
+        self.net = wrap(self.model, self.device) if self.world.distributed else self.model
+        self.train_split = data.train.to(self.device) if data.train.in_memory else data.train
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+        self.total_steps = int(total_steps)
+        self.observers = list(observers)
+        self.selector, self.augment, self.mixer = selector, augment, mixer
+        self.loss_fn = loss_fn
+        self.generator = torch.Generator(self.device).manual_seed(
+            torch_seed(cfg.seed + 7919 + 1_000_003 * self.world.rank))
+        self.step = 0
+        self.epoch = 0
+        self._loader = None  # kept across epochs so DataLoader workers persist
+
+    # ---- one step -------------------------------------------------------------------
+    def train_batch(self, index: Tensor, x: Tensor | None = None, y: Tensor | None = None
+                    ) -> Tensor | None:
+        """One SGD step on the training examples ``index`` (B,). Returns the detached mean
+        loss (a 0-d tensor, no host sync), or ``None`` if the selector kept too few.
+        Distributed: ``index`` is this rank's shard, and the loss this rank's part (their
+        mean over the ranks is the global batch's)."""
+        index = index.to(self.device)
+        if x is None:
+            x, y = self.train_split.x[index], self.train_split.y[index]
+        if not self.model.training:
+            self.model.train()
+        if self.cfg.lr_schedule != "constant":
+            lr = self.lr_at(self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+        if self.selector is not None:
+            kept = self._select(index, x, y)
+            if kept is None:
+                return None
+            index, x, y = kept
+        if self.augment is not None:
+            x = self.augment(x, self.generator)
+        out = self._forward(x, y)
+        loss = self._reduce(out.objective, out.losses)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.observers:
+            self._report(index, y, out)
+        self.step += 1
+        return loss.detach()
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of global step ``step`` (0-based)."""
+        return self.cfg.lr * lr_factor(self.cfg, step, self.total_steps)
+
+    def _select(self, index: Tensor, x: Tensor, y: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor] | None:
+        """The selector's pick ``(index, x, y)`` from the batch, or ``None`` while it fills
+        one. Distributed, it picks from the gathered global batch and this rank gets its
+        shard of the pick."""
+        if self.world.distributed:  # the selector chooses from the global batch
+            (index,) = self.world.gather_batch(index)
+            x, y = self.train_split.x[index], self.train_split.y[index]
+        kept = self.selector.select(self.model, index, x, y)
+        if kept is None or not self.world.distributed:
+            return kept
+        check(len(kept[0]) % self.world.size == 0, "selector", f"kept {len(kept[0])} "
+              f"examples, which do not split over {self.world.size} processes",
+              f"a multiple of {self.world.size}")
+        return tuple(self.world.shard(t) for t in kept)
+
+    def _forward(self, x: Tensor, y: Tensor) -> _Forward:
+        """The forward pass on ``x`` (B, *shape), mixed first when there is a mixer."""
+        if self.mixer is None:
+            logits = self.net(x)
+            losses = F.cross_entropy(logits, y, reduction="none")
+            objective = losses if self.loss_fn is None else self.loss_fn(logits, y)
+            return _Forward(logits, losses, objective)
+        mixed = self.mixer(x, y, self.generator)
+        logits = self.net(mixed.x)
+        label_losses = -F.log_softmax(logits, dim=1).gather(1, mixed.labels)  # (B, K)
+        losses = (label_losses * mixed.shares).sum(1)
+        return _Forward(logits, losses, losses, mixed, label_losses)
+
+    def _reduce(self, objective: Tensor, losses: Tensor) -> Tensor:
+        """The step's loss: the mean of ``objective``, or its mean weighted by the selector's
+        ``loss_weights`` of the batch's ``losses``. Distributed, the weights are those of
+        the global batch and each rank's part is scaled so that DDP's average of the
+        ranks' gradients is the global batch's gradient (plain means need no scaling:
+        every rank's shard has the same size)."""
+        world = self.world
+        if self.selector is None:
+            return objective.mean()
+        weights = self.selector.loss_weights(
+            world.gather_batch(losses.detach())[0] if world.distributed else losses)
+        if weights is None:
+            return objective.mean()
+        if not world.distributed:
+            return (objective * weights).sum() / weights.sum()
+        return (objective * world.shard(weights)).sum() * world.size / weights.sum()
+
+    def _report(self, index: Tensor, y: Tensor, out: _Forward) -> None:
+        """Tell the observers the step's :class:`BatchReport`, per source example (the
+        global batch when distributed)."""
+        if out.mixed is not None:
+            mixed, n = out.mixed, len(index)
+            credited = credit_to_sources(mixed, out.losses.detach(), n)
+            true_prob = credit_to_sources(mixed, torch.exp(-out.label_losses.detach()), n)
+            main = mixed.labels.gather(1, mixed.shares.argmax(1, keepdim=True)).squeeze(1)
+        else:
+            credited, true_prob, main = out.losses.detach(), torch.exp(-out.losses.detach()), y
+        correct = out.logits.detach().argmax(1) == main
+        if self.world.distributed:
+            index, credited, true_prob, correct = self.world.gather_batch(
+                index, credited, true_prob, correct)
+        report = BatchReport(self.epoch, self.step, index, credited, true_prob, correct)
+        for obs in self.observers:
+            obs.on_batch(report)
+
+    # ---- one epoch ------------------------------------------------------------------
+    def train_epoch(self, sampler: Sampler[int], epoch: int) -> dict:
+        """Train one epoch of ``sampler``'s indices; returns ``{"train_loss", "steps", "lr"}``."""
+        self.epoch = int(epoch)
+        for part in (sampler, self.selector):  # selectors with per-epoch state (ordered SGD)
+            if isinstance(part, EpochAware):
+                part.set_epoch(epoch)
+        if self._loader is None or self._loader.sampler is not sampler:
+            self._loader = make_loader(self.train_split, sampler, self.batch_size,
+                                       self.device, self.cfg.loader_workers)
+        total = torch.zeros((), device=self.device)
+        steps = 0
+        lr = self.lr_at(self.step)  # at epoch start
+        for index, x, y in self._loader:
+            loss = self.train_batch(index, x, y)
+            if loss is not None:
+                total += loss
+                steps += 1
+        if self.world.distributed:  # the same on every rank: the global batches' mean
+            total = self.world.sum(total) / self.world.size
+            self.world.broadcast_buffers(self.model)
+        return {"train_loss": float(total) / max(steps, 1), "steps": steps, "lr": lr}
+
+    def evaluate(self, split: Split, batch_size: int = 1024) -> dict:
+        """Mean cross-entropy and accuracy (fraction in [0, 1]) on ``split``'s labels, the
+        same on every rank (:func:`~sampletune.train.evaluation.evaluate_sharded`)."""
+        return evaluate_sharded(self.model, split, self.world, self.device, batch_size)
+
+    # ---- state ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Weights, optimizer, step and generator; distributed, every rank's generator state
+        (``(size, ...)``, a collective: call it on every rank)."""
+        generator = self.generator.get_state()
+        if self.world.distributed:
+            generator = self.world.all_gather(generator.to(self.device)).cpu()
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "generator": generator,
+            "step": self.step, "epoch": self.epoch,
+            "selector": (self.selector.state_dict() if isinstance(self.selector, Stateful)
+                         else None),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        generator = state["generator"]
+        if self.world.distributed:
+            if generator.dim() != 2 or len(generator) != self.world.size:
+                raise ValueError(f"it was not written by a run of {self.world.size} processes")
+            generator = generator[self.world.rank].clone()  # set_state ignores offsets
+        self.generator.set_state(generator)
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        if state.get("selector") is not None:
+            self.selector.load_state_dict(state["selector"])
