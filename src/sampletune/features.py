@@ -49,17 +49,37 @@ class FeatureKey:
         return "-".join(safe) + ".npz"
 
 
+class EmpiricalCdf:
+    """The empirical cdf of a reference sample, ``F(u) = #{j : r_j <= u} / n`` (eq. 7).
+
+    ``reference`` ``(n,)`` is sorted once; calling the object on values ``(m,)`` (any, e.g. the
+    features of new crops) gives float64 ``(m,)`` in ``[0, 1]`` by one ``searchsorted``, on
+    ``device``. NaN anywhere is a :class:`ConfigError`.
+    """
+
+    def __init__(self, reference: Tensor, device: str | torch.device = "cpu"):
+        ref = _finite_float64(reference)
+        check(ref.numel() > 0, "features", "cannot normalise an empty feature")
+        self.sorted = torch.sort(ref).values.to(device)
+
+    def __call__(self, values: Tensor) -> Tensor:
+        v = _finite_float64(values).to(self.sorted.device)
+        return torch.searchsorted(self.sorted, v, right=True).to(torch.float64) / len(self.sorted)
+
+
 def cdf_normalise(values: Tensor) -> Tensor:
-    """Eq. 7: the empirical cdf ``F(x_i) = #{j : x_j <= x_i} / n``, float64 in ``(0, 1]``.
+    """Eq. 7 on the values themselves: ``F(x_i) = #{j : x_j <= x_i} / n``, float64 in ``(0, 1]``.
 
     Ties share one value (the largest rank in the tie), so equal inputs always map to equal
     outputs and the map is monotone. ``values`` is ``(n,)``; NaN is a :class:`ConfigError`.
     """
-    v = torch.as_tensor(values).detach().to("cpu", torch.float64).flatten()
-    check(v.numel() > 0, "features", "cannot normalise an empty feature")
+    return EmpiricalCdf(values)(values)
+
+
+def _finite_float64(values: Tensor) -> Tensor:
+    v = torch.as_tensor(values).detach().to(torch.float64).flatten().contiguous()
     check(not bool(torch.isnan(v).any()), "features", "NaN feature values", "finite")
-    sorted_v = torch.sort(v).values
-    return torch.searchsorted(sorted_v, v, right=True).to(torch.float64) / v.numel()
+    return v
 
 
 def renormed_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -136,36 +156,54 @@ def _forward_with_hidden(model: nn.Module, layer: nn.Linear, x: Tensor) -> tuple
     return seen["h"], logits
 
 
+@torch.no_grad()
+def batch_features(model: nn.Module, x: Tensor, y: Tensor,
+                   names: tuple[str, ...] = FEATURE_NAMES[:3]) -> dict[str, Tensor]:
+    """The features ``names`` of one batch ``x`` ``(B, *shape)``, ``y`` ``(B,)`` in a single
+    forward pass of ``model`` in eval mode (restored after): ``{name: float64 (B,)}`` on
+    ``x``'s device. ``grad_norm_full`` costs a per-example backward pass per chunk."""
+    unknown = [k for k in names if k not in FEATURE_NAMES]
+    check(not unknown, "features", f"unknown features {unknown}", ", ".join(FEATURE_NAMES))
+    was_training = model.training
+    model.eval()
+    try:
+        layer = logit_layer(model) if "grad_norm" in names else None
+        hidden, logits = _forward_with_hidden(model, layer, x) if layer is not None \
+            else (None, model(x))
+        out = {}
+        if "loss" in names:
+            out["loss"] = F.cross_entropy(logits.double(), y, reduction="none")
+        if "renormed_entropy" in names:
+            out["renormed_entropy"] = renormed_entropy(logits, y)
+        if layer is not None:
+            out["grad_norm"] = last_layer_grad_norm(hidden, logits, y, layer.bias is not None)
+        if "grad_norm_full" in names:  # torch.func.grad ignores the outer no_grad
+            out["grad_norm_full"] = full_grad_norm(model, x, y)
+    finally:
+        model.train(was_training)
+    return {k: out[k] for k in names}
+
+
 def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_size: int = 512,
                      device: str | torch.device = "cpu", full_grad: bool = False,
                      progress: bool = True) -> dict[str, Tensor]:
     """Features of every example of ``(x, y)``: ``x`` ``(n, *shape)`` or a ``Dataset`` of inputs,
-    ``y`` ``(n,)`` labels.
+    ``y`` ``(n,)`` labels, ``batch_size`` at a time (:func:`batch_features`).
 
-    Returns ``{name: float64 (n,)}`` with ``loss``, ``renormed_entropy``, ``grad_norm`` and,
-    if ``full_grad``, ``grad_norm_full``. The model is put in eval mode and restored after.
+    Returns ``{name: float64 (n,)}`` on the CPU with ``loss``, ``renormed_entropy``,
+    ``grad_norm`` and, if ``full_grad``, ``grad_norm_full``. The model is put in eval mode
+    and restored after.
     """
     check(batch_size >= 1, "batch_size", f"{batch_size} must be positive", ">= 1")
     n = int(y.shape[0])
     check(n >= 1, "features", "the split is empty")
-    was_training = model.training
-    model.eval()
-    layer = logit_layer(model)
-    out: dict[str, list[Tensor]] = {k: [] for k in FEATURE_NAMES[: 4 if full_grad else 3]}
-    starts = range(0, n, batch_size)
-    try:
-        for s in _track(starts, progress, "features"):
-            xb = _rows(x, s, min(n, s + batch_size)).to(device)
-            yb = y[s: s + batch_size].to(device)
-            hidden, logits = _forward_with_hidden(model, layer, xb)
-            out["loss"].append(F.cross_entropy(logits.double(), yb, reduction="none").cpu())
-            out["renormed_entropy"].append(renormed_entropy(logits, yb).cpu())
-            out["grad_norm"].append(
-                last_layer_grad_norm(hidden, logits, yb, layer.bias is not None).cpu())
-            if full_grad:
-                out["grad_norm_full"].append(full_grad_norm(model, xb, yb).cpu())
-    finally:
-        model.train(was_training)
+    names = FEATURE_NAMES[: 4 if full_grad else 3]
+    out: dict[str, list[Tensor]] = {k: [] for k in names}
+    for s in _track(range(0, n, batch_size), progress, "features"):
+        xb = _rows(x, s, min(n, s + batch_size)).to(device)
+        feats = batch_features(model, xb, y[s: s + batch_size].to(device), names)
+        for k in names:
+            out[k].append(feats[k].cpu())
     return {k: torch.cat(v) for k, v in out.items()}
 
 
