@@ -3,10 +3,13 @@ import json
 import math
 
 import pytest
+import torch
 
+from sampletune.cli import main
 from sampletune.commands import swift as swift_cli
 from sampletune.errors import ConfigError
 from sampletune.experiments.config import RunConfig
+from sampletune.features import compute_features, load_features
 from sampletune.swift.pipeline import run_swift, verify_run
 from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
 from sampletune.swift.search import SearchConfig
@@ -17,7 +20,7 @@ SEARCH = SearchConfig(rounds=3, finetune_epochs=1, agent="random")
 
 
 @pytest.mark.slow
-def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
+def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     run = RUN.replace(out=str(tmp_path / "run"))
     report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
     out = tmp_path / "run"
@@ -65,6 +68,19 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path):
     assert spec.score == (s["uniform_finetune_val_acc"] if fell_back else s["best_val_acc"])
     assert spec.n == 360  # 400 minus 10% validation
     assert len(to_weighted_sampler(spec, seed=0).epoch_indices()) == 360
+    # The sampler file names the model its features came from (w_share), for crop sampling.
+    w_share = new_model(run, data)
+    w_share.load_state_dict(load_torch(spec.feature_model, "weights"))
+    assert spec.feature_arch == "mlp" and torch.equal(
+        compute_features(w_share, data.train.x, data.train.y, progress=False)["loss"],
+        load_features(spec.feature_file)["loss"])
+    # The default loss feature (train_loss) has no value for a new crop: a one-line refusal
+    # (crop sampling itself is tested with a paper-features sampler in test_crop_sampling).
+    assert main(["train", "--dataset", "digits", "--train-subset", "400", "--model", "mlp",
+                 "--sampler", "swift", "--weights", str(out / "sampler.json"),
+                 "--crop-sampling", "--augment", "standard", "--epochs", "1", "--quiet",
+                 "--device", "cpu"]) == 2
+    assert "crop_sampling: the sampler uses ['train_loss']" in capsys.readouterr().err
 
     # Rerunning resumes every step and reproduces the report.
     again = run_swift(run, SEARCH, search_cost=0.5, progress=False)

@@ -110,6 +110,23 @@ def test_crafted_features_inside_the_folder_are_refused_not_run(tmp_path, capsys
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("where", ["../evil.pt", "ABS", "evil.pt"])
+def test_crop_sampling_feature_model_is_never_run_or_read_elsewhere(tmp_path, capsys, where):
+    marker = tmp_path / "pwned"
+    for folder in (tmp_path, tmp_path / "s"):
+        folder.mkdir(exist_ok=True)
+        torch.save(Payload(marker), folder / "evil.pt")
+    sampler = _sampler_file(tmp_path / "s", "features.npz")
+    d = json.loads(sampler.read_text())
+    d["feature_model"] = str(tmp_path / "evil.pt") if where == "ABS" else where
+    d["feature_arch"] = "mlp"
+    sampler.write_text(json.dumps(d))
+    field = "weights" if where == "evil.pt" else "sampler_file"
+    _fails([*TRAIN, "--sampler", "swift", "--weights", str(sampler), "--crop-sampling",
+            "--augment", "standard"], field, capsys)
+    assert not marker.exists()
+
+
 def test_crafted_schedule_files_are_refused_not_run(tmp_path, capsys):
     marker = tmp_path / "pwned"
     replay = ["--threads", "1", "autosampling", "replay", "--dataset", "digits",

@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-rate", type=finite_float, metavar="R", help="the known label-noise "
                    "rate, for --noisy small-loss-known (required) and self-paced")
     p.add_argument("--augment", choices=AUGMENT_NAMES, help="data augmentation (image data)")
+    p.add_argument("--crop-sampling", action="store_true", default=None,
+                   help="with --sampler swift and --augment standard: draw images uniformly, "
+                   "make 2 random crops per needed crop and keep half by the sampler, "
+                   "scored by its feature model (swift-sampler.txt 4.2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events "
                    "to OUT/tb (needs --out and pip install 'sampletune[tensorboard]')")

@@ -40,7 +40,8 @@ from sampletune.io import load_numpy, save_npz
 from sampletune.models import eval_mode
 
 TRAIN_LOSS = "train_loss"
-FEATURE_NAMES = ("loss", "renormed_entropy", "grad_norm", "grad_norm_full", TRAIN_LOSS)
+MODEL_FEATURES = ("loss", "renormed_entropy", "grad_norm", "grad_norm_full")  # of one model
+FEATURE_NAMES = (*MODEL_FEATURES, TRAIN_LOSS)
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,37 @@ class FeatureKey:
         return "-".join(safe) + ".npz"
 
 
+class EmpiricalCdf:
+    """The empirical cdf of a reference sample, ``F(u) = #{j : r_j <= u} / n`` (eq. 7).
+
+    ``reference`` ``(n,)`` is sorted once; calling the object on values ``(m,)`` (any, e.g. the
+    features of new crops) gives float64 ``(m,)`` in ``[0, 1]`` by one ``searchsorted``, on
+    ``device``. NaN anywhere is a :class:`ConfigError`.
+    """
+
+    def __init__(self, reference: Tensor, device: str | torch.device = "cpu"):
+        ref = _finite_float64(reference)
+        check(ref.numel() > 0, "features", "cannot normalise an empty feature")
+        self.sorted = torch.sort(ref).values.to(device)
+
+    def __call__(self, values: Tensor) -> Tensor:
+        v = _finite_float64(values).to(self.sorted.device)
+        return torch.searchsorted(self.sorted, v, right=True).to(torch.float64) / len(self.sorted)
+
+
 def cdf_normalise(values: Tensor) -> Tensor:
-    """Eq. 7: the empirical cdf ``F(x_i) = #{j : x_j <= x_i} / n``, float64 in ``(0, 1]``.
+    """Eq. 7 on the values themselves: ``F(x_i) = #{j : x_j <= x_i} / n``, float64 in ``(0, 1]``.
 
     Ties share one value (the largest rank in the tie), so equal inputs always map to equal
     outputs and the map is monotone. ``values`` is ``(n,)``; NaN is a :class:`ConfigError`.
     """
-    v = torch.as_tensor(values).detach().to("cpu", torch.float64).flatten()
-    check(v.numel() > 0, "features", "cannot normalise an empty feature")
+    return EmpiricalCdf(values)(values)
+
+
+def _finite_float64(values: Tensor) -> Tensor:
+    v = torch.as_tensor(values).detach().to(torch.float64).flatten().contiguous()
     check(not bool(torch.isnan(v).any()), "features", "NaN feature values", "finite")
-    sorted_v = torch.sort(v).values
-    return torch.searchsorted(sorted_v, v, right=True).to(torch.float64) / v.numel()
+    return v
 
 
 def renormed_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -146,14 +167,16 @@ def _forward_with_hidden(model: nn.Module, layer: nn.Linear, x: Tensor) -> tuple
     return seen["h"], logits
 
 
+@torch.no_grad()
 def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_size: int = 512,
                      device: str | torch.device = "cpu", full_grad: bool = False,
                      progress: bool = True) -> dict[str, Tensor]:
     """Features of every example of ``(x, y)``: ``x`` ``(n, *shape)`` or a ``Dataset`` of inputs,
-    ``y`` ``(n,)`` labels.
+    ``y`` ``(n,)`` labels, ``batch_size`` at a time (:func:`batch_features`).
 
-    Returns ``{name: float64 (n,)}`` with ``loss``, ``renormed_entropy``, ``grad_norm`` and,
-    if ``full_grad``, ``grad_norm_full``. The model is put in eval mode and restored after.
+    Returns ``{name: float64 (n,)}`` on the CPU with ``loss``, ``renormed_entropy``,
+    ``grad_norm`` and, if ``full_grad``, ``grad_norm_full``. The model is put in eval mode
+    and restored after.
     """
     check(batch_size >= 1, "batch_size", f"{batch_size} must be positive", ">= 1")
     n = int(y.shape[0])
@@ -226,16 +249,36 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
 
 def _batch_features(model: nn.Module, x: Tensor, y: Tensor, device: str | torch.device,
                     full_grad: bool) -> dict[str, Tensor]:
-    """The features of one batch, ``{name: float64 (B,)}`` on the CPU (model in eval mode)."""
-    layer = logit_layer(model)
-    xb, yb = x.to(device), y.to(device)
-    hidden, logits = _forward_with_hidden(model, layer, xb)
-    out = {"loss": F.cross_entropy(logits.double(), yb, reduction="none"),
-           "renormed_entropy": renormed_entropy(logits, yb),
-           "grad_norm": last_layer_grad_norm(hidden, logits, yb, layer.bias is not None)}
-    if full_grad:
-        out["grad_norm_full"] = full_grad_norm(model, xb, yb)
+    """The features of one batch, ``{name: float64 (B,)}`` on the CPU."""
+    names = MODEL_FEATURES if full_grad else MODEL_FEATURES[:3]
+    out = batch_features(model, x.to(device), y.to(device), names)
     return {k: v.cpu() for k, v in out.items()}
+
+
+def batch_features(model: nn.Module, x: Tensor, y: Tensor,
+                   names: tuple[str, ...] = MODEL_FEATURES[:3]) -> dict[str, Tensor]:
+    """The features ``names`` (of :data:`MODEL_FEATURES`) of one batch ``x`` ``(B, *shape)``,
+    ``y`` ``(B,)`` in a single forward pass of ``model`` in eval mode (restored after):
+    ``{name: float64 (B,)}`` on ``x``'s device. ``grad_norm_full`` costs a per-example
+    backward pass per chunk; ``train_loss`` is a statistic of training, not of one model,
+    and is refused."""
+    unknown = [k for k in names if k not in MODEL_FEATURES]
+    check(not unknown, "features", f"{unknown} cannot be computed from a model",
+          ", ".join(MODEL_FEATURES))
+    with eval_mode(model):
+        layer = logit_layer(model) if "grad_norm" in names else None
+        hidden, logits = _forward_with_hidden(model, layer, x) if layer is not None \
+            else (None, model(x))
+        out = {}
+        if "loss" in names:
+            out["loss"] = F.cross_entropy(logits.double(), y, reduction="none")
+        if "renormed_entropy" in names:
+            out["renormed_entropy"] = renormed_entropy(logits, y)
+        if layer is not None:
+            out["grad_norm"] = last_layer_grad_norm(hidden, logits, y, layer.bias is not None)
+        if "grad_norm_full" in names:  # torch.func.grad ignores the outer no_grad
+            out["grad_norm_full"] = full_grad_norm(model, x, y)
+    return {k: out[k] for k in names}
 
 
 class TrainLossTracker:

@@ -102,6 +102,7 @@ class RunConfig:
     noisy: str | None = None  # a noisy-label baseline (sampletune.noisy); replaces ``sampler``
     noise_rate: float | None = None  # the known noise rate, for the noisy baselines that use it
     augment: str = "none"
+    crop_sampling: bool = False  # sample crops, not images, by the Swift sampler (section 4.2)
     budget: float = 1.0
     epochs: int = 40
     batch_size: int = 128
@@ -141,6 +142,13 @@ class RunConfig:
               "--weights only with --sampler weights or --sampler swift")
         check(self.augment in AUGMENT_NAMES, "augment", f"unknown augmentation "
               f"{self.augment!r}", ", ".join(AUGMENT_NAMES))
+        check(not self.crop_sampling or self.sampler == "swift", "crop_sampling",
+              f"needs --sampler swift (its sampler file weighs the crops), not "
+              f"{self.method or self.noisy or self.sampler!r}", "--sampler swift --weights "
+              "sampler.json, or leave --crop-sampling out")
+        check(not self.crop_sampling or self.augment == "standard", "crop_sampling",
+              f"needs --augment standard (the random crops it samples from), not "
+              f"{self.augment!r}", "--augment standard")
         check(0.0 <= self.noise < 1.0, "noise", f"{self.noise} is outside [0, 1)",
               "0 <= noise < 1")
         check(0.0 < self.val_fraction < 1.0, "val_fraction",

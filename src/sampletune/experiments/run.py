@@ -24,6 +24,8 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
     """Train as ``cfg`` says: with ``cfg.method`` one of the budgeted-training methods
     (:func:`sampletune.budget.build_method`), with ``cfg.noisy`` a noisy-label baseline
     (:func:`sampletune.noisy.build_noisy`), else ``cfg.sampler``; ``cfg.augment`` either way.
+    With ``cfg.crop_sampling`` the images are drawn uniformly and their crops by the Swift
+    sampler file ``cfg.weights`` (:func:`sampletune.swift.crops.crop_sampling`).
 
     With ``cfg.out`` the run directory holds ``config.yaml``, ``metrics.jsonl`` (one record
     per epoch), ``checkpoint.pt`` (resume by rerunning the same command), ``summary.json``
@@ -43,6 +45,7 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
     data = load_data(cfg)
     train_cfg = cfg.train_config()
     out = Path(cfg.out) if cfg.out else None
+    weights = None  # a sampler's weights from a file, for the run's identity
     if cfg.method:
         method = build_method(cfg.method, data, train_cfg, augment=cfg.augment,
                               model_fn=lambda: new_model(cfg, data), progress=progress)
@@ -51,11 +54,19 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
 
         method = build_noisy(cfg.noisy, data, train_cfg, noise_rate=cfg.noise_rate,
                              model_fn=lambda: new_model(cfg, data), progress=progress)
+    elif cfg.crop_sampling:  # images drawn uniformly, their crops by the Swift sampler
+        from sampletune.swift.crops import crop_sampling
+        from sampletune.swift.sampler_file import checked_spec
+
+        selector = crop_sampling(data, cfg.weights, seed=cfg.seed, device=train_cfg.device)
+        sampler = build_sampler("uniform", data, budget=cfg.budget, seed=cfg.seed)
+        augment, mixer = None, None  # the selector crops
+        weights = checked_spec(data, cfg.weights).probabilities()
     else:
         sampler = build_sampler(cfg.sampler, data, budget=cfg.budget, seed=cfg.seed,
                                 weights_path=cfg.weights)
         augment, mixer = build_augment(cfg.augment, data)
-    weights = None if cfg.method or cfg.noisy else getattr(sampler, "weights", None)
+        selector, weights = None, getattr(sampler, "weights", None)
     world = current_world()
     writes = out is not None and world.rank == 0
     with contextlib.ExitStack() as held:
@@ -69,8 +80,8 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
         if cfg.method or cfg.noisy:
             result = method.train(model, data, train_cfg, run_dir=out, progress=progress)
         else:
-            result = train(model, data, sampler, train_cfg, augment=augment, mixer=mixer,
-                           run_dir=out, progress=progress,
+            result = train(model, data, sampler, train_cfg, selector=selector,
+                           augment=augment, mixer=mixer, run_dir=out, progress=progress,
                            description=f"{cfg.sampler} {cfg.dataset}")
         if writes:
             write_summary(out, cfg, result)

@@ -114,11 +114,13 @@ def sample_without_replacement(weights: Tensor, k: int, generator: torch.Generat
     Exponential-race (Efraimidis-Spirakis) keys ``E_i / w_i`` with ``E_i ~ Exp(1)``; the
     ``k`` smallest keys are the draw, in the order they would be drawn. Zero-weight
     examples are never drawn, so ``k`` must not exceed the number of positive weights.
+    Runs on ``weights``' device, which must be ``generator``'s.
     """
     positive = int((weights > 0).sum())
     check(k <= positive, "num_samples", f"{k} draws without replacement but only "
           f"{positive} positive weights", f"<= {positive}")
-    e = torch.empty(len(weights), dtype=torch.float64).exponential_(generator=generator)
+    e = torch.empty(len(weights), dtype=torch.float64,
+                    device=weights.device).exponential_(generator=generator)
     keys = e / weights  # inf where weight is 0
     return torch.topk(keys, k, largest=False, sorted=True).indices
 

@@ -10,11 +10,13 @@ Probabilities are ``tau`` normalised to sum to one over the training set (sectio
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from sampletune.errors import ConfigError, check
-from sampletune.features import cdf_normalise
+from sampletune.features import EmpiricalCdf, cdf_normalise
 from sampletune.swift.params import SwiftParams
 
 TRANSFORMS = ("cdf", "cgf")
@@ -37,23 +39,36 @@ def aggregate(f: Tensor, c: Tensor) -> Tensor:
     return f @ c.to(f.dtype)
 
 
-def cgf_transform(g: Tensor, grad: Tensor) -> Tensor:
-    """Eq. 10: ``T(G(x_i)) = sum_{j: G_j <= G_i} grad_j / sum_j grad_j``, float64 ``(n,)``.
+class CumulativeGradient:
+    """Eq. 10 fitted on the training set: ``T(u) = sum_{j: G_j <= u} grad_j / sum_j grad_j``.
 
-    Ties in ``G`` share one value; equal-length intervals of the output hold equal gradient
-    mass. ``grad`` ``(n,)`` must be finite, non-negative and not all zero.
+    ``g``, ``grad`` ``(n,)`` are the training examples' aggregates and gradient norms (finite,
+    non-negative, not all zero); they are sorted once, and calling the object on any ``u``
+    ``(m,)`` (the training set's own G, or new points such as crops) is one
+    ``searchsorted``: float64 ``(m,)`` in ``[0, 1]``, 0 below every ``G_j``, on ``device``.
     """
-    grad = grad.to(torch.float64)
-    check(bool(torch.isfinite(grad).all()) and bool((grad >= 0).all()), "grad_norm",
-          "gradient norms must be finite and non-negative")
-    total = grad.sum()
-    check(float(total) > 0, "grad_norm", "all gradient norms are zero; cgf is undefined",
-          "transform='cdf'")
-    order = torch.argsort(g, stable=True)
-    sorted_g = g[order]
-    cum = torch.cumsum(grad[order], 0)
-    last = torch.searchsorted(sorted_g, g, right=True) - 1  # last position with G_j <= G_i
-    return (cum[last] / total).clamp(0.0, 1.0)
+
+    def __init__(self, g: Tensor, grad: Tensor, device: str | torch.device = "cpu"):
+        grad = grad.to(torch.float64)
+        check(bool(torch.isfinite(grad).all()) and bool((grad >= 0).all()), "grad_norm",
+              "gradient norms must be finite and non-negative")
+        total = grad.sum()
+        check(float(total) > 0, "grad_norm", "all gradient norms are zero; cgf is undefined",
+              "transform='cdf'")
+        order = torch.argsort(g, stable=True)
+        self.sorted_g = g[order].to(device)
+        # mass[k]: share of the gradient held by the k smallest G (mass[0] = 0)
+        self.mass = torch.cat([grad.new_zeros(1), torch.cumsum(grad[order], 0) / total]).to(device)
+
+    def __call__(self, u: Tensor) -> Tensor:
+        u = u.to(self.sorted_g.device, torch.float64)
+        return self.mass[torch.searchsorted(self.sorted_g, u, right=True)].clamp(0.0, 1.0)
+
+
+def cgf_transform(g: Tensor, grad: Tensor) -> Tensor:
+    """Eq. 10 on the training set itself, float64 ``(n,)``: ties in ``G`` share one value;
+    equal-length intervals of the output hold equal gradient mass."""
+    return CumulativeGradient(g, grad)(g)
 
 
 def piecewise_linear(t: Tensor, e: Tensor, v: Tensor) -> Tensor:
@@ -91,6 +106,7 @@ class SwiftFamily:
                    if k not in features]
         check(not missing, "features", f"missing {missing}", ", ".join(sorted(features)))
         self.names, self.transform = names, transform
+        self.reference = {k: features[k] for k in names}  # raw values: eq. 7 for new points
         self.f = torch.stack([cdf_normalise(features[k]) for k in names], dim=1)  # eq. 7
         self.grad_feature = grad_feature
         self.grad = features[grad_feature].to(torch.float64) if transform == "cgf" else None
@@ -99,17 +115,44 @@ class SwiftFamily:
     def n(self) -> int:
         return int(self.f.shape[0])
 
-    def t(self, params: SwiftParams) -> Tensor:
-        """``T(G(x))`` ``(n,)`` in ``[0, 1]``: the input of H."""
+    def _g(self, params: SwiftParams, f: Tensor) -> Tensor:
         check(len(params.c) == len(self.names), "params.c",
               f"{len(params.c)} coefficients for {len(self.names)} features {self.names}")
-        g = aggregate(self.f, torch.tensor(params.c, dtype=torch.float64))
+        return aggregate(f, torch.tensor(params.c, dtype=torch.float64, device=f.device))
+
+    def t(self, params: SwiftParams) -> Tensor:
+        """``T(G(x))`` ``(n,)`` in ``[0, 1]``: the input of H."""
+        g = self._g(params, self.f)
         return cdf_normalise(g) if self.transform == "cdf" else cgf_transform(g, self.grad)
 
     def tau(self, params: SwiftParams) -> Tensor:
         """Eq. 5: unnormalised ``tau(x) = H(T(G(x)))`` ``(n,)`` in ``[0, 1]``."""
         return piecewise_linear(self.t(params), torch.tensor(params.e, dtype=torch.float64),
                                 torch.tensor(params.v, dtype=torch.float64))
+
+    def scorer(self, params: SwiftParams, device: str | torch.device = "cpu"
+               ) -> Callable[[dict[str, Tensor]], Tensor]:
+        """``tau`` at new points (e.g. random crops, section 4.2) with the training set as
+        the reference distribution: each raw feature through the training set's empirical
+        cdf (eq. 7), G (eq. 6), then T fitted on the training set's G (its cdf, or eq. 10's
+        cumulative gradient) and H. Returns ``features {name: (m,)} -> tau float64 (m,)``
+        on ``device``; the training-set references are sorted once, here. On the training
+        set's own features it gives :meth:`tau`.
+        """
+        cdfs = [EmpiricalCdf(self.reference[k], device) for k in self.names]
+        g_train = self._g(params, self.f)
+        transform = EmpiricalCdf(g_train, device) if self.transform == "cdf" \
+            else CumulativeGradient(g_train, self.grad, device)
+        e, v = (torch.tensor(a, dtype=torch.float64, device=device) for a in (params.e, params.v))
+
+        def tau_at(features: dict[str, Tensor]) -> Tensor:
+            missing = [k for k in self.names if k not in features]
+            check(not missing, "features", f"missing {missing}", ", ".join(self.names))
+            f = torch.stack([cdf(features[k]) for cdf, k in zip(cdfs, self.names,
+                                                                strict=True)], dim=1)
+            return piecewise_linear(transform(self._g(params, f)), e, v)
+
+        return tau_at
 
     def probabilities(self, params: SwiftParams) -> Tensor:
         """``tau / sum(tau)``, float64 ``(n,)``; :class:`InvalidSampler` if that is undefined."""

@@ -9,7 +9,8 @@
    start from the last epoch instead: from there a sampler that keeps noisy labels out
    visibly helps, while from the early-stopped model one that barely moves it scores as
    well.
-2. Features of the training set (``features/``), from ``w_share`` in eval mode.
+2. Features of the training set (``features/``), from ``w_share`` in eval mode; ``w_share``'s
+   weights are saved beside them (``features/*.model.pt``) for crop-level sampling.
 3. The search (``search/trials.jsonl``): the reference samplers (uniform, "drop the top q
    by loss", :mod:`sampletune.swift.reference`) are its first trials, then the agent's; the
    top sampler is saved as ``sampler.json``.
@@ -117,6 +118,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
         extra={TRAIN_LOSS: tracker.mean()}, device=tcfg.device,
         full_grad=search.grad_feature == "grad_norm_full", progress=progress)
     feature_seconds = time.perf_counter() - start
+    w_share_path = feat_path.with_suffix(".model.pt")  # what crop-level sampling scores with
+    io.save_torch(w_share_path, w_share.state_dict())
 
     family = SwiftFamily(feats, search.features, search.transform, search.grad_feature)
     refs = reference_params(family, search.segments) if search.references else []
@@ -128,7 +131,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     best, origin, score = SwiftParams.from_dict(pick["params"]), pick.get("origin", "agent"), \
         pick["score"]
     spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n, score,
-                       search.grad_feature, data.train.fingerprint())
+                       search.grad_feature, data.train.fingerprint(), str(w_share_path),
+                       run.model)
     save_sampler(out / "sampler.json", spec)
     probs = family.probabilities(best)
 

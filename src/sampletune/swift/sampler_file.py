@@ -3,7 +3,9 @@
 The file holds the parameters ``z`` (eqs. 8-9), the feature names of G (eq. 6), the transform
 T, the feature file it was fitted on (a path relative to the JSON file's folder, and inside
 it: a sampler file can never make the program read a file elsewhere) and that file's number
-of examples. Example index ``i`` of the feature file is training example ``i``.
+of examples. Example index ``i`` of the feature file is training example ``i``. Files written
+by ``swift search`` also name the model the features came from (its weights, inside the
+folder too, and its architecture), which crop-level sampling needs to score new crops.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class SamplerSpec:
     score: float | None = None  # validation accuracy the search gave it (approximated)
     grad_feature: str = GRAD_FEATURE  # what cgf weighs by
     split: str = ""  # fingerprint of the training split it was fitted on (Split.fingerprint)
+    feature_model: str = ""  # state_dict of the model the features came from ("" if unknown)
+    feature_arch: str = ""  # its architecture (a sampletune.models name)
 
     def family(self, base: str | Path = ".") -> SwiftFamily:
         """The family on this spec's features (``feature_file`` resolved against ``base``)."""
@@ -51,18 +55,27 @@ class SamplerSpec:
 
 
 def save_sampler(path: str | Path, spec: SamplerSpec) -> Path:
-    """Write ``spec`` as JSON (atomically), storing the feature file relative to ``path``'s
-    folder, which must hold it."""
+    """Write ``spec`` as JSON (atomically), storing the feature file (and the feature model,
+    if any) relative to ``path``'s folder, which must hold them."""
     path = Path(path)
-    feat = Path(os.path.relpath(Path(spec.feature_file).resolve(), path.resolve().parent))
-    check(".." not in feat.parts, "feature_file", f"{spec.feature_file} is outside the "
-          f"folder of {path}", "a feature file in the sampler file's folder or below")
     write_json(path, {
         "format": FORMAT, "params": spec.params.to_dict(), "features": list(spec.features),
-        "transform": spec.transform, "feature_file": feat.as_posix(), "n": spec.n,
-        "score": spec.score, "grad_feature": spec.grad_feature, "split": spec.split,
+        "transform": spec.transform, "feature_file": _inside(path, spec.feature_file,
+                                                             "feature_file"),
+        "n": spec.n, "score": spec.score, "grad_feature": spec.grad_feature,
+        "split": spec.split, "feature_arch": spec.feature_arch,
+        "feature_model": spec.feature_model and _inside(path, spec.feature_model,
+                                                        "feature_model"),
     })
     return path
+
+
+def _inside(path: Path, file: str, field: str) -> str:
+    """``file`` relative to ``path``'s folder, refused if it is not inside it."""
+    rel = Path(os.path.relpath(Path(file).resolve(), path.resolve().parent))
+    check(".." not in rel.parts, field, f"{file} is outside the folder of {path}",
+          f"a {field.replace('_', ' ')} in the sampler file's folder or below")
+    return rel.as_posix()
 
 
 def load_sampler(path: str | Path) -> SamplerSpec:
@@ -74,17 +87,20 @@ def load_sampler(path: str | Path) -> SamplerSpec:
     check(isinstance(d, dict) and d.get("format") == FORMAT, "sampler_file",
           f"{path} is not a Swift sampler file", FORMAT)
     try:
+        model = d.get("feature_model", "")
         return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]),
                            d["transform"], str(_contained(path, d["feature_file"])),
                            int(d["n"]), d.get("score"), d.get("grad_feature", GRAD_FEATURE),
-                           d.get("split", ""))
+                           d.get("split", ""), model and str(_contained(path, model)),
+                           str(d.get("feature_arch", "")))
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError("sampler_file", f"{path} is not a valid Swift sampler file "
                           f"(bad or missing {err})", FORMAT) from None
 
 
 def _contained(path: Path, feature_file) -> Path:
-    """``feature_file`` resolved against ``path``'s folder, refused if it leaves it."""
+    """``feature_file`` (or the feature model) resolved against ``path``'s folder, refused
+    if it leaves it."""
     check(isinstance(feature_file, str), "sampler_file", f"{path}: feature_file is not a path")
     folder = path.resolve().parent
     feat = (folder / feature_file).resolve()
@@ -121,14 +137,21 @@ def sampler_from_file(spec: SamplerSpec | str | Path, num_samples: int | None = 
 to_weighted_sampler = sampler_from_file  # its former name
 
 
-@register_sampler("swift")
-def _swift(data: DataSplits, *, budget: float, seed: int,
-           weights_path: str | Path | None) -> WeightedSampler:
-    """``--sampler swift --weights sampler.json``: a Swift Sampler file from ``swift search``."""
+def checked_spec(data: DataSplits, weights_path: str | Path | None) -> SamplerSpec:
+    """The sampler file ``--weights`` names, checked to be fitted on ``data``'s training split."""
     n = len(data.train)
     check(weights_path is not None, "weights", "sampler 'swift' needs --weights sampler.json")
     spec = load_sampler(weights_path)
     check(spec.n == n and spec.split in ("", data.train.fingerprint()), "weights",
           f"the sampler file covers {spec.n} examples of another training split than this "
           f"one ({n})", "a sampler fitted with this data set, seed, noise and subset")
-    return WeightedSampler(spec.probabilities(), budget_samples(n, budget), seed=seed)
+    return spec
+
+
+@register_sampler("swift")
+def _swift(data: DataSplits, *, budget: float, seed: int,
+           weights_path: str | Path | None) -> WeightedSampler:
+    """``--sampler swift --weights sampler.json``: a Swift Sampler file from ``swift search``."""
+    spec = checked_spec(data, weights_path)
+    return WeightedSampler(spec.probabilities(), budget_samples(len(data.train), budget),
+                           seed=seed)
