@@ -59,5 +59,5 @@ def test_config_file_values_are_type_checked(values, field):
 
 
 def test_config_round_trips_through_its_dict():
-    cfg = RunConfig(method="sb", budget=0.5, milestones=(0.25, 0.5), extra={"k": 1})
+    cfg = RunConfig(method="sb", budget=0.5, milestones=(0.25, 0.5), gamma=0.5, eval_every=2)
     assert RunConfig.from_dict(cfg.to_dict()) == cfg

@@ -471,7 +471,8 @@ def test_heavy_but_learnable_noise_trains():
 
 
 RUN_NUMERIC = ["--noise", "--val-fraction", "--train-subset", "--budget", "--epochs",
-               "--batch-size", "--lr", "--momentum", "--weight-decay", "--milestones", "--seed"]
+               "--batch-size", "--lr", "--momentum", "--weight-decay", "--milestones", "--seed",
+               "--gamma", "--final-lr", "--eval-every", "--loader-workers"]
 NUMERIC_FLAGS = {  # subcommand -> numeric flags it takes
     ("train",): [*RUN_NUMERIC, "--noise-rate"],
     ("swift", "search"): ["--rounds", "--finetune-epochs", "--segments", "--finetune-budget",
@@ -571,7 +572,8 @@ yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_si
 FIELDS = ["dataset", "noise", "val_fraction", "train_subset", "model", "sampler", "budget",
           "epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "seed",
           "device", "lr_schedule", "noise_type", "nesterov", "augment", "method", "extra",
-          "out", "data_dir", "download", "weights", "bogus"]
+          "out", "data_dir", "download", "weights", "bogus", "gamma", "final_lr", "eval_every",
+          "loader_workers", "train", "data", "sampling"]
 
 
 @FUZZ

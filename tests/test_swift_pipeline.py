@@ -103,7 +103,8 @@ def _parser():
 def test_cli_parses_search_and_verify():
     args = _parser().parse_args(["swift", "search", "--dataset", "digits", "--rounds", "5",
                                  "--transform", "cdf", "--agent", "rl", "--out", "x"])
-    assert (args.rounds, args.transform, args.agent, args.finetune_epochs) == (5, "cdf", "rl", 5)
+    assert (args.rounds, args.transform, args.agent) == (5, "cdf", "rl")
+    assert args.finetune_epochs is None  # not given: SearchConfig's (or --config's) value
     args = _parser().parse_args(["swift", "verify", "--run", "x", "--k", "3"])
     assert args.k == 3 and args.func is swift_cli._cmd_verify
     with pytest.raises(SystemExit):

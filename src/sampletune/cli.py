@@ -16,8 +16,8 @@ from sampletune.commands.args import (  # noqa: F401  (re-exported: sampletune.c
     MAX_INT_DIGITS,
     add_run_arguments,
     bounded_int,
+    config_from_args,
     finite_float,
-    run_config_from_args,
 )
 from sampletune.errors import ConfigError, check
 
@@ -89,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from sampletune.experiments import run_train
     from sampletune.train.distributed import current_world, launched_size, process_group
 
-    cfg = run_config_from_args(args, exclude=("tensorboard",))
+    cfg, _ = config_from_args(args)
     check(not cfg.download or launched_size() == 1, "download", "every process of a "
           "torchrun job would download at once", "fetch the data once without torchrun")
     with process_group(cfg.resolved_device) as device:  # under torchrun: one rank each
@@ -127,14 +127,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sampletune.augment import AUGMENT_NAMES
-    from sampletune.budget.methods import ALL_METHODS
     from sampletune.commands.autosampling import register as register_autosampling
     from sampletune.commands.budget import register as register_budget
     from sampletune.commands.report import register as register_report
     from sampletune.commands.swift import register as register_swift  # registers --sampler swift
-    from sampletune.noisy.methods import NOISY_NAMES
-    from sampletune.samplers import sampler_names
 
     parser = ArgumentParser(
         prog="sampletune", description="Learn how to sample training data, and train with it.")
@@ -143,22 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model with a sampler")
-    add_run_arguments(p)
-    p.add_argument("--sampler", help="uniform (default: a shuffled pass per epoch), "
-                   + ", ".join(n for n in sampler_names(aliases=False) if n != "uniform"))
-    p.add_argument("--weights", help="per-example weights (.npy/.pt) for --sampler weights, "
-                   "or a sampler.json for --sampler swift")
-    p.add_argument("--method", choices=ALL_METHODS, help="a budgeted-training method "
-                   "(replaces --sampler): " + ", ".join(ALL_METHODS))
-    p.add_argument("--noisy", metavar="NAME", help="a noisy-label baseline (replaces "
-                   "--sampler; not with --method): " + ", ".join(NOISY_NAMES))
-    p.add_argument("--noise-rate", type=finite_float, metavar="R", help="the known label-noise "
-                   "rate, for --noisy small-loss-known (required) and self-paced")
-    p.add_argument("--augment", choices=AUGMENT_NAMES, help="data augmentation (image data)")
-    p.add_argument("--crop-sampling", action="store_true", default=None,
-                   help="with --sampler swift and --augment standard: draw images uniformly, "
-                   "make 2 random crops per needed crop and keep half by the sampler, "
-                   "scored by its feature model (swift-sampler.txt 4.2)")
+    add_run_arguments(p, sampling=True)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events "
                    "to OUT/tb (needs --out and pip install 'sampletune[tensorboard]')")

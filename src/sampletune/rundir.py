@@ -127,10 +127,14 @@ def _lock(out: Path) -> bool:
 
 
 def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted names of the fields where nested dicts ``a`` and ``b`` differ."""
+    """Dotted names of the fields where nested dicts ``a`` (recorded) and ``b`` differ. A
+    field recorded as ``{}`` that ``b`` lacks is none: a setting removed since, which was
+    always empty (``extra``)."""
     out = []
     for k in sorted(set(a) | set(b)):
         x, y = a.get(k), b.get(k)
+        if x == {} and k not in b:
+            continue
         if isinstance(x, dict) and isinstance(y, dict):
             out += differences(x, y, f"{prefix}{k}.")
         elif x != y:

@@ -52,16 +52,17 @@ class SearchConfig:
     every ``nu + 1`` epochs. ``stages`` is how many snapshots of per-example losses to keep.
     """
 
-    workers: int = 20  # N_p
+    workers: int = 20  # N_p, the population size
     interval: int = 20  # N_s, mini-batches per exploitation interval
+    # uniform: one worker; random: uniform draws; mixture: the method
     exploration: str = "mixture"
-    warmup: int = 20
-    nu: int = 3  # N_u
-    beta: float = 1.0
-    stages: int = 3
-    engine: str = "local"
-    ray_address: str | None = None
-    ray_num_cpus: int = 2
+    warmup: int = 20  # epochs before the first exploration
+    nu: int = 3  # N_u, uniform epochs in the mixture
+    beta: float = 1.0  # smoothing log(P + beta), >= 1
+    stages: int = 3  # loss snapshots for the figures
+    engine: str = "local"  # local (in this process) or ray (one actor per worker)
+    ray_address: str | None = None  # join this Ray cluster (default: start a local one)
+    ray_num_cpus: int = 2  # CPUs of a local Ray instance
 
     def __post_init__(self):
         check(self.workers >= 1, "workers", f"{self.workers} must be positive", ">= 1")

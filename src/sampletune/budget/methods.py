@@ -40,8 +40,9 @@ from sampletune.budget.coreset import kcenter_greedy, penultimate_features, rand
 from sampletune.budget.measures import SampleCounter, count_entropy, normalized_entropy
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
-from sampletune.samplers import IndexSampler, ShuffleSampler, UniformSampler, budget_samples
+from sampletune.samplers import IndexSampler, ShuffleSampler, UniformSampler
 from sampletune.samplers.adaptive import CSGDSampler, PSGDSampler
+from sampletune.samplers.base import epoch_draws
 from sampletune.samplers.weighted import subset_sampler
 from sampletune.seeding import torch_seed
 from sampletune.selection import OrderedSGD, SelectiveBackprop
@@ -97,17 +98,6 @@ class Method:
                          sb_paper_estimate=cost["paper_estimate"])
         result.counts = counter.counts.cpu()
         return result
-
-
-def epoch_draws(n: int, budget: float, batch_size: int) -> int:
-    """Examples per epoch for budget ``B``: ``round(N * B)`` rounded *down* to whole
-    mini-batches (at least one batch), as the paper's code does (``int(N * B)`` with
-    ``drop_last``). Rounding down keeps every method at or under the same budget: selective
-    backprop trains about ``N * B`` examples as whole batches too."""
-    k = budget_samples(n, budget)
-    if k <= batch_size:
-        return k
-    return (k // batch_size) * batch_size
 
 
 def build_method(name: str, data: DataSplits, cfg: TrainConfig, *, augment: str = "none",

@@ -1,83 +1,66 @@
-"""Flag types and the run flags shared by every ``sampletune`` subcommand."""
+"""Flag types, and the run flags and configuration shared by the ``sampletune`` subcommands.
+
+The flags are generated from the configuration parts' fields
+(:func:`sampletune.configs.add_flags`), so every setting a YAML file can hold has a flag.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
-import re
-from collections.abc import Sequence
+from typing import Any
 
-from sampletune.train.config import LR_SCHEDULES
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite float (``nan``, ``inf`` and overflowing ``1e999`` refused)."""
-    try:  # ASCII only: Python's float() also reads other scripts' digits and "1_0"
-        if not text.isascii() or "_" in text:
-            raise ValueError(text)
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
+from sampletune.configs import (  # noqa: F401  (re-exported: sampletune.cli.finite_float ...)
+    MAX_INT_DIGITS,
+    add_flags,
+    bounded_int,
+    field_names,
+    finite_float,
+)
 
 
-MAX_INT_DIGITS = 18  # |value| < 10**18 fits int64; each field has its own, tighter range
-
-
-def bounded_int(text: str) -> int:
-    """argparse type: a decimal integer of at most 18 digits (fields check their ranges)."""
-    if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):  # int() also reads "١" and "1_0"
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
-    value = int(text)
-    if abs(value) >= 10**MAX_INT_DIGITS:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range")
-    return value
-
-
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags that map onto :class:`~sampletune.experiments.RunConfig` fields (defaults come
-    from the config class or ``--config``, so every flag defaults to ``None`` here)."""
+def add_run_arguments(p: argparse.ArgumentParser, *, sampling: bool = False) -> None:
+    """``--config`` and a flag per field of :class:`~sampletune.experiments.RunConfig`'s
+    parts (``sampling``: the sampling part's too). Every flag defaults to ``None`` (not
+    given): the value comes from ``--config`` or the part's default."""
+    from sampletune.augment import AUGMENT_NAMES
+    from sampletune.budget.methods import ALL_METHODS
     from sampletune.data.noise import NOISE_TYPES
+    from sampletune.experiments.config import RUN_TRAIN, DataConfig, RunConfig, SamplingConfig
+    from sampletune.noisy.methods import NOISY_NAMES
+    from sampletune.samplers import sampler_names
+    from sampletune.train.config import LR_SCHEDULES
 
-    p.add_argument("--config", help="YAML file with the same fields; flags override it")
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", help="digits (default), mnist1d, fashion-mnist, cifar10, "
-                   "cifar100, svhn, npz, imagefolder")
-    g.add_argument("--data-dir", help="folder (or .npz file) holding the data set")
-    g.add_argument("--download", action="store_true", default=None,
-                   help="download cifar/svhn into --data-dir (needs internet)")
-    g.add_argument("--noise", type=finite_float, help="label noise rate in [0, 1) (default 0.4)")
-    g.add_argument("--noise-type", choices=NOISE_TYPES)
-    g.add_argument("--val-noise", action="store_true", default=None,
-                   help="noisy validation labels too (default: clean validation labels)")
-    g.add_argument("--val-fraction", type=finite_float, help="validation share of training (0.1)")
-    g.add_argument("--train-subset", type=bounded_int,
-                   help="keep only this many training examples")
+    p.add_argument("--config", help="YAML file of settings, flat (lr: 0.1) or by part "
+                   "(train: {lr: 0.1}); flags override it")
+    add_flags(p.add_argument_group("data"), DataConfig(),
+              noise_type={"choices": NOISE_TYPES})
+    if sampling:
+        others = ", ".join(n for n in sampler_names(aliases=False) if n != "uniform")
+        add_flags(p.add_argument_group("sampling"), SamplingConfig(),
+                  sampler={"help": f"uniform (a shuffled pass per epoch), {others}"},
+                  method={"choices": ALL_METHODS, "metavar": "METHOD",
+                          "help": "a budgeted-training method (replaces --sampler): "
+                          + ", ".join(ALL_METHODS)},
+                  noisy={"metavar": "NAME", "help": "a noisy-label baseline (replaces "
+                         "--sampler; not with --method): " + ", ".join(NOISY_NAMES)},
+                  noise_rate={"metavar": "R"}, augment={"choices": AUGMENT_NAMES})
     g = p.add_argument_group("model and training")
-    g.add_argument("--model", help="mlp (default), cnn1d, smallcnn, resnet18, wrn28_2, tv:NAME")
-    g.add_argument("--budget", type=finite_float, help="budget B in (0, 1]: N*B examples per epoch")
-    g.add_argument("--epochs", type=bounded_int)
-    g.add_argument("--batch-size", type=bounded_int)
-    g.add_argument("--lr", type=finite_float)
-    g.add_argument("--momentum", type=finite_float)
-    g.add_argument("--nesterov", action="store_true", default=None)
-    g.add_argument("--weight-decay", type=finite_float)
-    g.add_argument("--lr-schedule", choices=LR_SCHEDULES)
-    g.add_argument("--milestones", type=finite_float, nargs="+",
-                   help="step-schedule milestones as fractions of training")
-    g.add_argument("--seed", type=bounded_int)
-    g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    g.add_argument("--out", help="run directory (rerun the same command to resume)")
+    add_flags(g, RunConfig(), skip=("data", "sampling", "train", "out"))
+    add_flags(g, RUN_TRAIN, lr_schedule={"choices": LR_SCHEDULES},
+              milestones={"metavar": "M"})
+    add_flags(g, RunConfig(), skip=("data", "sampling", "train", "model"))
     g.add_argument("--restart", action="store_true",
                    help="discard what --out holds and start over")
 
 
-def run_config_from_args(args: argparse.Namespace, exclude: Sequence[str] = ()):
-    """The :class:`RunConfig` given by ``--config`` and the flags that were set."""
-    from sampletune.experiments import RunConfig
+def config_from_args(args: argparse.Namespace, **extra: tuple[str, ...]
+                     ) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """The :class:`RunConfig` given by ``--config`` and the flags that were set, and the
+    values of the ``extra`` sections (name -> its field names, e.g. a search's settings),
+    which a YAML file may hold flat or under the section's name."""
+    from sampletune.experiments.config import SECTIONS, RunConfig, load_sections
 
-    skip = {"config", "command", "func", "quiet", "threads", "restart", *exclude}
-    overrides = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
-    return RunConfig.load(args.config, overrides)
+    names = [n for fields in (*SECTIONS.values(), *extra.values()) for n in fields]
+    flags = {k: v for k in names if (v := getattr(args, k, None)) is not None}
+    sections = load_sections(args.config, flags, extra)
+    return RunConfig.from_sections(sections), {s: sections[s] for s in extra}

@@ -16,37 +16,21 @@ from sampletune.autosampling.algorithm import EXPLORATIONS
 
 MAX_WORKERS = 1024
 MAX_STAGES = 1000
-SEARCH_FLAGS = ("workers", "interval", "exploration", "warmup", "nu", "beta", "stages",
-                "engine", "ray_address", "ray_num_cpus")
 
 
 def register(subparsers) -> None:
     """Add the ``autosampling`` command and its subcommands."""
-    from sampletune.commands.args import add_run_arguments, bounded_int, finite_float
+    from sampletune.autosampling.search import ENGINES, SearchConfig
+    from sampletune.commands.args import add_flags, add_run_arguments
 
     top = subparsers.add_parser("autosampling", help="AutoSampling: search a sampling schedule")
     sub = top.add_subparsers(dest="autosampling_command", required=True)
 
     p = sub.add_parser("search", help="search a schedule with a population of workers")
     add_run_arguments(p)
-    g = p.add_argument_group("AutoSampling (defaults: the paper's)")
-    g.add_argument("--workers", type=bounded_int, default=20,
-                   help="population size N_p (20)")
-    g.add_argument("--interval", type=bounded_int, default=20,
-                   help="exploitation interval N_s in mini-batches (20)")
-    g.add_argument("--exploration", choices=EXPLORATIONS, default="mixture",
-                   help="uniform: one worker; random: uniform draws; mixture: the method")
-    g.add_argument("--warmup", type=bounded_int, default=20,
-                   help="epochs before the first exploration")
-    g.add_argument("--nu", type=bounded_int, default=3,
-                   help="N_u: uniform epochs in the mixture (3)")
-    g.add_argument("--beta", type=finite_float, default=1.0, help="smoothing log(P + beta), >= 1")
-    g.add_argument("--stages", type=bounded_int, default=3,
-                   help="loss snapshots for the figures")
-    g.add_argument("--engine", choices=("local", "ray"), default="local")
-    g.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
-    g.add_argument("--ray-num-cpus", type=bounded_int, default=2,
-                   help="CPUs of a local Ray instance")
+    add_flags(p.add_argument_group("AutoSampling (defaults: the paper's; in a YAML file flat "
+                                   "or under search:)"), SearchConfig(),
+              exploration={"choices": EXPLORATIONS}, engine={"choices": ENGINES})
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_search)
 
@@ -67,13 +51,14 @@ def register(subparsers) -> None:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.autosampling.search import SearchConfig, search
-    from sampletune.commands.args import run_config_from_args
+    from sampletune.commands.args import config_from_args
+    from sampletune.configs import build, field_names
     from sampletune.errors import check
     from sampletune.experiments import load_data
     from sampletune.experiments.run import run_identity
 
-    cfg = run_config_from_args(args, exclude=(*SEARCH_FLAGS, "autosampling_command"))
-    scfg = SearchConfig(**{k: getattr(args, k) for k in SEARCH_FLAGS})
+    cfg, extra = config_from_args(args, search=field_names(SearchConfig))
+    scfg = build(SearchConfig, extra["search"])
     check(scfg.workers <= MAX_WORKERS, "workers", f"{scfg.workers} is too many (each holds "
           "a model and its optimizer)", f"1..{MAX_WORKERS}")
     check(scfg.stages <= MAX_STAGES, "stages", f"{scfg.stages} loss snapshots is too many "
@@ -95,13 +80,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from sampletune import io, rundir
     from sampletune.autosampling.replay import ScheduleSampler, static_sampler
-    from sampletune.commands.args import run_config_from_args
+    from sampletune.commands.args import config_from_args
     from sampletune.errors import check
     from sampletune.experiments import load_data, new_model
     from sampletune.experiments.run import run_identity, write_summary
     from sampletune.train import train
 
-    cfg = run_config_from_args(args, exclude=("schedule", "mode", "autosampling_command"))
+    cfg, _ = config_from_args(args)
     schedule = _load_schedule(args.schedule)
     defaults = {"epochs": schedule.num_epochs, "batch_size": schedule.batch_size,
                 "sampler": f"autosampling-{args.mode}"}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from sampletune.swift.agents import AGENTS
-from sampletune.swift.family import SEARCH_FEATURES, TRANSFORMS
+from sampletune.swift.family import TRANSFORMS
 
 
 def register(subparsers) -> None:
     """Add the ``swift`` command (with ``search`` and ``verify``) to ``subparsers``."""
-    from sampletune.commands.args import add_run_arguments, bounded_int, finite_float
+    from sampletune.commands.args import add_flags, add_run_arguments, bounded_int, finite_float
+    from sampletune.swift.search import SearchConfig
 
     swift = subparsers.add_parser("swift", help="Swift Sampler: search a sampler, retrain, "
                                   "report")
@@ -19,28 +20,12 @@ def register(subparsers) -> None:
     p = sub.add_parser("search", help="train uniform (w_share), compute features, search a "
                        "sampler, retrain from scratch with it, report (resumable)")
     add_run_arguments(p)
-    g = p.add_argument_group("search (defaults: the paper's)")
-    g.add_argument("--rounds", type=bounded_int, default=40, help="E_o, agent steps (40)")
-    g.add_argument("--finetune-epochs", type=bounded_int, default=5, help="E_f (5)")
-    g.add_argument("--segments", type=bounded_int, default=4, help="S, pieces of H (4)")
-    g.add_argument("--features", nargs="+", default=list(SEARCH_FEATURES),
-                   help="features aggregated by G (default: train_loss renormed_entropy; "
-                   "the paper's: loss renormed_entropy)")
-    g.add_argument("--transform", choices=TRANSFORMS, default="cgf")
-    g.add_argument("--grad-feature", choices=("grad_norm", "grad_norm_full"),
-                   default="grad_norm", help="gradient norm cgf weighs by: logit layer "
-                   "(closed form, default) or all parameters (torch.func)")
-    g.add_argument("--agent", choices=AGENTS, default="bo")
-    g.add_argument("--finetune-budget", type=finite_float, default=None,
-                   help="fraction of N drawn per fine-tune epoch (default: set by --search-cost)")
+    g = p.add_argument_group("search (defaults: the paper's; in a YAML file flat or under "
+                             "search:)")
+    add_flags(g, SearchConfig(), skip=("seed",), **SEARCH_HELP)
     g.add_argument("--search-cost", type=finite_float, default=None,
                    help="set --finetune-budget so the search's fine-tune epochs cost this many "
                    "full trainings (default 2; with --finetune-budget given, that budget)")
-    g.add_argument("--no-references", dest="references", action="store_false",
-                   help="do not start the search from the reference samplers (uniform, drop "
-                   "the top 10..50%% by loss)")
-    g.add_argument("--finetune-lr-scale", type=finite_float, default=1.0,
-                   help="fine-tune LR as a multiple of --lr (1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_search)
 
@@ -54,21 +39,38 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_verify)
 
 
-_SEARCH_FLAGS = ("rounds", "finetune_epochs", "segments", "features", "transform",
-                 "grad_feature", "agent", "finetune_budget", "finetune_lr_scale", "references")
+SEARCH_HELP = {  # flags of SearchConfig's fields: what its comments do not say
+    "rounds": {"help": "E_o, agent steps"},
+    "finetune_epochs": {"help": "E_f, epochs of each candidate's fine-tune"},
+    "segments": {"help": "S, pieces of H"},
+    "features": {"help": "features aggregated by G (the paper's: loss renormed_entropy)"},
+    "transform": {"choices": TRANSFORMS},
+    "grad_feature": {"choices": ("grad_norm", "grad_norm_full"), "help": "gradient norm cgf "
+                     "weighs by: logit layer (closed form) or all parameters (torch.func)"},
+    "agent": {"choices": AGENTS},
+    "finetune_budget": {"help": "fraction of N drawn per fine-tune epoch (default: set by "
+                        "--search-cost)"},
+    "finetune_lr_scale": {"help": "fine-tune LR as a multiple of --lr"},
+    "references": {"help": "start the search from the reference samplers (uniform, drop "
+                   "the top 10..50% by loss)"},
+    "agent_options": {"help": "keywords of the agent, e.g. '{n_init: 5}' for bo"},
+}
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from sampletune.commands.args import run_config_from_args
+    from sampletune.commands.args import config_from_args
+    from sampletune.configs import build, coerce, field_names
     from sampletune.swift.pipeline import DEFAULT_SEARCH_COST, run_swift
     from sampletune.swift.search import SearchConfig
 
-    run = run_config_from_args(args, exclude=(*_SEARCH_FLAGS, "search_cost", "swift_command"))
-    given = {k: getattr(args, k) for k in _SEARCH_FLAGS if getattr(args, k) is not None}
-    search = SearchConfig(**given)
-    check_search_args(args, run, search)
-    cost = args.search_cost
-    if cost is None and args.finetune_budget is None:
+    names = tuple(n for n in field_names(SearchConfig) if n != "seed")
+    run, extra = config_from_args(args, search=(*names, "search_cost"))
+    given = extra["search"]
+    cost = given.pop("search_cost", None)
+    cost = None if cost is None else coerce("search_cost", cost, float)
+    search = build(SearchConfig, given)
+    check_search_args(run, search, cost)
+    if cost is None and "finetune_budget" not in given:
         cost = DEFAULT_SEARCH_COST
     report = run_swift(run, search, search_cost=cost, progress=not args.quiet,
                        restart=args.restart)
@@ -86,10 +88,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
 MAX_SEGMENTS = 64  # S: the paper uses 4; the search space has 2S + N - 1 dimensions
 
 
-def check_search_args(args: argparse.Namespace, run, search) -> None:
+def check_search_args(run, search, search_cost: float | None) -> None:
     """What the search would otherwise find wrong only after the uniform training."""
-    from sampletune.errors import check
+    from sampletune.errors import ConfigError, check
     from sampletune.features import FEATURE_NAMES
+    from sampletune.swift.agents import make_agent
     from sampletune.train.config import MAX_LR
 
     bad = [f for f in search.features if f not in FEATURE_NAMES]
@@ -102,9 +105,12 @@ def check_search_args(args: argparse.Namespace, run, search) -> None:
     lr = run.lr * search.finetune_lr_scale
     check(lr <= MAX_LR, "finetune_lr_scale", f"{search.finetune_lr_scale:g} makes the "
           f"fine-tune LR {lr:g}", f"lr * finetune_lr_scale <= {MAX_LR:g}")
-    if args.search_cost is not None:
-        check(args.search_cost > 0, "search_cost", f"{args.search_cost} must be positive",
-              "> 0")
+    if search_cost is not None:
+        check(search_cost > 0, "search_cost", f"{search_cost} must be positive", "> 0")
+    try:
+        make_agent(search.agent, search.dim, search.seed, **search.agent_options)
+    except TypeError as err:
+        raise ConfigError("agent_options", f"{search.agent} agent: {err}") from None
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

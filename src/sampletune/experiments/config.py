@@ -1,20 +1,21 @@
-"""Run configuration: one flat, validated record read from YAML and command-line flags.
+"""Run configuration, composed of parts: data, sampling, training (``TrainConfig``).
 
-Validation happens before any work; every problem is a one-line :class:`ConfigError`.
+Each part is a typed dataclass that validates itself; :class:`RunConfig` holds them with
+the model and the run directory, and checks what involves several parts. YAML files and
+flags reach every field (:mod:`sampletune.configs`). Validation happens before any work;
+every problem is a one-line :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from sampletune import configs
 from sampletune.errors import ConfigError, check
 from sampletune.train.config import TrainConfig
 
@@ -84,51 +85,59 @@ def _mps() -> bool:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything one ``sampletune train`` run needs (see ``sampletune train --help``)."""
+class DataConfig:
+    """The data set, its label noise and its splits."""
 
+    # digits, mnist1d, fashion-mnist, cifar10, cifar100, svhn, npz, imagefolder
     dataset: str = "digits"
-    data_dir: str | None = None
-    download: bool = False
-    noise: float = 0.4
+    data_dir: str | None = None  # folder (or .npz file) holding the data set
+    download: bool = False  # download cifar/svhn into --data-dir (needs internet)
+    noise: float = 0.4  # label noise rate of the training split, in [0, 1)
     noise_type: str = "symmetric"
     val_noise: bool = False  # noisy validation labels too (default: clean, as in the papers)
-    val_fraction: float = 0.1
-    train_subset: int | None = None
-    model: str = "mlp"
-    sampler: str = "uniform"
+    val_fraction: float = 0.1  # validation share of the training data
+    train_subset: int | None = None  # keep only this many training examples
+
+    def __post_init__(self):
+        from sampletune.data import dataset_names
+        from sampletune.data.noise import NOISE_TYPES
+
+        check(self.dataset in dataset_names(), "dataset", f"unknown data set {self.dataset!r}",
+              ", ".join(dataset_names()))
+        check(0.0 <= self.noise < 1.0, "noise", f"{self.noise} is outside [0, 1)",
+              "0 <= noise < 1")
+        check(self.noise_type in NOISE_TYPES, "noise_type",
+              f"unknown noise type {self.noise_type!r}", ", ".join(NOISE_TYPES))
+        check(0.0 < self.val_fraction < 1.0, "val_fraction",
+              f"{self.val_fraction} is outside (0, 1)", "0 < val_fraction < 1")
+        check(self.train_subset is None or self.train_subset >= 2, "train_subset",
+              f"{self.train_subset} is too small", ">= 2, at most the training set's size")
+        if self.data_dir is not None:
+            check(Path(self.data_dir).exists(), "data_dir",
+                  f"{self.data_dir!r} does not exist", "an existing folder or file")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """What decides the examples each step trains on: a sampler, or a budgeted-training
+    method or a noisy-label baseline in its place; and augmentation."""
+
+    sampler: str = "uniform"  # a shuffled pass per epoch; see --help for the others
+    # per-example weights (.npy/.pt) for --sampler weights, or a sampler.json for --sampler swift
     weights: str | None = None
-    method: str | None = None  # a budgeted-training method; replaces ``sampler`` when set
-    noisy: str | None = None  # a noisy-label baseline (sampletune.noisy); replaces ``sampler``
-    noise_rate: float | None = None  # the known noise rate, for the noisy baselines that use it
-    augment: str = "none"
+    method: str | None = None  # a budgeted-training method (replaces --sampler)
+    noisy: str | None = None  # a noisy-label baseline (replaces --sampler; not with --method)
+    # the known label-noise rate, for --noisy small-loss-known (required) and self-paced
+    noise_rate: float | None = None
+    augment: str = "none"  # data augmentation (image data)
     crop_sampling: bool = False  # sample crops, not images, by the Swift sampler (section 4.2)
-    budget: float = 1.0
-    epochs: int = 40
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    lr_schedule: str = "step"
-    milestones: tuple[float, ...] | None = None  # None: see resolved_milestones
-    seed: int = 0
-    device: str = "auto"
-    out: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from sampletune.augment import AUGMENT_NAMES
         from sampletune.budget.methods import ALL_METHODS
-        from sampletune.data import dataset_names
-        from sampletune.models.registry import model_names
         from sampletune.samplers import sampler_names
         from sampletune.swift import sampler_file  # noqa: F401  (registers --sampler swift)
 
-        check(self.dataset in dataset_names(), "dataset", f"unknown data set {self.dataset!r}",
-              ", ".join(dataset_names()))
-        check(self.model.startswith("tv:") or self.model in model_names(), "model",
-              f"unknown model {self.model!r}", ", ".join(model_names()))
         check(self.sampler in (*sampler_names(), *REPLAY_SAMPLERS), "sampler",
               f"unknown sampler {self.sampler!r}", ", ".join(sampler_names()))
         check(self.method is None or self.method in ALL_METHODS, "method",
@@ -149,25 +158,6 @@ class RunConfig:
         check(not self.crop_sampling or self.augment == "standard", "crop_sampling",
               f"needs --augment standard (the random crops it samples from), not "
               f"{self.augment!r}", "--augment standard")
-        check(0.0 <= self.noise < 1.0, "noise", f"{self.noise} is outside [0, 1)",
-              "0 <= noise < 1")
-        check(0.0 < self.val_fraction < 1.0, "val_fraction",
-              f"{self.val_fraction} is outside (0, 1)", "0 < val_fraction < 1")
-        check(self.train_subset is None or self.train_subset >= 2, "train_subset",
-              f"{self.train_subset} is too small", ">= 2, at most the training set's size")
-        check(0.0 < self.budget <= 1.0, "budget", f"{self.budget} is outside (0, 1]",
-              "0 < budget <= 1")
-        check_seed(self.seed)
-        resolve_device(self.device)
-        if self.data_dir is not None:
-            check(Path(self.data_dir).exists(), "data_dir",
-                  f"{self.data_dir!r} does not exist", "an existing folder or file")
-        self._check_noisy()
-        if self.out is not None:
-            check_out_dir(self.out)
-        self.train_config()  # validates the training fields
-
-    def _check_noisy(self) -> None:
         if self.noisy is None:
             check(self.noise_rate is None, "noise_rate", "is only used with a noisy-label "
                   "method", "set noisy (--noisy NAME) too, or drop it")
@@ -177,106 +167,157 @@ class RunConfig:
         check_noisy(self.noisy, self.noise_rate)
         check(self.method is None, "noisy", f"{self.noisy!r} and method {self.method!r} "
               "cannot be combined", "one of --noisy, --method")
-        check(self.budget == 1.0, "budget", "the noisy-label methods train full epochs", "1")
         check(self.augment == "none", "augment", "the noisy-label methods train without "
               "augmentation", "none")
         check(self.sampler == "uniform", "sampler", "the noisy-label methods bring their "
               "own sampling", "uniform (the default)")
 
+
+# A run's training part: TrainConfig's defaults, but the device picked at run time.
+RUN_TRAIN = TrainConfig(device="auto")
+# Step-schedule milestones of ``method`` runs when none are given: the budget-aware 1/3
+# and 2/3 of budgeted-importance-sampling.txt.
+METHOD_MILESTONES = (1 / 3, 2 / 3)
+PARTS = {"data": DataConfig, "sampling": SamplingConfig, "train": TrainConfig}
+OWN_FIELDS = ("model", "out")
+# field name -> the part holding it, for flat keywords and attributes (``cfg.lr``)
+_OWNER = {name: part for part, cls in PARTS.items() for name in configs.field_names(cls)}
+# settings of earlier versions that are gone: accepted (and dropped) at these values
+_REMOVED = {"extra": ({}, "it was never read")}
+
+
+@dataclass(frozen=True, init=False)
+class RunConfig:
+    """Everything one ``sampletune train`` run needs: the parts, the model and the run
+    directory (see ``sampletune train --help``).
+
+    Built from parts, or from flat keywords naming any part's field as earlier versions
+    took them (``RunConfig(dataset="digits", lr=0.05)``; ``data=...`` and friends are the
+    base they apply to); ``cfg.lr`` reads a part's field the same way. Step milestones not
+    given default to (1/3, 2/3) for ``method`` runs, else TrainConfig's (0.5, 0.75); that
+    is decided when the training part is built (``replace`` keeps the part's milestones).
+    """
+
+    data: DataConfig
+    sampling: SamplingConfig
+    train: TrainConfig
+    model: str = "mlp"  # mlp, cnn1d, smallcnn, resnet18, wrn28_2, tv:NAME (torchvision)
+    out: str | None = None  # run directory (rerun the same command to resume)
+
+    def __init__(self, data: DataConfig | None = None, sampling: SamplingConfig | None = None,
+                 train: TrainConfig | None = None, model: str = "mlp", out: str | None = None,
+                 **fields: Any):
+        unknown = sorted(set(fields) - set(_OWNER))
+        if unknown:
+            raise ConfigError(unknown[0], "unknown config field",
+                              ", ".join(sorted({*_OWNER, *OWN_FIELDS})))
+        by_part = {p: {k: v for k, v in fields.items() if _OWNER[k] == p} for p in PARTS}
+        data = dataclasses.replace(data or DataConfig(), **by_part["data"])
+        sampling = dataclasses.replace(sampling or SamplingConfig(), **by_part["sampling"])
+        if train is None and sampling.method and "milestones" not in fields:
+            by_part["train"]["milestones"] = METHOD_MILESTONES
+        train = dataclasses.replace(train or RUN_TRAIN, **by_part["train"])
+        for name, value in (("data", data), ("sampling", sampling), ("train", train),
+                            ("model", model), ("out", out)):
+            object.__setattr__(self, name, value)
+        self._check()
+
+    def __getattr__(self, name: str) -> Any:
+        part = _OWNER.get(name)
+        if part is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(object.__getattribute__(self, part), name)
+
+    def _check(self) -> None:
+        """What involves several parts, the model and the run directory."""
+        from sampletune.models.registry import model_names
+
+        check(self.model.startswith("tv:") or self.model in model_names(), "model",
+              f"unknown model {self.model!r}", ", ".join(model_names()))
+        check(self.sampling.noisy is None or self.train.budget == 1.0, "budget",
+              "the noisy-label methods train full epochs", "1")
+        check_seed(self.train.seed)
+        resolve_device(self.train.device)
+        if self.out is not None:
+            check_out_dir(self.out)
+
     @property
     def resolved_device(self) -> str:
-        return resolve_device(self.device)
-
-    @property
-    def resolved_milestones(self) -> tuple[float, ...]:
-        """Step-schedule milestones: as given, else the budget-aware (1/3, 2/3) of
-        budgeted-importance-sampling.txt for ``method`` runs, else (0.5, 0.75)."""
-        if self.milestones is not None:
-            return tuple(self.milestones)
-        return (1 / 3, 2 / 3) if self.method else (0.5, 0.75)
+        return resolve_device(self.train.device)
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-            nesterov=self.nesterov, weight_decay=self.weight_decay,
-            lr_schedule=self.lr_schedule, milestones=self.resolved_milestones,
-            budget=self.budget, seed=self.seed, device=self.resolved_device,
-        )
+        """The training part, with the device resolved on this machine."""
+        return self.train.replace(device=self.resolved_device)
 
     def replace(self, **changes) -> RunConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with fields changed, by part or flat field name."""
+        own = {k: changes.pop(k) for k in (*PARTS, *OWN_FIELDS) if k in changes}
+        return RunConfig(**{"data": self.data, "sampling": self.sampling, "train": self.train,
+                            "model": self.model, "out": self.out, **own}, **changes)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.resolved_milestones)
-        return d
+        """Every setting under its field name (the flat form of ``config.yaml``)."""
+        return {**dataclasses.asdict(self.data), **dataclasses.asdict(self.sampling),
+                **self.train.to_dict(), "model": self.model, "out": self.out}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        """Build from a mapping; unknown keys and wrong types are :class:`ConfigError`."""
-        known = {f.name: f for f in fields(cls)}
-        kwargs = {}
-        for key, value in values.items():
-            if not isinstance(key, str) or not re.fullmatch(r"[a-z_\-]+", key):
-                raise ConfigError("config", f"unknown field {key!r}", ", ".join(sorted(known)))
-            key = key.replace("-", "_")
-            if key not in known:
-                raise ConfigError(key, "unknown config field", ", ".join(sorted(known)))
-            kwargs[key] = _coerce(key, value, known[key].type)
-        return cls(**kwargs)
+        """Build from a mapping, flat (``lr: 0.1``) or by part (``train: {lr: 0.1}``);
+        unknown keys and wrong types are :class:`ConfigError`."""
+        return cls.from_sections(configs.route(_drop_removed(values), SECTIONS))
+
+    @classmethod
+    def from_sections(cls, sections: dict[str, dict[str, Any]]) -> RunConfig:
+        """Build from :func:`sampletune.configs.route`'s split of a mapping by part."""
+        own = {k: configs.coerce(k, v, configs.hints(cls)[k]) for k, v in sections[""].items()}
+        fields = {k: configs.coerce(k, v, configs.hints(PARTS[p])[k])
+                  for p in PARTS for k, v in sections[p].items()}
+        return cls(**own, **fields)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None
              ) -> RunConfig:
         """Fields from a YAML file, then ``overrides`` (command-line flags) on top."""
-        values: dict[str, Any] = {}
-        if path is not None:
-            check(Path(path).is_file(), "config", f"{str(path)!r} is not a file",
-                  "a YAML file of field: value lines")
-            try:
-                loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-            except UnicodeDecodeError:
-                raise ConfigError("config", f"{path} is not UTF-8 text") from None
-            except (yaml.YAMLError, ValueError, RecursionError) as err:
-                raise ConfigError("config", f"{path} is not valid YAML: "
-                                  f"{(str(err).splitlines() or [''])[0]}") from None
-            loaded = {} if loaded is None else loaded
-            check(isinstance(loaded, dict), "config", f"{path} must hold a mapping of fields, "
-                  f"not a {type(loaded).__name__}")
-            values.update(loaded)
-        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        return cls.from_dict(values)
+        return cls.from_sections(load_sections(path, overrides or {}))
 
 
-def _coerce(key: str, value: Any, annotation: str) -> Any:
-    """Check ``value`` against its field's annotation (e.g. ``"float"``, ``"str | None"``,
-    ``"tuple[float, ...] | None"``); ints are accepted for floats, lists for tuples, and
-    strings that spell a number for floats (PyYAML reads ``1e-3`` as a string). Floats must
-    be finite."""
-    kinds = [k.strip() for k in annotation.split("|")]
-    if value is None:
-        check("None" in kinds, key, "must be set")
-        return value
-    kind = kinds[0].split("[")[0]
-    if kind == "tuple":
-        check(isinstance(value, list | tuple), key, f"{value!r} is not a list")
-        return tuple(_coerce(key, v, "float") for v in value)
-    if kind == "float":
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        check(isinstance(value, int | float) and not isinstance(value, bool), key,
-              f"{value!r} is not a number")
-        try:
-            value = float(value)
-        except OverflowError:  # an int beyond float range
-            value = math.inf
-        check(math.isfinite(value), key, f"{value!r} is not a finite number")
-        return value
-    expected, noun = {"bool": (bool, "true/false"), "int": (int, "an integer"),
-                      "str": (str, "a string"), "dict": (dict, "a mapping")}[kind]
-    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-    check(ok, key, f"{value!r} is not {noun}")
-    return value
+SECTIONS = {"": OWN_FIELDS, **{p: configs.field_names(c) for p, c in PARTS.items()}}
+
+
+def load_sections(path: str | Path | None, overrides: dict[str, Any],
+                  extra: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict]:
+    """A YAML file's values, then ``overrides`` (flags) on top, split by section
+    (:data:`SECTIONS` and ``extra``: section -> its field names)."""
+    sections = {**SECTIONS, **(extra or {})}
+    values = configs.route(_drop_removed(read_yaml(path)), sections)
+    for section, given in configs.route(overrides, sections).items():
+        values[section].update(given)
+    return values
+
+
+def _drop_removed(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` less the settings of earlier versions that are gone (at their only value)."""
+    for key, (value, why) in _REMOVED.items():
+        check(values.get(key, value) == value, key, f"was removed ({why})", "drop it")
+    return {k: v for k, v in values.items() if k not in _REMOVED}
+
+
+def read_yaml(path: str | Path | None) -> dict[str, Any]:
+    """The mapping a YAML config file holds (``{}`` for no file)."""
+    import yaml
+
+    if path is None:
+        return {}
+    check(Path(path).is_file(), "config", f"{str(path)!r} is not a file",
+          "a YAML file of field: value lines")
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("config", f"{path} is not UTF-8 text") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as err:
+        raise ConfigError("config", f"{path} is not valid YAML: "
+                          f"{(str(err).splitlines() or [''])[0]}") from None
+    loaded = {} if loaded is None else loaded
+    check(isinstance(loaded, dict), "config", f"{path} must hold a mapping of fields, "
+          f"not a {type(loaded).__name__}")
+    return loaded

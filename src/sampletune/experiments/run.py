@@ -11,10 +11,11 @@ from torch import Tensor
 
 from sampletune import io, rundir
 from sampletune.data import DataSplits
-from sampletune.experiments.config import RunConfig
+from sampletune.experiments.config import RUN_TRAIN, RunConfig
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.plots import learning_curves
 from sampletune.samplers import build_sampler
+from sampletune.samplers.base import epoch_draws
 from sampletune.train import TrainResult, train
 from sampletune.train.distributed import current_world
 
@@ -63,8 +64,9 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
         augment, mixer = None, None  # the selector crops
         weights = checked_spec(data, cfg.weights).probabilities()
     else:
-        sampler = build_sampler(cfg.sampler, data, budget=cfg.budget, seed=cfg.seed,
-                                weights_path=cfg.weights)
+        n = len(data.train)  # the methods' rounding of N * B: whole mini-batches
+        sampler = build_sampler(cfg.sampler, data, seed=cfg.seed, weights_path=cfg.weights,
+                                budget=epoch_draws(n, cfg.budget, cfg.batch_size) / n)
         augment, mixer = build_augment(cfg.augment, data)
         selector, weights = None, getattr(sampler, "weights", None)
     world = current_world()
@@ -124,10 +126,18 @@ def write_tensorboard(tb_dir: Path, history: list[dict]) -> Path:
     return tb_dir
 
 
+# Settings a run gained after run directories were first written: in the identity only
+# when they differ from the value every earlier run had, so those directories resume.
+ADDED_SETTINGS = {"gamma": RUN_TRAIN.gamma, "final_lr": RUN_TRAIN.final_lr,
+                  "eval_every": RUN_TRAIN.eval_every, "crop_sampling": False}
+
+
 def config_identity(cfg: RunConfig) -> dict:
-    """``cfg``'s fields that decide results: all but the run directory and ``download``,
-    with the device resolved."""
-    identity = {k: v for k, v in cfg.to_dict().items() if k not in ("out", "download")}
+    """``cfg``'s fields that decide results: all but the run directory, ``download`` and
+    ``loader_workers``, with the device resolved."""
+    identity = {k: v for k, v in cfg.to_dict().items()
+                if k not in ("out", "download", "loader_workers")
+                and not (k in ADDED_SETTINGS and v == ADDED_SETTINGS[k])}
     identity["device"] = cfg.resolved_device
     return identity
 

@@ -101,3 +101,15 @@ def budget_samples(n: int, budget: float) -> int:
     """Examples per epoch under budget ``B``: ``round(N * B)``, at least 1."""
     check(0.0 < budget <= 1.0, "budget", f"{budget} is outside (0, 1]", "0 < budget <= 1")
     return max(1, round(n * budget))
+
+
+def epoch_draws(n: int, budget: float, batch_size: int) -> int:
+    """Examples per epoch for budget ``B``, for every sampler and method alike:
+    ``round(N * B)`` rounded *down* to whole mini-batches (at least one batch), as the
+    paper's code does (``int(N * B)`` with ``drop_last``). Rounding down keeps every method
+    at or under the same budget: selective backprop trains about ``N * B`` examples as whole
+    batches too."""
+    k = budget_samples(n, budget)
+    if k <= batch_size:
+        return k
+    return (k // batch_size) * batch_size

@@ -304,9 +304,7 @@ def verify_run(out: str | Path, k: int = 10, *, select: str = "last",
     check(isinstance(settings, dict) and isinstance(settings.get("run"), dict), "run",
           f"{out / SETTINGS_FILE} is not a swift search's settings file",
           "the run directory of `swift search`")
-    # RunConfig.from_dict rejects ``extra`` (a default_factory field), so an empty one is
-    # left out.
-    run = RunConfig.from_dict({k: v for k, v in settings["run"].items() if k != "extra" or v})
+    run = RunConfig.from_dict(settings["run"])
     data = load_data(run)
     family = load_sampler(out / "sampler.json").family()
     n = len(data.train)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 from sampletune.errors import check
 
@@ -21,28 +21,29 @@ class TrainConfig:
     """SGD settings for one training run.
 
     ``budget`` is B of budgeted-importance-sampling.txt section 3: the fraction of a full
-    training's forward/backward passes. Samplers built for budget B draw ``round(N * B)``
-    examples per epoch for the same ``epochs`` (unif-SGD and friends); scan-SGD instead
+    training's forward/backward passes. Runs draw ``round(N * B)`` examples per epoch,
+    rounded down to whole mini-batches (:func:`sampletune.samplers.base.epoch_draws`), for
+    the same ``epochs`` (unif-SGD, p-SGD and any ``--sampler``); scan-SGD instead
     trains ``round(epochs * B)`` full epochs. The LR schedule is always defined on the
     budgeted number of iterations, so it completes its decay within the budget.
     """
 
-    epochs: int = 40
+    epochs: int = 40  # epochs of a full training (T)
     batch_size: int = 128
-    lr: float = 0.1
+    lr: float = 0.1  # SGD learning rate
     momentum: float = 0.9
-    nesterov: bool = False
+    nesterov: bool = False  # Nesterov momentum
     weight_decay: float = 5e-4
-    lr_schedule: str = "step"
-    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training (step schedule)
-    gamma: float = 0.1  # step-schedule factor
-    final_lr: float = 1e-6  # linear schedule end point
-    budget: float = 1.0
+    lr_schedule: str = "step"  # step, linear, cosine or constant, over the budgeted steps
+    # step-schedule milestones as fractions of training (method runs: 1/3 2/3)
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1  # step-schedule factor at each milestone
+    final_lr: float = 1e-6  # where the linear and cosine schedules end
+    budget: float = 1.0  # budget B in (0, 1]: N*B examples per epoch
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # auto, cpu, cuda, cuda:N, mps
     eval_every: int = 1  # evaluate val/test every this many epochs (and at the end)
     loader_workers: int = 2  # DataLoader workers for data that does not fit in memory
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
