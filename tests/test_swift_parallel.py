@@ -277,3 +277,19 @@ def test_an_objective_that_cannot_be_pickled_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="^engine: the objective cannot be sent"):
         _search(tmp_path / "s", _cfg("random", rounds=2), engine="process",
                 score=lambda p, t: float(p[~noisy].sum()))
+
+
+@pytest.mark.slow
+def test_swift_search_command_runs_parallel_trials_in_a_process_pool(tmp_path):
+    from sampletune.cli import main
+
+    out = tmp_path / "run"
+    argv = ["--threads", "1", "swift", "search", "--train-subset", "200", "--epochs", "1",
+            "--rounds", "3", "--finetune-epochs", "1", "--parallel-trials", "2", "--engine",
+            "process", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert (report["search"]["parallel_trials"], report["search"]["engine"]) == (2, "process")
+    records = load_trials(out / "search")
+    assert [r["state"] for r in records] == ["done"] * 3
+    assert main(argv[:-2] + ["--engine", "local", "--out", str(out)]) == 0  # resumes anywhere

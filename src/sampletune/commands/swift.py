@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sampletune.swift.agents import AGENTS
+from sampletune.swift.engines import ENGINES
 from sampletune.swift.family import SEARCH_FEATURES, TRANSFORMS
 
 
@@ -41,6 +42,15 @@ def register(subparsers) -> None:
                    "the top 10..50%% by loss)")
     g.add_argument("--finetune-lr-scale", type=finite_float, default=1.0,
                    help="fine-tune LR as a multiple of --lr (1)")
+    g = p.add_argument_group("parallel trials (the trials depend on Q, not on the engine)")
+    g.add_argument("--parallel-trials", type=bounded_int, default=None, metavar="Q",
+                   help="trials in flight at a time (1: the sequential search)")
+    g.add_argument("--engine", choices=ENGINES, default="local",
+                   help="where trials run: this process, a local process pool, or Ray")
+    g.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
+    g.add_argument("--gpus-per-trial", type=finite_float, default=None,
+                   help="GPUs Ray gives each trial (a fraction shares one; default one each "
+                   "when the cluster has enough)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_search)
 
@@ -55,23 +65,28 @@ def register(subparsers) -> None:
 
 
 _SEARCH_FLAGS = ("rounds", "finetune_epochs", "segments", "features", "transform",
-                 "grad_feature", "agent", "finetune_budget", "finetune_lr_scale", "references")
+                 "grad_feature", "agent", "finetune_budget", "finetune_lr_scale", "references",
+                 "parallel_trials")
+_ENGINE_FLAGS = ("engine", "ray_address", "gpus_per_trial")
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.commands.args import run_config_from_args
+    from sampletune.swift.engines import EngineConfig
     from sampletune.swift.pipeline import DEFAULT_SEARCH_COST, run_swift
     from sampletune.swift.search import SearchConfig
 
-    run = run_config_from_args(args, exclude=(*_SEARCH_FLAGS, "search_cost", "swift_command"))
+    run = run_config_from_args(args, exclude=(*_SEARCH_FLAGS, *_ENGINE_FLAGS, "search_cost",
+                                              "swift_command"))
     given = {k: getattr(args, k) for k in _SEARCH_FLAGS if getattr(args, k) is not None}
     search = SearchConfig(**given)
+    engine = EngineConfig(args.engine, args.ray_address, gpus_per_trial=args.gpus_per_trial)
     check_search_args(args, run, search)
     cost = args.search_cost
     if cost is None and args.finetune_budget is None:
         cost = DEFAULT_SEARCH_COST
     report = run_swift(run, search, search_cost=cost, progress=not args.quiet,
-                       restart=args.restart)
+                       restart=args.restart, engine=engine)
     u, ss, kept = report["uniform"], report["swift"], report["chosen"]
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
           f"{u['test_acc']:.4f}, early stopped {u['early_stopped']['test_acc']:.4f}, swift "

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from sampletune.errors import ConfigError, check
-from sampletune.ray_cluster import share, start_ray
+from sampletune.ray_cluster import import_ray, share, start_ray
 from sampletune.swift.trials import Objective, TrialTask, evaluate
 
 ENGINES = ("local", "process", "ray")
@@ -53,6 +53,8 @@ class EngineConfig:
 
     def __post_init__(self):
         check(self.kind in ENGINES, "engine", f"unknown engine {self.kind!r}", ", ".join(ENGINES))
+        if self.kind == "ray":
+            import_ray(", ".join(ENGINES))  # refused now rather than after w_share's training
         ray_only = {"ray_address": self.ray_address, "ray_num_cpus": self.ray_num_cpus,
                     "gpus_per_trial": self.gpus_per_trial}
         for name, value in ray_only.items():
