@@ -172,15 +172,19 @@ def test_a_journal_without_ids_and_states_still_loads_and_resumes(tmp_path):
 
 
 @pytest.mark.parametrize("line,problem", [
-    ({"trial": 0, "state": "started"}, "bad 'trial', 'id' or 'state'"),
-    ({"trial": 0, "id": 1, "state": "running"}, "bad 'trial', 'id' or 'state'"),
-    ({"trial": 0, "state": "running"}, "runs without being pending"),
-    ({"trial": 1, "state": "done", "x": [0.5] * 10, "params": None}, "bad or missing"),
+    ({"trial": 0, "state": "started"}, "line 1 has a bad 'trial', 'id' or 'state'"),
+    ({"trial": 0, "id": 1, "state": "running"}, "line 1 has a bad 'trial', 'id' or 'state'"),
+    ({"trial": 0, "state": "running"}, "runs without being pending .line 1"),
+    ({"trial": 2, "state": "pending", "x": [0.5] * 10, "params": {"e": [0, 0.2, 0.5, 0.7, 1],
+      "v": [1] * 5, "c": [0, 0]}}, "proposes trial 2 where 0 belongs"),
+    ({"trial": 1, "state": "done", "x": [0.5] * 10, "params": None}, "trial 1 has a bad.*line 1"),
+    ({"trial": 0, "state": "done", "x": [0.5] * 10, "params": {"e": [0, 0.5, 1], "v":
+      [1, 1, 1], "c": [0, 0]}, "score": 0.5, "seconds": 1}, "trial 0 has a bad"),  # 2 pieces
 ])
 def test_a_damaged_journal_is_refused_naming_the_line(tmp_path, line, problem):
     path = tmp_path / "trials.jsonl"
     path.write_text(json.dumps(line) + "\n")
-    with pytest.raises(ConfigError, match=f"^out: .*line 1.*{problem}"):
+    with pytest.raises(ConfigError, match=f"^out: .*{problem}"):
         Journal(path, SwiftSpace(4, 2))
 
 
@@ -188,7 +192,7 @@ def test_a_trial_finished_twice_or_out_of_order_is_refused(tmp_path):
     good = _search(tmp_path / "s", _cfg("random", rounds=2)).trials
     path = tmp_path / "trials.jsonl"
     path.write_text(json.dumps(good[1]) + "\n")
-    with pytest.raises(ConfigError, match="finishes trial 1 where 0 belongs"):
+    with pytest.raises(ConfigError, match="finishes trial 1 where 0 belongs .line 1"):
         Journal(path, SwiftSpace(4, 2))
 
 

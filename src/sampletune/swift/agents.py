@@ -18,7 +18,7 @@ are passed as ``pending``; the next point is trial ``t = told + pending``, drawn
 next, so ``ask_batch(q, P)`` equals ``ask_batch(1, P)`` followed by ``ask_batch(1, P + x)``
 ... and ``ask_batch(1)`` with nothing pending is :meth:`ask`, the sequential search's point.
 Random search and REINFORCE ignore the pending points (independent draws from the trials'
-seeds); BO conditions its GP on them (kriging believer, :meth:`BOAgent.ask_batch`).
+seeds); BO conditions its GP on them (a kriging believer, :class:`BOAgent`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import pickle
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import torch
@@ -141,7 +142,13 @@ class ProcessEngine:
         done, _ = wait_futures(self.futures, return_when=FIRST_COMPLETED)
         first = min(done, key=self.futures.__getitem__)
         del self.futures[first]
-        return first.result()  # a worker's exception is raised here
+        try:
+            return first.result()  # a worker's exception is raised here
+        except BrokenProcessPool as err:
+            raise ConfigError("engine", f"a worker process died ({err})", "enough memory; "
+                              "a script that starts the search under `if __name__ == "
+                              "'__main__':` (workers import the main module); or the local "
+                              "engine") from None
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -145,28 +145,29 @@ class Journal:
             self._read(number + 1, r)
 
     def _read(self, line: int, r: dict) -> None:
-        where = f"{self.path} line {line}"
         t = r.get("trial")
-        state = r.get("state", "done" if r.get("status") == "ok" else "failed")
+        # a journal of earlier versions: final records only, done when they have a score
+        state = r.get("state", "failed" if r.get("score") is None else "done")
         check(isinstance(t, int) and not isinstance(t, bool) and t >= 0
               and r.get("id", t) == t and state in STATES, "out",
-              f"{where} has a bad 'trial', 'id' or 'state'", _REPAIR)
+              f"{self.path} line {line} has a bad 'trial', 'id' or 'state'", _REPAIR)
+        where = f"(line {line})"
         if state == "running":
-            check(t in self.unfinished, "out", f"{where}: trial {t} runs without being "
-                  "pending", _REPAIR)
+            check(t in self.unfinished, "out", f"{self.path} trial {t} runs without being "
+                  f"pending {where}", _REPAIR)
             return
-        self._check_candidate(where, r, state)
+        self._check_candidate(r, state, where)
         if state == "pending":
-            check(t >= len(self.finished) and t not in self.unfinished, "out",
-                  f"{where}: trial {t} is proposed twice", _REPAIR)
+            check(t == self.proposed, "out", f"{self.path} proposes trial {t} where "
+                  f"{self.proposed} belongs {where}", _REPAIR)
             self.unfinished[t] = r
             return
-        check(t == len(self.finished), "out", f"{where} finishes trial {t} where "
-              f"{len(self.finished)} belongs", _REPAIR)
+        check(t == len(self.finished), "out", f"{self.path} finishes trial {t} where "
+              f"{len(self.finished)} belongs {where}", _REPAIR)
         self.unfinished.pop(t, None)
         self.finished.append({**r, "id": t, "state": state})
 
-    def _check_candidate(self, where: str, r: dict, state: str) -> None:
+    def _check_candidate(self, r: dict, state: str, where: str) -> None:
         number = (float, int)
         final = state in ("done", "failed")
         kinds = {"x": (list,), "params": (dict,)}
@@ -183,8 +184,13 @@ class Journal:
                 ok = False
         if final and ok:  # failed <=> no score
             ok = (r["score"] is None) == (state == "failed")
-        check(ok, "out", f"{where} (trial {r['trial']}) has a bad or missing 'x', 'params', "
-              "'score' or 'seconds'", _REPAIR)
+        check(ok, "out", f"{self.path} trial {r['trial']} has a bad or missing 'x', 'params', "
+              f"'score' or 'seconds' {where}", _REPAIR)
+
+    @property
+    def proposed(self) -> int:
+        """Trials proposed so far (they are proposed in order: 0, 1, ...)."""
+        return max(len(self.finished), max(self.unfinished, default=-1) + 1)
 
     def propose(self, record: dict) -> None:
         """Append ``record`` (``trial``, ``origin``, ``x``, ``params``) as pending."""
@@ -243,7 +249,7 @@ def run_trials(journal: Journal, agent, objective: Objective, engine, rounds: in
 
     def fill(told: int) -> None:
         """Propose (and submit) the trials up to ``told + q`` that the journal lacks."""
-        first = max(told, len(records), *(t + 1 for t in journal.unfinished))
+        first = max(told, journal.proposed)
         count = min(told + q, rounds) - first
         if count <= 0:
             return
