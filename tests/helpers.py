@@ -43,3 +43,16 @@ class KillAfter:
     def on_batch(self, report):
         if report.step == self.step:
             raise Stop
+
+
+class CleanMass:
+    """A cheap, picklable stand-in for the fine-tune: the probability mass on clean examples;
+    raises :class:`Stop` at trial ``stop_at`` (a killed search)."""
+
+    def __init__(self, noisy, stop_at=None):
+        self.noisy, self.stop_at = noisy, stop_at
+
+    def __call__(self, probs, trial):
+        if trial == self.stop_at:
+            raise Stop
+        return float(probs[~self.noisy].sum())

@@ -50,14 +50,14 @@ def test_a_search_never_appends_after_a_corrupt_trial(tmp_path):
     _journal(tmp_path / "trials.jsonl", ['{"trial": 0}', '{"trial": 1', '{"trial": 2}'])
     with pytest.raises(ConfigError, match="trials.jsonl line 2 is not a JSON record"):
         load_trials(tmp_path)
-    trial = {"trial": 0, "x": [0.5], "params": {"e": [0, 1], "v": [0, 1], "c": [1]},
+    trial = {"trial": 0, "x": [0.5, 0.5, 0.5], "params": {"e": [0, 1], "v": [0, 1], "c": [1]},
              "score": 0.5, "seconds": 1.0}
     for bad in ({"x": ["a"]}, {"params": {"e": [0]}}, {"score": "high"}, {"x": None}):
         io.write_jsonl(tmp_path / "trials.jsonl", [{**trial, **bad}])
         with pytest.raises(ConfigError, match="^out: .*trials.jsonl (trial|record) 0 has (a )?bad"):
             load_trials(tmp_path)
     io.write_jsonl(tmp_path / "trials.jsonl", [trial])
-    assert load_trials(tmp_path) == [trial]
+    assert load_trials(tmp_path) == [{**trial, "id": 0, "state": "done"}]  # earlier format
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sampletune"
 BASE, SAMPLING, TRAINING, HOOKS, FAMILIES, APP = range(6)
 LAYERS = {
     "__init__": BASE, "data": BASE, "models": BASE, "io": BASE, "errors": BASE,
-    "rundir": BASE, "plots": BASE, "seeding": BASE, "configs": BASE,
+    "rundir": BASE, "plots": BASE, "seeding": BASE, "configs": BASE, "ray_cluster": BASE,
     "samplers": SAMPLING,
     "train": TRAINING,
     "features": HOOKS, "selection": HOOKS, "augment": HOOKS, "noisy": HOOKS,

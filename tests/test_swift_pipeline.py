@@ -1,5 +1,4 @@
 import argparse
-import json
 import math
 
 import pytest
@@ -12,7 +11,7 @@ from sampletune.experiments.config import RunConfig
 from sampletune.features import compute_features, load_features
 from sampletune.swift.pipeline import run_swift, verify_run
 from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
-from sampletune.swift.search import SearchConfig
+from sampletune.swift.search import SearchConfig, load_trials
 
 RUN = RunConfig(dataset="digits", noise=0.4, train_subset=400, model="mlp", epochs=3,
                 batch_size=64, lr=0.05, lr_schedule="cosine", device="cpu")
@@ -41,7 +40,7 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     assert chosen == {"name": kept, "uniform_model": kind, "early_stop_wins": w,
                       "early_stop_losses": lo, "val_wins": b, "val_losses": c, **metrics}
     # The reference samplers are the first trials, and the diagnostics report them.
-    trials = [json.loads(line) for line in (out / "search" / "trials.jsonl").open()]
+    trials = load_trials(out / "search")  # the journal's finished records
     assert [t["origin"] for t in trials] == ["uniform", "drop-top-0.1", "drop-top-0.2"]
     d = report["diagnostics"]
     assert set(d["samplers"]) == {"uniform", "drop-top-0.1", "drop-top-0.2",

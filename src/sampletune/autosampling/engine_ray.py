@@ -13,16 +13,7 @@ import numpy as np
 import torch
 
 from sampletune.autosampling.worker import Worker, WorkerSpec
-from sampletune.errors import ConfigError
-
-
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("engine", "ray is not installed; pip install 'sampletune[ray]' "
-                          "or use the local engine", "local, ray") from None
-    return ray
+from sampletune.ray_cluster import share, start_ray
 
 
 class _ActorWorker(Worker):
@@ -46,17 +37,11 @@ class RayEngine:
 
     def __init__(self, spec: WorkerSpec, workers: int, *, address: str | None = None,
                  num_cpus: int = 2):
-        ray = self.ray = _import_ray()
-        self._owns_ray = not ray.is_initialized()
-        if self._owns_ray:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray, self._owns_ray = start_ray(address, num_cpus, "local, ray")
+        self.ray = ray
         resources = ray.cluster_resources()
-        gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
-        per_gpu = min(1.0, gpus / workers) if gpus else 0.0
-        per_cpu = min(1.0, cpus / workers)
+        per_gpu = share(resources.get("GPU", 0.0), workers)
+        per_cpu = share(resources.get("CPU", 1.0), workers)
         actor = ray.remote(num_cpus=per_cpu, num_gpus=per_gpu)(_ActorWorker)
         spec_ref = ray.put(spec)  # the data set travels once through the object store
         self.actors = [actor.remote(spec_ref, per_gpu > 0) for _ in range(workers)]

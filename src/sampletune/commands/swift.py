@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sampletune.swift.agents import AGENTS
+from sampletune.swift.engines import ENGINES
 from sampletune.swift.family import TRANSFORMS
 
 
@@ -26,6 +27,14 @@ def register(subparsers) -> None:
     g.add_argument("--search-cost", type=finite_float, default=None,
                    help="set --finetune-budget so the search's fine-tune epochs cost this many "
                    "full trainings (default 2; with --finetune-budget given, that budget)")
+    g = p.add_argument_group("where trials run (the trials depend on --parallel-trials, not on "
+                             "the engine)")
+    g.add_argument("--engine", choices=ENGINES, default="local",
+                   help="this process, a local process pool, or Ray")
+    g.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
+    g.add_argument("--gpus-per-trial", type=finite_float, default=None,
+                   help="GPUs Ray gives each trial (a fraction shares one; default one each "
+                   "when the cluster has enough)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_search)
 
@@ -54,12 +63,15 @@ SEARCH_HELP = {  # flags of SearchConfig's fields: what its comments do not say
     "references": {"help": "start the search from the reference samplers (uniform, drop "
                    "the top 10..50% by loss)"},
     "agent_options": {"help": "keywords of the agent, e.g. '{n_init: 5}' for bo"},
+    "parallel_trials": {"metavar": "Q", "help": "trials in flight at a time (1: the "
+                        "sequential search)"},
 }
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.commands.args import config_from_args
     from sampletune.configs import build, coerce, field_names
+    from sampletune.swift.engines import EngineConfig
     from sampletune.swift.pipeline import DEFAULT_SEARCH_COST, run_swift
     from sampletune.swift.search import SearchConfig
 
@@ -72,8 +84,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     check_search_args(run, search, cost)
     if cost is None and "finetune_budget" not in given:
         cost = DEFAULT_SEARCH_COST
+    engine = EngineConfig(args.engine, args.ray_address, gpus_per_trial=args.gpus_per_trial)
     report = run_swift(run, search, search_cost=cost, progress=not args.quiet,
-                       restart=args.restart)
+                       restart=args.restart, engine=engine)
     u, ss, kept = report["uniform"], report["swift"], report["chosen"]
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
           f"{u['test_acc']:.4f}, early stopped {u['early_stopped']['test_acc']:.4f}, swift "

@@ -6,15 +6,24 @@
 - :class:`RandomAgent`: uniform points of the cube (appendix A.1.2 baseline).
 - :class:`RLAgent`: REINFORCE with a diagonal Gaussian policy in logit space (appendix A.1.2).
 
-Every agent is a deterministic function of ``(seed, history)``: step ``t``'s draws come from
-a generator seeded with ``(seed, t)``, so replaying the history through :meth:`tell` restores
-the agent exactly (that is how a search resumes). A failed trial is told as ``None`` and is
-scored as the worst score observed so far (0 if none), for the agents that learn from it.
-The global torch RNG is left untouched.
+Every agent is a deterministic function of ``(seed, history)``: trial ``t``'s draws come
+from a generator seeded with ``(seed, t)``, so replaying the history through :meth:`tell`
+restores the agent exactly (that is how a search resumes). A failed trial is told as ``None``
+and is scored as the worst score observed so far (0 if none), for the agents that learn from
+it. The global torch RNG is left untouched.
+
+Several trials in flight (:meth:`ask_batch`): the points of trials proposed but not yet told
+are passed as ``pending``; the next point is trial ``t = told + pending``, drawn with trial
+``t``'s seed. A batch of ``q`` is ``q`` such proposals in a row, each one pending for the
+next, so ``ask_batch(q, P)`` equals ``ask_batch(1, P)`` followed by ``ask_batch(1, P + x)``
+... and ``ask_batch(1)`` with nothing pending is :meth:`ask`, the sequential search's point.
+Random search and REINFORCE ignore the pending points (independent draws from the trials'
+seeds); BO conditions its GP on them (a kriging believer, :class:`BOAgent`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Protocol
 
@@ -33,6 +42,11 @@ class Agent(Protocol):
 
     def ask(self) -> Tensor:
         """The next point, float64 ``(dim,)`` in ``[0, 1]``. Does not change the agent."""
+        ...
+
+    def ask_batch(self, q: int, pending: Tensor | None = None) -> Tensor:
+        """The next ``q`` points, float64 ``(q, dim)``, given the points ``pending``
+        ``(p, dim)`` of trials asked but not yet told. Does not change the agent."""
         ...
 
     def tell(self, x: Tensor, score: float | None) -> None:
@@ -67,8 +81,29 @@ class _History:
         worst = min(ok) if ok else 0.0
         return torch.tensor([worst if s is None else s for s in self.scores], dtype=torch.float64)
 
-    def step_seed(self) -> int:
-        return self.seed * 100_003 + len(self.xs)
+    def step_seed(self, t: int) -> int:
+        """Seed of trial ``t``'s draws (the formula every published search used)."""
+        return self.seed * 100_003 + t
+
+    def ask(self) -> Tensor:
+        return self.ask_batch(1)[0]
+
+    def ask_batch(self, q: int, pending: Tensor | None = None) -> Tensor:
+        """``q`` proposals in a row, float64 ``(q, dim)``; proposal ``i`` is trial
+        ``len(told) + len(pending) + i`` and sees the earlier ones as pending."""
+        check(q >= 1, "q", f"{q} must be positive", ">= 1")
+        pending = (torch.empty(0, self.dim, dtype=torch.float64) if pending is None
+                   else torch.as_tensor(pending, dtype=torch.float64).reshape(-1, self.dim))
+        out = []
+        for _ in range(q):
+            x = self._propose(len(self.xs) + len(pending), pending)
+            out.append(x)
+            pending = torch.cat([pending, x.unsqueeze(0)])
+        return torch.stack(out)
+
+    def _propose(self, t: int, pending: Tensor) -> Tensor:
+        """Trial ``t``'s point ``(dim,)`` given the pending points ``(t - told, dim)``."""
+        raise NotImplementedError
 
     def recommend(self) -> int | None:
         """Index of the told point to keep: the highest score (the earliest of ties), or
@@ -80,8 +115,8 @@ class _History:
 class RandomAgent(_History):
     """Uniform random search over the cube."""
 
-    def ask(self) -> Tensor:
-        gen = torch.Generator().manual_seed(self.step_seed())
+    def _propose(self, t: int, pending: Tensor) -> Tensor:
+        gen = torch.Generator().manual_seed(self.step_seed(t))
         return torch.rand(self.dim, generator=gen, dtype=torch.float64)
 
     def tell(self, x: Tensor, score: float | None) -> None:
@@ -123,14 +158,14 @@ class BOAgent(_History):
         self._gp = None  # the GP fitted to the history, once there are n_init points
         self._posterior = None  # its closed-form posterior
 
-    def ask(self) -> Tensor:
+    def _propose(self, t: int, pending: Tensor) -> Tensor:
         if self._gp is None:
             from torch.quasirandom import SobolEngine
 
-            t = len(self.xs)
             sobol = SobolEngine(self.dim, scramble=True, seed=self.seed)
             return sobol.draw(t + 1, dtype=torch.float64)[t]
-        return self._ucb_argmax()
+        posterior = self._posterior.believe(pending) if len(pending) else self._posterior
+        return self._ucb_argmax(posterior, self.step_seed(t))
 
     def tell(self, x: Tensor, score: float | None) -> None:
         self.record(x, score)
@@ -179,29 +214,31 @@ class BOAgent(_History):
             mu, _ = self._posterior(torch.stack([self.xs[i] for i in ok]))
         return ok[int(mu.argmax())]
 
-    def ucb(self, x: Tensor) -> Tensor:
-        """``UCB(x) = mu(x) + sqrt(beta) * sigma(x)`` of the fitted GP, ``(m, dim) -> (m,)``."""
-        mu, var = self._posterior(x)
+    def ucb(self, x: Tensor, posterior: _RBFPosterior | None = None) -> Tensor:
+        """``UCB(x) = mu(x) + sqrt(beta) * sigma(x)`` of the fitted GP (or of ``posterior``),
+        ``(m, dim) -> (m,)``."""
+        mu, var = (posterior or self._posterior)(x)
         return mu + math.sqrt(self.beta) * var.clamp_min(1e-12).sqrt()
 
-    def _ucb_argmax(self) -> Tensor:
-        """UCB's maximiser: the best ``num_restarts`` of ``raw_samples`` uniform points, each
-        refined by ``acqf_maxiter`` steps of projected Adam in the cube; the best result."""
-        gen = torch.Generator().manual_seed(self.step_seed())
+    def _ucb_argmax(self, posterior: _RBFPosterior, seed: int) -> Tensor:
+        """UCB's maximiser: the best ``num_restarts`` of ``raw_samples`` uniform points (drawn
+        with ``seed``), each refined by ``acqf_maxiter`` steps of projected Adam in the cube;
+        the best result."""
+        gen = torch.Generator().manual_seed(seed)
         raw = torch.rand(self.raw_samples, self.dim, generator=gen, dtype=torch.float64)
         with torch.no_grad():
-            top = self.ucb(raw).topk(min(self.num_restarts, self.raw_samples)).indices
+            top = self.ucb(raw, posterior).topk(min(self.num_restarts, self.raw_samples)).indices
         x = raw[top].clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=0.05)
         for _ in range(self.acqf_maxiter):
             opt.zero_grad()
-            (-self.ucb(x).sum()).backward()
+            (-self.ucb(x, posterior).sum()).backward()
             opt.step()
             with torch.no_grad():
                 x.clamp_(0.0, 1.0)
         with torch.no_grad():
             cands = torch.cat([x.detach(), raw[top]])
-            return cands[self.ucb(cands).argmax()].clone()
+            return cands[self.ucb(cands, posterior).argmax()].clone()
 
     def _kernel(self):
         """RBF with BoTorch's dimension-scaled lengthscale prior: one lengthscale per dimension
@@ -232,12 +269,25 @@ class _RBFPosterior:
         """The posterior given ``x`` ``(n, d)`` and standardised scores ``y`` ``(n,)`` under
         ``gp``'s hyperparameters (``gp`` may have been fitted to fewer points)."""
         with torch.no_grad():
-            self.x = x
             self.lengthscale = gp.covar_module.lengthscale.detach().reshape(-1)
-            noise = gp.likelihood.noise.detach().reshape(())
-            k = self._k(self.x, self.x) + noise * torch.eye(len(self.x), dtype=self.x.dtype)
+            self.noise = gp.likelihood.noise.detach().reshape(())
+        self._condition(x, y.reshape(-1))
+
+    def _condition(self, x: Tensor, y: Tensor) -> None:
+        with torch.no_grad():
+            self.x, self.y = x, y
+            k = self._k(self.x, self.x) + self.noise * torch.eye(len(self.x), dtype=self.x.dtype)
             self.chol = torch.linalg.cholesky(k + 1e-8 * torch.eye(len(self.x), dtype=k.dtype))
             self.alpha = torch.cholesky_solve(y.reshape(-1, 1), self.chol)
+
+    def believe(self, pending: Tensor) -> _RBFPosterior:
+        """Kriging believer: a new posterior that also observed ``pending`` ``(p, d)`` at
+        this posterior's mean (same hyperparameters; this one is unchanged)."""
+        with torch.no_grad():
+            mean, _ = self(pending)
+        other = copy.copy(self)
+        other._condition(torch.cat([self.x, pending]), torch.cat([self.y, mean]))
+        return other
 
     def _k(self, a: Tensor, b: Tensor) -> Tensor:
         return torch.exp(-0.5 * torch.cdist(a / self.lengthscale, b / self.lengthscale).pow(2))
@@ -265,8 +315,8 @@ class RLAgent(_History):
         self.mu = torch.zeros(dim, dtype=torch.float64)
         self.log_sigma = torch.full((dim,), math.log(init_sigma), dtype=torch.float64)
 
-    def ask(self) -> Tensor:
-        gen = torch.Generator().manual_seed(self.step_seed())
+    def _propose(self, t: int, pending: Tensor) -> Tensor:
+        gen = torch.Generator().manual_seed(self.step_seed(t))
         eps = torch.randn(self.dim, generator=gen, dtype=torch.float64)
         return torch.sigmoid(self.mu + self.log_sigma.exp() * eps)
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from sampletune.errors import ConfigError, check
+from sampletune.errors import check
 from sampletune.features import EmpiricalCdf, cdf_normalise
 from sampletune.swift.params import SwiftParams
+from sampletune.swift.trials import InvalidCandidate
 
 TRANSFORMS = ("cdf", "cgf")
 DEFAULT_FEATURES = ("loss", "renormed_entropy")  # the paper's (section 4)
@@ -27,11 +28,11 @@ SEARCH_FEATURES = ("train_loss", "renormed_entropy")
 GRAD_FEATURE = "grad_norm"
 
 
-class InvalidSampler(ConfigError):
+class InvalidSampler(InvalidCandidate):
     """A candidate sampler that gives no usable distribution (all zero or non-finite)."""
 
     def __init__(self, problem: str):
-        super().__init__("sampler", problem, "some example with tau > 0")
+        super().__init__(problem, "sampler", "some example with tau > 0")
 
 
 def aggregate(f: Tensor, c: Tensor) -> Tensor:

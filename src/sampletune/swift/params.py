@@ -94,3 +94,32 @@ def to_cube(params: SwiftParams) -> Tensor:
         u.append((e[k] / upper) ** k if upper > 0 else 0.0)
     coords = u + list(params.v) + [(c + 1.0) / 2.0 for c in params.c]
     return torch.tensor(coords, dtype=torch.float64).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SwiftSpace:
+    """The Swift family as a :class:`~sampletune.swift.trials.SearchSpace`: cube points of
+    ``2S + N`` coordinates <-> :class:`SwiftParams` (JSON: :meth:`SwiftParams.to_dict`)."""
+
+    segments: int
+    num_features: int
+
+    @property
+    def dim(self) -> int:
+        return cube_dim(self.segments, self.num_features)
+
+    def candidate(self, x: Tensor) -> SwiftParams:
+        return from_cube(x, self.segments, self.num_features)
+
+    def point(self, candidate: SwiftParams) -> Tensor:
+        return to_cube(candidate)
+
+    def to_dict(self, candidate: SwiftParams) -> dict:
+        return candidate.to_dict()
+
+    def from_dict(self, d: dict) -> SwiftParams:
+        params = SwiftParams.from_dict(d)
+        check(params.segments == self.segments and len(params.c) == self.num_features,
+              "params", f"{params.segments} segments and {len(params.c)} coefficients",
+              f"{self.segments} and {self.num_features}")
+        return params

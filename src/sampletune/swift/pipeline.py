@@ -51,6 +51,7 @@ from sampletune.features import (
 from sampletune.samplers import ShuffleSampler, WeightedSampler, budget_samples
 from sampletune.swift import plots
 from sampletune.swift.diagnostics import feature_auroc, sampler_diagnostics
+from sampletune.swift.engines import EngineConfig
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.guard import clearly_better, paired_comparison, simplest_clear_winner
 from sampletune.swift.params import SwiftParams
@@ -82,7 +83,7 @@ def feature_key(run: RunConfig) -> FeatureKey:
 
 def run_swift(run: RunConfig, search: SearchConfig, *,
               search_cost: float | None = DEFAULT_SEARCH_COST, progress: bool = True,
-              restart: bool = False) -> dict:
+              restart: bool = False, engine: EngineConfig | str = "local") -> dict:
     """The whole method on ``run``'s data and model, in ``run.out``. Returns the report.
 
     Args:
@@ -90,6 +91,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
         search_cost: the fine-tune budget is set so that the search's fine-tune epochs add
             up to this many full trainings (:func:`finetune_budget_for`); ``None`` keeps
             ``search.finetune_budget`` (1: the paper's full fine-tune epochs).
+        engine: where the search's ``search.parallel_trials`` trials in flight run
+            (:class:`~sampletune.swift.engines.EngineConfig`; the trials do not depend on it).
     """
     check(run.out is not None, "out", "swift search needs a run directory", "--out DIR")
     out = Path(run.out)
@@ -125,7 +128,7 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     refs = reference_params(family, search.segments) if search.references else []
     result = run_search(out / "search", family, FineTuner(uniform.model, data, tcfg, search),
                         search, initial=refs, context={"feature_file": feat_path.name},
-                        progress=progress)
+                        progress=progress, engine=engine)
     reference = next((r["score"] for r in result.trials if r.get("origin") == "uniform"), None)
     pick = simplest_clear_winner(result.trials, result.trials[result.pick], len(data.val))
     best, origin, score = SwiftParams.from_dict(pick["params"]), pick.get("origin", "agent"), \
@@ -169,6 +172,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
                    "val_wins": guard["wins"], "val_losses": guard["losses"], **kept_metrics},
         "search": {
             "agent": search.agent, "transform": search.transform, "rounds": search.rounds,
+            "parallel_trials": search.parallel_trials,
+            "engine": engine if isinstance(engine, str) else engine.kind,
             "finetune_epochs": search.finetune_epochs,
             "finetune_budget": search.finetune_budget,
             "failed_trials": sum(r["score"] is None for r in result.trials),

@@ -1,10 +1,13 @@
 """The sampler search: outer loop (Algorithm 1) and inner loop (section 3.4).
 
 Outer loop: an agent proposes a cube point, it becomes a sampler ``z`` (params.py), the inner
-loop scores it, the agent is told. Every finished trial is appended to ``trials.jsonl``
-(fsynced) before the next starts; rerunning with the same settings replays the file through
-the agent and continues, reaching exactly the result of an uninterrupted search. The search
-directory is claimed (:mod:`sampletune.rundir`) with the settings in
+loop scores it, the agent is told; ``parallel_trials`` of them in flight on an engine
+(in-process, a process pool or Ray: :mod:`sampletune.swift.engines`), the search core
+(:mod:`sampletune.swift.trials`) keeping the trials the same whatever the engine. Every trial
+is journalled in ``trials.jsonl`` (fsynced) as it is proposed, sent to the engine and told;
+rerunning with the same settings replays the file through the agent, runs again the trials
+that were in flight and continues, reaching exactly the result of an uninterrupted search.
+The search directory is claimed (:mod:`sampletune.rundir`) with the settings in
 ``search.json``: other settings, or a second process, are refused.
 
 Inner loop (:class:`FineTuner`): a copy of ``w_share`` (the uniformly trained model) is
@@ -19,8 +22,6 @@ keeps the search within a given number of full trainings.
 from __future__ import annotations
 
 import copy
-import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from sampletune.data import DataSplits
 from sampletune.errors import ConfigError, check
 from sampletune.samplers import WeightedSampler, budget_samples
 from sampletune.swift.agents import AGENTS, make_agent
+from sampletune.swift.engines import EngineConfig, make_engine
 from sampletune.swift.family import (
     GRAD_FEATURE,
     SEARCH_FEATURES,
@@ -40,12 +42,13 @@ from sampletune.swift.family import (
     InvalidSampler,
     SwiftFamily,
 )
-from sampletune.swift.params import SwiftParams, cube_dim
-from sampletune.swift.study import propose
+from sampletune.swift.params import SwiftParams, SwiftSpace, cube_dim
+from sampletune.swift.trials import Journal, run_trials, wall_time
 from sampletune.train import TrainConfig, Trainer, progress_bar
 
 TRIALS_FILE = "trials.jsonl"
 SEARCH_FILE = "search.json"
+MAX_PARALLEL_TRIALS = 1024
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class SearchConfig:
     """Settings of one search (defaults: the paper's, section 4).
 
     ``finetune_lr_scale`` multiplies the training LR for the fine-tune, whose LR schedule
-    (the training's kind) spans the ``E_f`` fine-tune epochs.
+    (the training's kind) spans the ``E_f`` fine-tune epochs. ``parallel_trials`` (q) trials
+    are in flight at a time (:mod:`sampletune.swift.trials`); q = 1 is the sequential search.
     """
 
     rounds: int = 40  # E_o
@@ -68,6 +72,7 @@ class SearchConfig:
     references: bool = True  # the reference samplers are the first trials (reference.py)
     seed: int = 0
     agent_options: dict = field(default_factory=dict)
+    parallel_trials: int = 1  # q
 
     def __post_init__(self):
         object.__setattr__(self, "features", tuple(self.features))
@@ -82,14 +87,21 @@ class SearchConfig:
         check(0 < self.finetune_budget <= 1, "finetune_budget",
               f"{self.finetune_budget} is outside (0, 1]")
         check(self.finetune_lr_scale > 0, "finetune_lr_scale", "must be positive", "> 0")
+        check(1 <= self.parallel_trials <= MAX_PARALLEL_TRIALS, "parallel_trials",
+              f"{self.parallel_trials} is out of range", f"1..{MAX_PARALLEL_TRIALS}")
 
     @property
     def dim(self) -> int:
         return cube_dim(self.segments, len(self.features))
 
     def to_dict(self) -> dict:
+        """The settings as JSON (the search's identity). ``parallel_trials`` only when it is
+        not 1: a sequential search's trials are those of earlier versions, whose run
+        directories then resume."""
         d = asdict(self)
         d["features"] = list(self.features)
+        if self.parallel_trials == 1:
+            del d["parallel_trials"]
         return d
 
 
@@ -134,8 +146,11 @@ class FineTuner:
         # global draws over the global batch: the same steps under DDP as in one process
         steps = -(-self.num_samples // cfg.batch_size) * self.cfg.finetune_epochs
         trainer = Trainer(copy.deepcopy(self.w_share), self.data, cfg, steps)
-        for epoch in range(self.cfg.finetune_epochs):
-            trainer.train_epoch(sampler, epoch)
+        cuda = [trainer.device] if trainer.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # the same on any worker (e.g. dropout)
+            torch.manual_seed(seed)
+            for epoch in range(self.cfg.finetune_epochs):
+                trainer.train_epoch(sampler, epoch)
         if not all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters()):
             raise InvalidSampler("fine-tuning diverged (non-finite weights)")
         return trainer.evaluate(self.data.val)["acc"]
@@ -151,8 +166,8 @@ class SearchResult:
 
     @property
     def wall_time(self) -> float:
-        """Seconds spent in trials (summed over resumed sessions)."""
-        return sum(t["seconds"] for t in self.trials)
+        """Seconds of the search's wall time (over resumed sessions)."""
+        return wall_time(self.trials)
 
     @property
     def agent_time(self) -> float:
@@ -160,22 +175,39 @@ class SearchResult:
         return sum(t.get("agent_seconds", 0.0) for t in self.trials)
 
 
+@dataclass(frozen=True)
+class SwiftObjective:
+    """A Swift sampler's score, ``score(family.probabilities(params) (N,), trial)``
+    (:class:`~sampletune.swift.trials.Objective`; picklable when ``score`` is)."""
+
+    family: SwiftFamily
+    score: Callable[[Tensor, int], float]
+
+    def __call__(self, params: SwiftParams, trial: int) -> float:
+        return self.score(self.family.probabilities(params), trial)
+
+
 def run_search(run_dir: str | Path, family: SwiftFamily,
                score: Callable[[Tensor, int], float], cfg: SearchConfig, *,
                initial: Sequence[tuple[str, SwiftParams]] = (),
-               context: dict | None = None, progress: bool = True) -> SearchResult:
+               context: dict | None = None, progress: bool = True,
+               engine: EngineConfig | str = "local") -> SearchResult:
     """Algorithm 1: ``cfg.rounds`` trials of ``cfg.agent``, each scored by
-    ``score(probabilities (N,), trial) -> float`` (higher is better).
+    ``score(probabilities (N,), trial) -> float`` (higher is better), ``cfg.parallel_trials``
+    at a time on ``engine`` (:class:`~sampletune.swift.engines.EngineConfig` or its kind:
+    "local", "process", "ray"; the trials do not depend on it, and ``score`` must be
+    picklable for the last two).
 
     ``initial`` ``[(name, params)]`` are the first trials (e.g. the reference samplers of
     :mod:`sampletune.swift.reference`): scored and told to the agent like its own proposals,
     so the search starts from what a practitioner would try and refines from there. Their
     records carry ``origin`` = the name; the agent's carry ``origin`` = ``"agent"``.
 
-    ``run_dir/trials.jsonl`` gets one record per finished trial (``trial``, cube point ``x``,
-    ``params``, ``status`` "ok" or "failed", ``score`` or ``None``, ``error``, ``seconds``
-    (the agent's proposal, the scoring and the agent's update) and ``agent_seconds`` (the
-    agent's share of it)).
+    ``run_dir/trials.jsonl`` is the trial journal (:class:`~sampletune.swift.trials.Journal`);
+    each finished trial's record has ``trial`` (= ``id``), ``state`` "done" or "failed"
+    (``status`` "ok" or "failed" for earlier readers), cube point ``x``, ``params``,
+    ``score`` or ``None``, ``error``, ``seconds`` (its fine-tune and its share of the agent's
+    time), ``agent_seconds`` (that share) and ``elapsed`` (the search's wall time so far).
     A sampler with all-zero probability, or a NaN score, is a failed trial, not an error.
     ``context`` (e.g. the feature file) is stored with the settings; resuming with different
     settings is a :class:`ConfigError`.
@@ -183,41 +215,29 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
     check(family.names == cfg.features and family.transform == cfg.transform
           and family.grad_feature == cfg.grad_feature, "family",
           "does not match the search's features / transform / grad_feature")
+    engine = EngineConfig(engine) if isinstance(engine, str) else engine
     run_dir = Path(run_dir)
     with rundir.held(run_dir, {"search": cfg.to_dict(), "n": family.n, **(context or {})},
                      file=SEARCH_FILE):
-        trials_path = run_dir / TRIALS_FILE
-        records = load_trials(run_dir)[: cfg.rounds]
-        check(all(len(r["x"]) == cfg.dim for r in records), "out", f"{trials_path} holds "
-              f"trials of another search (not {cfg.dim} coordinates)", "--restart")
+        space = SwiftSpace(cfg.segments, len(cfg.features))
+        journal = Journal(run_dir / TRIALS_FILE, space)
         agent = make_agent(cfg.agent, cfg.dim, cfg.seed, **cfg.agent_options)
-        for r in records:
-            agent.tell(torch.tensor(r["x"], dtype=torch.float64), r["score"])
-
-        with progress_bar(f"swift search ({cfg.agent}-{cfg.transform})", total=cfg.rounds,
-                          completed=len(records), enabled=progress) as bar:
-            for t in range(len(records), cfg.rounds):
-                start = time.perf_counter()
-                origin, x, params = propose(agent, initial, t, cfg.segments, len(cfg.features))
-                agent_seconds = time.perf_counter() - start
-                record = {"trial": t, "origin": origin, "x": x.tolist(), "params": params.to_dict()}
-                try:
-                    value = float(score(family.probabilities(params), t))
-                    if not math.isfinite(value):
-                        raise InvalidSampler(f"score is {value}")
-                    record.update(status="ok", score=value, error=None)
-                except InvalidSampler as err:
-                    record.update(status="failed", score=None, error=str(err))
-                told = time.perf_counter()
-                # In memory only: a crash before the append replays.
-                agent.tell(x, record["score"])
-                agent_seconds += time.perf_counter() - told
-                record["seconds"] = time.perf_counter() - start
-                record["agent_seconds"] = agent_seconds
-                io.append_jsonl(trials_path, record)
-                records.append(record)
-                best = max((r["score"] for r in records if r["score"] is not None), default=None)
+        q = cfg.parallel_trials
+        objective = SwiftObjective(family, score)
+        name = f"swift search ({cfg.agent}-{cfg.transform}{f', q={q}' if q > 1 else ''})"
+        scores = [r["score"] for r in journal.finished if r["score"] is not None]
+        best = max(scores, default=None)
+        with progress_bar(name, total=cfg.rounds, completed=min(len(journal.finished),
+                                                                cfg.rounds),
+                          enabled=progress) as bar:
+            def told(record: dict) -> None:
+                nonlocal best
+                if record["score"] is not None:
+                    best = record["score"] if best is None else max(best, record["score"])
                 bar.advance(f"score {_fmt(record['score'])} best {_fmt(best)}")
+
+            records = run_trials(journal, agent, objective, make_engine(engine, objective, q),
+                                 cfg.rounds, q, initial=initial, on_told=told)
         return summarise(records, agent.recommend())
 
 
@@ -233,23 +253,22 @@ def summarise(records: list[dict], pick: int | None = None) -> SearchResult:
                         top.get("origin", "agent"), records.index(top))
 
 
-def load_trials(run_dir: str | Path) -> list[dict]:
-    """The finished trials of a search directory, in order (checked: a record that is not a
-    trial of this program is a :class:`ConfigError`)."""
+def load_trials(run_dir: str | Path, space: SwiftSpace | None = None) -> list[dict]:
+    """The finished trials of a search directory, in order, from its journal (checked: a
+    record that is not a trial of this program is a :class:`ConfigError`). ``space``: the
+    search's (default: the shape of the journal's first trial)."""
     path = Path(run_dir) / TRIALS_FILE
-    records = io.read_jsonl(path, "trial", sequential=True)
-    number = (float, int)
-    io.check_records(path, records, {"x": (list,), "params": (dict,),
-                                     "score": (*number, type(None)), "seconds": number})
-    for r in records:
-        try:
-            SwiftParams.from_dict(r["params"])
-            ok = all(isinstance(v, number) for v in r["x"])
-        except (KeyError, TypeError, ValueError, ConfigError):
-            ok = False
-        check(ok, "out", f"{path} trial {r['trial']} has bad 'x' or 'params'",
-              "a journal this program wrote; --restart discards the run")
-    return records
+    return Journal(path, space or _journal_space(path)).finished
+
+
+def _journal_space(path: Path) -> SwiftSpace:
+    """The space of the first trial in ``path`` (that record is checked by the journal)."""
+    first = next(iter(io.read_jsonl(path)), {})
+    try:
+        params = SwiftParams.from_dict(first["params"])
+        return SwiftSpace(params.segments, len(params.c))
+    except (KeyError, TypeError, ValueError, ConfigError):
+        return SwiftSpace(1, 1)
 
 
 def check_or_write_settings(path: Path, settings: dict, restart: bool = False) -> None:

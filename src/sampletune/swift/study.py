@@ -31,28 +31,14 @@ from sampletune.errors import ConfigError, check
 from sampletune.features import FeatureKey, save_features
 from sampletune.samplers import WeightedSampler
 from sampletune.seeding import derive_seed
-from sampletune.swift.agents import AGENTS, Agent, make_agent
+from sampletune.swift.agents import AGENTS, make_agent
 from sampletune.swift.family import DEFAULT_FEATURES, GRAD_FEATURE, InvalidSampler, SwiftFamily
-from sampletune.swift.params import SwiftParams, cube_dim, from_cube, to_cube
+from sampletune.swift.params import SwiftParams, SwiftSpace
 from sampletune.swift.reference import reference_params
 from sampletune.swift.sampler_file import SamplerSpec, save_sampler
+from sampletune.swift.trials import propose
 
 MAX_INVALID = 100  # proposals in a row without a usable sampler before ask() gives up
-
-
-def propose(agent: Agent, initial: Sequence[tuple[str, SwiftParams]], t: int, segments: int,
-            num_features: int) -> tuple[str, Tensor, SwiftParams]:
-    """Trial ``t``'s candidate ``(origin, cube point x (D,), params)``: ``initial[t]`` while
-    ``t < len(initial)`` (origin: its name), else the agent's proposal (origin ``"agent"``).
-
-    ``x`` goes through a list of floats so a live search tells the agent the floats that a
-    resumed one reads back from JSON.
-    """
-    if t < len(initial):
-        origin, params = initial[t]
-        return origin, torch.tensor(to_cube(params).tolist(), dtype=torch.float64), params
-    x = torch.tensor(agent.ask().tolist(), dtype=torch.float64)
-    return "agent", x, from_cube(x, segments, num_features)
 
 
 @dataclass
@@ -110,8 +96,8 @@ class SwiftStudy:
         self.num_samples = self.family.n if num_samples is None else num_samples
         check(isinstance(self.num_samples, int) and self.num_samples >= 1, "num_samples",
               f"{num_samples!r} must be a positive integer", ">= 1")
-        dim = cube_dim(segments, len(self.family.names))
-        self.agent = make_agent(agent, dim, seed, **(agent_options or {}))
+        self.space = SwiftSpace(segments, len(self.family.names))
+        self.agent = make_agent(agent, self.space.dim, seed, **(agent_options or {}))
         self.initial = reference_params(self.family, segments) if references else []
         self.sampler_seed = derive_seed(seed, "swift-study", "sampler")
         self.trials: list[Trial] = []
@@ -124,8 +110,8 @@ class SwiftStudy:
         check(self._pending is None, "trial", f"trial {getattr(self._pending, 'number', '')} "
               "is still waiting for its score", "tell(trial, score) before the next ask()")
         for _ in range(MAX_INVALID):
-            origin, x, params = propose(self.agent, self.initial, len(self.trials),
-                                        self.segments, len(self.family.names))
+            [(origin, x, params)] = propose(self.agent, self.space, self.initial,
+                                            len(self.trials), 1, torch.empty(0))
             trial = Trial(len(self.trials), origin, params, x)
             try:
                 trial.probabilities = self.family.probabilities(params)
