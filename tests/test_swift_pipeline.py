@@ -27,6 +27,9 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
                  "fig2b_loss_percentile.png", "fig3_search.png", "search/trials.jsonl"):
         assert (out / name).exists(), name
     assert 0 <= report["uniform"]["test_acc"] <= 1 and 0 <= report["swift"]["test_acc"] <= 1
+    # 40 validation examples: the report warns that its selections are unreliable
+    assert report["warnings"] and "**Warning:** the validation split has 40 examples" in \
+        (out / "report.md").read_text()
     s = report["search"]
     # Uniform's last epoch unless early stopping clearly beats it (wins - losses above
     # sqrt(wins + losses)); then early-stopped Swift unless validation prefers that model.

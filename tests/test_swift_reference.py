@@ -126,3 +126,12 @@ def test_the_simplest_sampler_not_clearly_beaten_is_retrained():
     # an agent trial may beat uniform clearly even where no reference does
     assert simplest_clear_winner(flat[:2] + [far], far, 400) is far
     assert simplest_clear_winner([close, far], close, 400) is close  # no uniform trial
+
+
+def test_small_validation_splits_are_warned_about():
+    from sampletune.swift.pipeline import MIN_RELIABLE_VAL, validation_warnings
+
+    assert validation_warnings(MIN_RELIABLE_VAL) == []
+    (warning,) = validation_warnings(46)
+    assert warning.startswith("the validation split has 46 examples") and "--val-fraction" in \
+        warning

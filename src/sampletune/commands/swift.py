@@ -95,6 +95,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
           f"({kept['test_acc']:.4f}); pipeline {report['cost']['pipeline']:.1f}x one training "
           f"(search {report['search']['cost_wall_trainings']:.1f}x)  ->  {run.out}/report.md, "
           f"{run.out}/sampler.json")
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
     return 0
 
 
