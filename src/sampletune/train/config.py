@@ -47,7 +47,7 @@ class TrainConfig:
     loader_workers: int = 2  # DataLoader workers for data that does not fit in memory
     # mixed precision: off, bf16 (CPU or CUDA) or fp16 (CUDA, with a grad scaler)
     amp: str = "off"
-    compile: bool = False  # torch.compile the model for training (pays off on a GPU)
+    compile: bool = False  # train through torch.compile(model) (gains: benchmarks/gpu.py)
 
     def __post_init__(self):
         check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
