@@ -581,7 +581,7 @@ FIELDS = ["dataset", "noise", "val_fraction", "train_subset", "model", "sampler"
           "epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "seed",
           "device", "lr_schedule", "noise_type", "nesterov", "augment", "method", "extra",
           "out", "data_dir", "download", "weights", "bogus", "gamma", "final_lr", "eval_every",
-          "loader_workers", "train", "data", "sampling"]
+          "loader_workers", "amp", "compile", "train", "data", "sampling"]
 
 
 @FUZZ

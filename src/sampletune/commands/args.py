@@ -28,7 +28,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sampling: bool = False) -> 
     from sampletune.experiments.config import RUN_TRAIN, DataConfig, RunConfig, SamplingConfig
     from sampletune.noisy.methods import NOISY_NAMES
     from sampletune.samplers import sampler_names
-    from sampletune.train.config import LR_SCHEDULES
+    from sampletune.train.config import AMP_MODES, LR_SCHEDULES
 
     p.add_argument("--config", help="YAML file of settings, flat (lr: 0.1) or by part "
                    "(train: {lr: 0.1}); flags override it")
@@ -47,7 +47,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sampling: bool = False) -> 
     g = p.add_argument_group("model and training")
     add_flags(g, RunConfig(), skip=("data", "sampling", "train", "out"))
     add_flags(g, RUN_TRAIN, lr_schedule={"choices": LR_SCHEDULES},
-              milestones={"metavar": "M"})
+              milestones={"metavar": "M"}, amp={"choices": AMP_MODES})
     add_flags(g, RunConfig(), skip=("data", "sampling", "train", "model"))
     g.add_argument("--restart", action="store_true",
                    help="discard what --out holds and start over")

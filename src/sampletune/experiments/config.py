@@ -17,7 +17,7 @@ import torch
 
 from sampletune import configs
 from sampletune.errors import ConfigError, check
-from sampletune.train.config import TrainConfig
+from sampletune.train.config import TrainConfig, check_amp
 
 # The binding limit: scikit-learn's random_state (numpy RandomState) takes [0, 2**32 - 1], and
 # --noisy cleanlab's folds and the noise-rate GMM get the seed as it is. Derived torch seeds
@@ -237,7 +237,7 @@ class RunConfig:
         check(self.sampling.noisy is None or self.train.budget == 1.0, "budget",
               "the noisy-label methods train full epochs", "1")
         check_seed(self.train.seed)
-        resolve_device(self.train.device)
+        check_amp(self.train.amp, resolve_device(self.train.device))
         if self.out is not None:
             check_out_dir(self.out)
 

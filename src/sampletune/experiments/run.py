@@ -129,7 +129,8 @@ def write_tensorboard(tb_dir: Path, history: list[dict]) -> Path:
 # Settings a run gained after run directories were first written: in the identity only
 # when they differ from the value every earlier run had, so those directories resume.
 ADDED_SETTINGS = {"gamma": RUN_TRAIN.gamma, "final_lr": RUN_TRAIN.final_lr,
-                  "eval_every": RUN_TRAIN.eval_every, "crop_sampling": False}
+                  "eval_every": RUN_TRAIN.eval_every, "crop_sampling": False,
+                  "amp": RUN_TRAIN.amp, "compile": RUN_TRAIN.compile}
 
 
 def config_identity(cfg: RunConfig) -> dict:

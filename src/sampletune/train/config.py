@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from sampletune.errors import check
 
 LR_SCHEDULES = ("step", "linear", "cosine", "constant")
+AMP_MODES = ("off", "bf16", "fp16")
 # Upper bounds that catch typos (1e30, an extra zero) before any work. MAX_LR: the largest
 # published SGD learning rates (Goyal et al.'s linear scaling: 0.1 per 256 examples, 3.2 at
 # batch 8k) are below 10; weight decay multiplies the weights by (1 - lr * wd) each step and
@@ -44,6 +45,9 @@ class TrainConfig:
     device: str = "cpu"  # auto, cpu, cuda, cuda:N, mps
     eval_every: int = 1  # evaluate val/test every this many epochs (and at the end)
     loader_workers: int = 2  # DataLoader workers for data that does not fit in memory
+    # mixed precision: off, bf16 (CPU or CUDA) or fp16 (CUDA, with a grad scaler)
+    amp: str = "off"
+    compile: bool = False  # train through torch.compile(model) (gains: benchmarks/gpu.py)
 
     def __post_init__(self):
         check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
@@ -74,6 +78,7 @@ class TrainConfig:
         check(self.loader_workers >= 0, "loader_workers", f"{self.loader_workers} is negative",
               ">= 0")
         check(self.eval_every >= 1, "eval_every", f"{self.eval_every} must be positive", ">= 1")
+        check_amp(self.amp, self.device)
 
     def replace(self, **changes) -> TrainConfig:
         return replace(self, **changes)
@@ -82,3 +87,12 @@ class TrainConfig:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
         return d
+
+
+def check_amp(amp: str, device: str) -> None:
+    """``amp`` is one of :data:`AMP_MODES`, and fp16 trains on CUDA (its grad scaler runs
+    there only); ``device`` ``auto`` passes, to be checked once resolved."""
+    check(amp in AMP_MODES, "amp", f"unknown mode {amp!r}", ", ".join(AMP_MODES))
+    check(amp != "fp16" or device == "auto" or device.startswith("cuda"), "amp",
+          f"fp16 needs a CUDA device (its grad scaler runs there only), not {device!r}",
+          "off or bf16 on this device")

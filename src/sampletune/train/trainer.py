@@ -21,6 +21,7 @@ from sampletune.data.dataset import DataSplits, Split
 from sampletune.data.loader import make_loader
 from sampletune.errors import check
 from sampletune.seeding import torch_seed
+from sampletune.train.accel import compiled, grad_scaler, logits_of
 from sampletune.train.config import TrainConfig
 from sampletune.train.distributed import current_world, wrap
 from sampletune.train.evaluation import evaluate_sharded
@@ -77,6 +78,12 @@ class Trainer:
     so the training split must be in memory) and its losses and returns the global
     choice, of which each rank trains its shard; observers get the global
     :class:`BatchReport`. Augmentation draws from a generator of its own on each rank.
+
+    On the device: the in-memory splits of ``data`` are moved to ``cfg.device`` once, here
+    (:meth:`evaluate` uses these copies when given ``data``'s splits); ``cfg.amp`` runs the
+    forward passes of training and evaluation under autocast (float32 losses, a grad
+    scaler for fp16); the selector's own passes stay in full precision. ``cfg.compile``
+    trains through ``torch.compile(model)``; ``self.model`` stays the plain module.
     """
 
     def __init__(self, model: nn.Module, data: DataSplits, cfg: TrainConfig, total_steps: int,
@@ -95,7 +102,12 @@ class Trainer:
         self.data = data
         self.model = model.to(self.device)
         self.net = wrap(self.model, self.device) if self.world.distributed else self.model
-        self.train_split = data.train.to(self.device) if data.train.in_memory else data.train
+        if cfg.compile:
+            self.net = compiled(self.net, self.device)
+        self.scaler = grad_scaler(cfg.amp, self.device)
+        self._placed = [(s, s.to(self.device) if s.in_memory else s)  # (given, on device)
+                        for s in (data.train, data.val, data.test)]
+        self.train_split = self._placed[0][1]
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
             weight_decay=cfg.weight_decay,
@@ -136,8 +148,13 @@ class Trainer:
         out = self._forward(x, y)
         loss = self._reduce(out.objective, out.losses)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         if self.observers:
             self._report(index, y, out)
         self.step += 1
@@ -166,12 +183,12 @@ class Trainer:
     def _forward(self, x: Tensor, y: Tensor) -> _Forward:
         """The forward pass on ``x`` (B, *shape), mixed first when there is a mixer."""
         if self.mixer is None:
-            logits = self.net(x)
+            logits = logits_of(self.net, x, self.cfg.amp, self.device)
             losses = F.cross_entropy(logits, y, reduction="none")
             objective = losses if self.loss_fn is None else self.loss_fn(logits, y)
             return _Forward(logits, losses, objective)
         mixed = self.mixer(x, y, self.generator)
-        logits = self.net(mixed.x)
+        logits = logits_of(self.net, mixed.x, self.cfg.amp, self.device)
         label_losses = -F.log_softmax(logits, dim=1).gather(1, mixed.labels)  # (B, K)
         losses = (label_losses * mixed.shares).sum(1)
         return _Forward(logits, losses, losses, mixed, label_losses)
@@ -237,22 +254,27 @@ class Trainer:
     def evaluate(self, split: Split, batch_size: int = 1024) -> dict:
         """Mean cross-entropy and accuracy (fraction in [0, 1]) on ``split``'s labels, the
         same on every rank (:func:`~sampletune.train.evaluation.evaluate_sharded`)."""
-        return evaluate_sharded(self.model, split, self.world, self.device, batch_size)
+        split = next((placed for given, placed in self._placed if given is split), split)
+        return evaluate_sharded(self.model, split, self.world, self.device, batch_size,
+                                self.cfg.amp)
 
     # ---- state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Weights, optimizer, step and generator; distributed, every rank's generator state
-        (``(size, ...)``, a collective: call it on every rank)."""
+        """Weights, optimizer, step, generator and (fp16) the grad scaler; distributed, every
+        rank's generator state (``(size, ...)``, a collective: call it on every rank)."""
         generator = self.generator.get_state()
         if self.world.distributed:
             generator = self.world.all_gather(generator.to(self.device)).cpu()
-        return {
+        state = {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "generator": generator,
             "step": self.step, "epoch": self.epoch,
             "selector": (self.selector.state_dict() if isinstance(self.selector, Stateful)
                          else None),
         }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -264,5 +286,7 @@ class Trainer:
             generator = generator[self.world.rank].clone()  # set_state ignores offsets
         self.generator.set_state(generator)
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
         if state.get("selector") is not None:
             self.selector.load_state_dict(state["selector"])
