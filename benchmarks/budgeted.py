@@ -12,6 +12,7 @@ training (speed-up).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from sampletune.budget.table import FULL, GridSpec, aggregate, run_grid, write_report
 
 SUBSET = ("random-subset", "coreset")
+STRONG = ("randaugment", "mixup", "ricap")  # the augmentations of Table 3 beyond crop + flip
 
 
 def grids(quick: bool) -> dict[str, GridSpec]:
@@ -141,28 +143,57 @@ def verdicts(rows: list[dict]) -> list[str]:
             lines.append(f"entropy ratio {m}/unif-sgd: {sum(pairs) / len(pairs):.3f} "
                          f"(< 1: less data variability)")
     # 6. augmentation (Table 3): does unif-SGD + mixup/RICAP close the gap to full training?
-    gains = []
+    gains = []  # (difference to standard augmentation, the larger of the two stds)
     for r in rows:
-        if r["method"] == "unif-sgd" and r["augment"] in ("mixup", "ricap", "randaugment"):
+        if r["method"] == "unif-sgd" and r["augment"] in ("none", *STRONG):
             std = _row(rows, dataset=r["dataset"], augment="standard", lr_schedule=r["lr_schedule"],
                        method="unif-sgd", budget=r["budget"])
             full = _row(rows, dataset=r["dataset"], augment="standard",
                         lr_schedule=r["lr_schedule"], method=FULL)
             if std and full:
-                gains.append(r["acc_mean"] - std["acc_mean"])
+                diff = r["acc_mean"] - std["acc_mean"]
+                if r["augment"] != "none":
+                    gains.append((diff, max(r["acc_std"], std["acc_std"])))
                 lines.append(f"unif-sgd B={r['budget']:g} {r['augment']:>11}: "
-                             f"{r['acc_mean'] - std['acc_mean']:+.2f} pts vs standard aug, "
+                             f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}, {diff:+.2f} pts vs "
+                             f"standard aug ({std['acc_mean']:.2f} ± {std['acc_std']:.2f}), "
                              f"{r['acc_mean'] - full['acc_mean']:+.2f} pts vs full training "
                              "(standard aug)")
     if gains:
+        better = sum(d > 0 for d, _ in gains)
         lines.append("Paper: under a budget, data augmentation (RandAugment, mixup, RICAP) beats "
-                     "standard augmentation -> " + _level(sum(g > 0 for g in gains) / len(gains))
-                     + f" (better in {sum(g > 0 for g in gains)}/{len(gains)} cells)")
+                     "standard augmentation -> " + _level(better / len(gains))
+                     + f" (better in {better}/{len(gains)} cells, by more than 1 std in "
+                     f"{sum(d > s for d, s in gains)}, worse by more than 1 std in "
+                     f"{sum(d < -s for d, s in gains)})")
     return lines
 
 
 def _ident(row: dict) -> tuple:
     return tuple(row[k] for k in ("dataset", "augment", "lr_schedule", "method", "budget"))
+
+
+def run_and_print(name: str, spec: GridSpec, cells_dir: Path, report_dir: Path) -> list[dict]:
+    """Run ``spec``'s unfinished cells, write its report and print its tables: accuracy, and
+    per row the time, speed-up, used budget, entropy and accuracy on the training split."""
+    t0 = time.perf_counter()
+    records = run_grid(spec, cells_dir, progress=True)
+    md, _ = write_report(records, report_dir)
+    rows = aggregate(records)
+    print(f"## {name}  ({len(records)} cells, {time.perf_counter() - t0:.0f}s this run; "
+          f"T = {spec.epochs} epochs, {spec.model}, train subset {spec.train_subset})\n")
+    print(md)
+    print("| method | B | LR | aug | time (s) | speed-up vs full (%) | used budget | "
+          "entropy/log N | train acc (%) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        train_acc = f"{r['train_acc']:.2f}" if "train_acc" in r else "-"
+        speedup = "-" if math.isnan(r["speedup"]) else f"{r['speedup']:.1f}"  # no full row
+        print(f"| {r['method']} | {r['budget']:g} | {r['lr_schedule']} | {r['augment']} | "
+              f"{r['time_mean']:.1f} | {speedup} | {r['used_budget']:.3f} | "
+              f"{r['entropy_normalized']:.4f} | {train_acc} |")
+    print()
+    return rows
 
 
 def main() -> None:
@@ -177,24 +208,11 @@ def main() -> None:
     for name, spec in grids(args.quick).items():
         if args.only and name not in args.only:
             continue
-        t0 = time.perf_counter()
         # grids on one data set share their cells file, so common cells run once
-        records = run_grid(spec, Path(args.out) / spec.datasets[0], progress=True)
-        md, _ = write_report(records, Path(args.out) / name)
-        rows = aggregate(records)
+        rows = run_and_print(name, spec, Path(args.out) / spec.datasets[0],
+                             Path(args.out) / name)
         seen = {_ident(r) for r in all_rows}
         all_rows += [r for r in rows if _ident(r) not in seen]
-        print(f"## {name}  ({len(records)} cells, {time.perf_counter() - t0:.0f}s this run; "
-              f"T = {spec.epochs} epochs, {spec.model}, train subset {spec.train_subset})\n")
-        print(md)
-        print("| method | B | LR | aug | time (s) | speed-up vs full (%) | used budget | "
-              "entropy/log N |")
-        print("|---|---|---|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['method']} | {r['budget']:g} | {r['lr_schedule']} | {r['augment']} | "
-                  f"{r['time_mean']:.1f} | {r['speedup']:.1f} | {r['used_budget']:.3f} | "
-                  f"{r['entropy_normalized']:.4f} |")
-        print()
     print("## Do the paper's conclusions hold here?\n")
     for line in verdicts(all_rows):
         print("- " + line)

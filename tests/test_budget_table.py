@@ -87,10 +87,28 @@ def test_budget_table_command(tmp_path, capsys):
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["budget-table", "--dataset", "tiny-image", "--budgets", "0.5",
                               "--methods", "unif-sgd", "osgd", "--lr-schedules", "linear",
-                              "--augments", "standard", "--seeds", "0", "--epochs", "2",
+                              "--augments", "standard", "--full-augments", "standard",
+                              "--seeds", "0", "--epochs", "2",
                               "--batch-size", "32", "--device", "cpu", "--out",
                               str(tmp_path), "--quiet"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "| osgd |" in out and "dataset,augment,lr_schedule" in out
+    assert "| SGD - LLR (B = 1) | " in out and ",train_acc," in out
     assert (tmp_path / "table.csv").exists() and (tmp_path / "cells.jsonl").exists()
+
+
+def test_full_rows_only_for_full_augments_and_train_accuracy(tmp_path):
+    spec = GridSpec(datasets=("tiny-image",), budgets=(0.5,), methods=("unif-sgd",),
+                    lr_schedules=("linear",), augments=("none", "standard"),
+                    full_augments=("standard",), seeds=(0,), epochs=2, batch_size=32)
+    records = run_grid(spec, tmp_path, progress=False)
+    assert [(r["augment"], r["method"]) for r in records] == [
+        ("none", "unif-sgd"), ("standard", "SGD"), ("standard", "unif-sgd")]
+    assert all(0.0 <= r["train_acc"] <= 1.0 for r in records)
+    rows = aggregate(records)
+    assert all(0.0 <= r["train_acc"] <= 100.0 for r in rows)
+    md, _ = write_report(records, tmp_path)
+    assert "| SGD - LLR (B = 1) | - |" in md
+    with pytest.raises(ConfigError, match="^full_augments: 'mixup' is not one of the grid's"):
+        GridSpec(augments=("none",), full_augments=("mixup",))

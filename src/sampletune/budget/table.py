@@ -21,7 +21,7 @@ from sampletune.budget.methods import ALL_METHODS, METHOD_NAMES, SUBSET_METHODS,
 from sampletune.data import load_dataset, make_splits
 from sampletune.errors import check
 from sampletune.models import build_model
-from sampletune.train import TrainConfig, progress_bar, seeded_model
+from sampletune.train import TrainConfig, evaluate, progress_bar, seeded_model
 
 FULL = "SGD"  # the full-training reference row (scan-SGD with B = 1)
 SCHEDULE_LABEL = {"step": "SLR", "linear": "LLR", "cosine": "cosine", "constant": "constant"}
@@ -36,6 +36,7 @@ class GridSpec:
     methods: tuple[str, ...] = METHOD_NAMES
     lr_schedules: tuple[str, ...] = ("step", "linear")
     augments: tuple[str, ...] = ("none",)
+    full_augments: tuple[str, ...] | None = None  # augments with a full-training row (all)
     seeds: tuple[int, ...] = (0, 1, 2)
     model: str = "mlp"
     epochs: int = 30
@@ -53,16 +54,21 @@ class GridSpec:
         for b in self.budgets:
             check(0 < b <= 1, "budgets", f"{b} is outside (0, 1]", "0 < budget <= 1")
         check(bool(self.seeds), "seeds", "at least one seed is needed")
+        for a in self.full_augments or ():
+            check(a in self.augments, "full_augments", f"{a!r} is not one of the grid's "
+                  "augmentations", ", ".join(self.augments))
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                     weight_decay=self.weight_decay)  # validates the training fields
 
     def cells(self) -> list[dict]:
-        """Every cell as a dict of its identity, full-training references first."""
+        """Every cell as a dict of its identity, full-training references (of the
+        ``full_augments``) first."""
         out = []
         for ds in self.datasets:
             for aug in self.augments:
+                full = self.full_augments is None or aug in self.full_augments
                 for sched in self.lr_schedules:
-                    for seed in self.seeds:
+                    for seed in self.seeds if full else ():
                         out.append(self._cell(ds, aug, sched, FULL, 1.0, seed))
                     for method in self.methods:
                         for b in self.budgets:
@@ -94,15 +100,22 @@ def _data(spec: GridSpec, dataset: str, seed: int, cache: dict):
     return cache[(dataset, seed)]
 
 
+def cell_config(spec: GridSpec, cell: dict) -> TrainConfig:
+    """The training settings of ``cell`` (its ``lr_schedule``, ``budget`` and ``seed``): the
+    step schedule is the paper's (divide by 10 at 1/3 and 2/3 of training); val/test are
+    evaluated once, at the end."""
+    return TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
+                       weight_decay=spec.weight_decay, lr_schedule=cell["lr_schedule"],
+                       milestones=(1 / 3, 2 / 3), budget=cell["budget"], seed=cell["seed"],
+                       device=spec.device, eval_every=spec.epochs)
+
+
 def run_cell(cell: dict, spec: GridSpec, data_cache: dict) -> dict:
-    """Train one cell; returns its record (identity + measures). The step LR schedule is
-    the paper's (divide by 10 at 1/3 and 2/3 of training); val/test are evaluated once at
-    the end."""
+    """Train one cell (settings from :func:`cell_config`); returns its record (identity +
+    measures), with the accuracy on the un-augmented training split at the end
+    (``train_acc``: how far the budget let the model fit it)."""
     data = _data(spec, cell["dataset"], cell["seed"], data_cache)
-    cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
-                      weight_decay=spec.weight_decay, lr_schedule=cell["lr_schedule"],
-                      milestones=(1 / 3, 2 / 3), budget=cell["budget"], seed=cell["seed"],
-                      device=spec.device, eval_every=spec.epochs)
+    cfg = cell_config(spec, cell)
 
     def model_fn():
         return seeded_model(lambda: build_model(spec.model, data.input_shape, data.num_classes),
@@ -115,6 +128,7 @@ def run_cell(cell: dict, spec: GridSpec, data_cache: dict) -> dict:
     f = result.final
     return {**cell, "key": cell_key(cell), "data": data.train.fingerprint(),
             "test_acc": f["test_acc"], "val_acc": f["val_acc"],
+            "train_acc": evaluate(result.model, data.train, spec.device)["acc"],
             "wall_time": f["wall_time"], "steps": f["steps"], "used_budget": f["used_budget"],
             "entropy": f["entropy"], "entropy_normalized": f["entropy_normalized"],
             **{k: f[k] for k in ("sb_effective_budget", "sb_extra_forward") if k in f}}
@@ -182,6 +196,8 @@ def aggregate(records: Iterable[dict]) -> list[dict]:
                "entropy": mean_std([r["entropy"] for r in rs])[0],
                "entropy_normalized": mean_std([r["entropy_normalized"] for r in rs])[0],
                "used_budget": mean_std([r["used_budget"] for r in rs])[0]}
+        if all("train_acc" in r for r in rs):  # cells recorded before it was measured lack it
+            row["train_acc"] = mean_std([100 * r["train_acc"] for r in rs])[0]
         if "sb_effective_budget" in rs[0]:
             row["sb_effective_budget"] = mean_std([r["sb_effective_budget"] for r in rs])[0]
         rows.append(row)
@@ -233,8 +249,8 @@ def markdown_tables(rows: Sequence[dict]) -> str:
 def csv_table(rows: Sequence[dict]) -> str:
     """Aggregated rows as CSV, one line per data set, augmentation, schedule, method, budget."""
     cols = ["dataset", "augment", "lr_schedule", "method", "budget", "seeds", "acc_mean",
-            "acc_std", "time_mean", "speedup", "entropy", "entropy_normalized", "used_budget",
-            "sb_effective_budget"]
+            "acc_std", "train_acc", "time_mean", "speedup", "entropy", "entropy_normalized",
+            "used_budget", "sb_effective_budget"]
     buf = _strio.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--lr-schedules", nargs="+", default=["step", "linear"], choices=LR_SCHEDULES)
     p.add_argument("--augments", nargs="+", default=["none"], choices=AUGMENT_NAMES,
                    help="augmentations (image data only, except none)")
+    p.add_argument("--full-augments", nargs="+", choices=AUGMENT_NAMES, metavar="AUGMENT",
+                   help="train the full-training (B = 1) row only for these augmentations "
+                   "(default: for every one)")
     p.add_argument("--seeds", type=bounded_int, nargs="+", default=[0, 1, 2])
     p.add_argument("--model", default="mlp")
     p.add_argument("--epochs", type=bounded_int, default=30,
@@ -73,6 +76,7 @@ def _cmd_budget_table(args: argparse.Namespace) -> int:
     spec = GridSpec(
         datasets=tuple(args.dataset), budgets=tuple(args.budgets), methods=tuple(args.methods),
         lr_schedules=tuple(args.lr_schedules), augments=tuple(args.augments),
+        full_augments=tuple(args.full_augments) if args.full_augments else None,
         seeds=tuple(args.seeds), model=args.model, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         train_subset=args.train_subset, warmup_epochs=args.warmup_epochs,

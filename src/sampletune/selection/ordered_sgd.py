@@ -8,6 +8,10 @@ q = s at the start; q = s/2 once train_acc >= 80%, s/4 at >= 90%, s/8 at >= 95% 
 is the running accuracy of the previous epoch's training forward passes (the authors add a
 full extra pass over the training set each epoch), and their one-off LR cut at 99.5% is not
 applied (the budget-aware LR schedule owns the learning rate).
+
+The rule assumes a step LR schedule, under which q shrinks after the LR has dropped. Under a
+slowly decaying one (linear) q can reach s/8 at a large LR, a step on the mean gradient of a
+few of the hardest examples, and test accuracy can collapse (``benchmarks/osgd_collapse.py``).
 """
 
 from __future__ import annotations
