@@ -1,20 +1,23 @@
 """AutoSampling's Ray engine against the in-process engine (issue 11): cost per exploitation
-interval, start-up, and where Ray becomes faster.
+interval, fixed cost, and where Ray becomes faster.
 
 The engine comparison of ``benchmarks/autosampling.py`` (4 workers, 4 epochs, N_s 20,
-warm-up 1, N_u 1, a local Ray instance of ``--num-cpus`` CPUs, so 2 actors of 2 workers),
+warm-up 1, N_u 1; a local Ray instance of ``--num-cpus`` CPUs, so 2 actors of 2 workers),
 ``--repeats`` times with the engines alternating, then Ray with ``--sweep-cpus`` CPUs (other
-actor counts). From each search's engine costs (``report.json``: ``final.engine_costs``) it
-fits, per data set, the wall time of a search of I intervals with W workers on A actors::
+actor counts). From each search's wall time and engine costs (``report.json``:
+``final.engine_costs``) it fits, per data set, the wall time of a search of I intervals with
+W workers on A actors::
 
     in-process:  T_L = S_L + I (W t + d)
     Ray:         T_R = S_R + I (ceil(W / A) k t + o)
 
 t: one worker's interval in process (copy, N_s steps, validation); k: the same in an actor,
-over t (1 on free cores); d, o: each engine's overhead per interval beyond its workers'
-steps (Ray: the calls, the best state's trip through the object store); S: start-up. Ray is
-faster per interval when ``t > (o - d) / (W - ceil(W / A) k)`` and over the whole search when
-``t > ((S_R - S_L) / I + o - d) / (W - ceil(W / A) k)``.
+over t (1 on cores of its own); d, o: each engine's search loop per interval beyond its
+busiest group's steps (drawing, bookkeeping, the epochs' test evaluations and checkpoints;
+Ray: also the calls and the best state's trip through the object store); S: the rest
+(start-up, shutting down, writing the outputs).
+Ray is faster per interval when ``t > (o - d) / (W - ceil(W / A) k)``, and over the whole
+search when ``I > (S_R - S_L) / ((W - ceil(W / A) k) t - o + d)``.
 
 Usage: ``python benchmarks/ray_engine.py [--repeats 3] [--datasets digits mnist1d]``
 """
@@ -36,32 +39,39 @@ from sampletune import io
 def fit(local: list[dict], ray: list[dict], workers: int, actors: int) -> dict:
     """The model's parameters, medians over repeats (seconds)."""
     def med(runs, f):
-        return float(np.median([f(r["costs"]) for r in runs]))
+        return float(np.median([f(r, r["costs"]) for r in runs]))
 
-    def per_worker(c):
+    def per_worker(r, c):
         return c["work_s"] / (c["intervals"] * workers)
 
+    def overhead(r, c):
+        return (r["search_s"] - c["busy_s"]) / c["intervals"]
+
+    def fixed(r, c):
+        return r["wall_s"] - r["search_s"]
+
     t = med(local, per_worker)
-    return {"t": t, "d": med(local, lambda c: (c["interval_s"] - c["work_s"]) / c["intervals"]),
-            "k": med(ray, per_worker) / t,
-            "o": med(ray, lambda c: (c["interval_s"] - c["busy_s"]) / c["intervals"]),
-            "S_L": med(local, lambda c: c["start_s"]), "S_R": med(ray, lambda c: c["start_s"]),
+    return {"t": t, "k": med(ray, per_worker) / t, "d": med(local, overhead),
+            "o": med(ray, overhead), "S_L": med(local, fixed), "S_R": med(ray, fixed),
+            "start_R": med(ray, lambda r, c: c["start_s"]),
             "I": local[0]["costs"]["intervals"], "W": workers, "A": actors}
 
 
-def crossover(p: dict, workers: int, actors: int, k: float, intervals: int | None) -> float:
-    """The t above which Ray is faster (per interval, or over ``intervals`` with start-up);
-    ``inf`` when Ray's actors are no faster than one process (``ceil(W / A) k >= W``)."""
-    gain = workers - math.ceil(workers / actors) * k
-    fixed = p["o"] - p["d"] + ((p["S_R"] - p["S_L"]) / intervals if intervals else 0.0)
-    return fixed / gain if gain > 0 else math.inf
-
-
-def model_wall(p: dict, engine: str) -> float:
-    """T_L or T_R at the fitted parameters."""
+def model_wall(p: dict, engine: str, workers: int, actors: int, k: float, intervals: int
+               ) -> float:
+    """T_L or T_R at the fitted t, d, o, S."""
     if engine == "local":
-        return p["S_L"] + p["I"] * (p["W"] * p["t"] + p["d"])
-    return p["S_R"] + p["I"] * (math.ceil(p["W"] / p["A"]) * p["k"] * p["t"] + p["o"])
+        return p["S_L"] + intervals * (workers * p["t"] + p["d"])
+    return p["S_R"] + intervals * (math.ceil(workers / actors) * k * p["t"] + p["o"])
+
+
+def crossover(p: dict, workers: int, actors: int, k: float) -> tuple[float, float]:
+    """``(t*, I*)``: Ray is faster per interval above t* (seconds), and over a search of more
+    than I* intervals at the fitted t; ``inf`` where it never is."""
+    gain = workers - math.ceil(workers / actors) * k
+    t_star = (p["o"] - p["d"]) / gain if gain > 0 else math.inf
+    saved = gain * p["t"] - p["o"] + p["d"]
+    return t_star, (p["S_R"] - p["S_L"]) / saved if saved > 0 else math.inf
 
 
 def main() -> None:
@@ -96,16 +106,22 @@ def main() -> None:
                                              for a, b in zip(runs["local"], runs["ray"],
                                                              strict=True)]))
         rows.append(f"| {name} | {w} | {actors} | {ratio['wall_s']:.2f} | {ratio['search_s']:.2f}"
-                    f" | {ratio['interval']:.2f} | {p['k']:.2f} | {p['o'] / p['t']:.2f}"
-                    f" | {(p['S_R'] - p['S_L']) / (p['I'] * w * p['t']):.1f} | {same} |")
+                    f" | {ratio['interval']:.2f} | {same} |")
         report["datasets"][name] = {"fit": p, "ratios": ratio, "identical_schedule": same,
                                     **{e: [{k: v for k, v in r.items() if k != "schedule"}
                                            for r in rs] for e, rs in runs.items()}}
     print(f"\nray / in-process, median of {args.repeats} (same machine, same run):\n")
-    print("| data set | workers | actors | wall | search loop | per interval | k | o / t "
-          "| Ray start-up / in-process search | identical schedules |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| data set | workers | actors | wall | search loop | per interval "
+          "| identical schedules |")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    print("\nfitted per data set (t, d, o in ms; S in s):\n")
+    print("| data set | t | k | d | o | o / t | S_L | S_R (start-up) | I |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, p in fits.items():
+        print(f"| {name} | {1e3 * p['t']:.1f} | {p['k']:.2f} | {1e3 * p['d']:.1f} "
+              f"| {1e3 * p['o']:.1f} | {p['o'] / p['t']:.2f} | {p['S_L']:.1f} "
+              f"| {p['S_R']:.1f} ({p['start_R']:.1f}) | {p['I']} |")
 
     name = args.datasets[0]
     sweep = []
@@ -113,29 +129,28 @@ def main() -> None:
         r = run_search(name, "ray", out / name / f"ray-{cpus}cpu", workers=w, epochs=args.epochs,
                        num_cpus=cpus)
         c, actors = r["costs"], min(w, cpus)
-        sweep.append({"cpus": cpus, "actors": actors, "costs": c})
-        print(f"{name} on Ray with {cpus} CPUs ({actors} actors): o / t = "
-              f"{(c['interval_s'] - c['busy_s']) / c['intervals'] / fits[name]['t']:.2f}, "
+        sweep.append({"cpus": cpus, "actors": actors, "wall_s": r["wall_s"], "costs": c})
+        print(f"{name} on Ray with {cpus} CPUs ({actors} actors): "
               f"k = {c['work_s'] / (c['intervals'] * w) / fits[name]['t']:.2f}, "
-              f"start-up / S_R(A={min(w, args.num_cpus)}) = "
-              f"{c['start_s'] / fits[name]['S_R']:.2f}")
+              f"o = {1e3 * (r['search_s'] - c['busy_s']) / c['intervals']:.1f} ms, "
+              f"start-up {c['start_s']:.1f} s")
     report["sweep"] = {name: sweep}
 
-    print("\nmodel (t in units of the measured t; crossover: Ray faster above it):\n")
-    print("| data set | W | A (cores) | k | model wall ray / in-process | per interval t* / t "
-          "| whole search (I intervals) t* / t |")
-    print("|---|---|---|---|---|---|---|")
+    print("\ncrossover (model; o as measured with 2 actors): Ray is faster per interval when "
+          "a worker's interval costs more than t*, and over the search beyond I* intervals "
+          "at the measured t\n")
+    print("| data set | W | A | k | t* ms | t* / t | I* | model wall ray / in-process "
+          "at I |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, p in fits.items():
-        print(f"| {name} | {w} | {p['A']} (measured) | {p['k']:.2f} | "
-              f"{model_wall(p, 'ray') / model_wall(p, 'local'):.2f} | "
-              f"{crossover(p, w, p['A'], p['k'], None) / p['t']:.2f} | "
-              f"{crossover(p, w, p['A'], p['k'], p['I']) / p['t']:.1f} ({p['I']}) |")
-        for workers in (2, 4, 8, 20):
-            print(f"| {name} | {workers} | {workers} (free) | 1 | | "
-                  f"{crossover(p, workers, workers, 1.0, None) / p['t']:.2f} | "
-                  f"{crossover(p, workers, workers, 1.0, p['I']) / p['t']:.1f} ({p['I']}) |")
-    print("\nfitted (s): " + json.dumps({n: {k: round(v, 4) for k, v in p.items()}
-                                         for n, p in fits.items()}))
+        cases = [(w, p["A"], p["k"], "this machine")] + [(n, n, 1.0, "own cores")
+                                                        for n in (2, 4, 8, 20)]
+        for workers, actors, k, where in cases:
+            t_star, i_star = crossover(p, workers, actors, k)
+            ratio = (model_wall(p, "ray", workers, actors, k, p["I"])
+                     / model_wall(p, "local", workers, actors, k, p["I"]))
+            print(f"| {name} | {workers} | {actors} ({where}) | {k:.2f} | {1e3 * t_star:.1f} "
+                  f"| {t_star / p['t']:.2f} | {i_star:.0f} | {ratio:.2f} |")
     io.write_json(out / "benchmark.json", report)
 
 

@@ -9,6 +9,7 @@ Starts a local Ray instance (``num_cpus`` CPUs) unless ``address`` names a clust
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 
 import numpy as np
@@ -25,6 +26,7 @@ class _Actor(Group):
         torch.set_num_threads(1)
         cfg = spec.cfg.replace(device="cuda" if use_gpu else "cpu")
         super().__init__(dataclasses.replace(spec, cfg=cfg), size)
+        gc.freeze()  # start-up's heap (torch, Ray, the data) stays: full collections skip it
 
     def step(self, batches: list[np.ndarray], seeds: list[int], evaluate: bool,
              source: int | list | None) -> tuple[list[dict | None], float]:
