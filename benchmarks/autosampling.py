@@ -13,7 +13,8 @@ For each data set and seed (same split, same initial weights within a seed):
    distribution's spread, mean draws of noisy vs clean examples (with ``--noise``, Table 8),
    and how persistent per-example counts are from one exploration cycle to the next.
 6. Engines: the same small search in process and on a local 2-CPU Ray instance; wall time
-   and whether the recorded schedules are identical.
+   and whether the recorded schedules are identical (``benchmarks/ray_engine.py`` breaks
+   the Ray engine's cost down).
 
 Searches and replays resume from their run directories, so an interrupted benchmark can be
 rerun. Usage: ``python benchmarks/autosampling.py [--quick] [--seeds 0 1 2]``.
@@ -22,8 +23,8 @@ rerun. Usage: ``python benchmarks/autosampling.py [--quick] [--seeds 0 1 2]``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -94,25 +95,35 @@ def _row(curves: list[dict], final: dict) -> dict:
             "worker_epochs": final["worker_epochs"], "wall_s": final["wall_time"]}
 
 
+def run_search(name: str, engine: str, out: Path, *, workers: int = 4, epochs: int = 4,
+               interval: int = 20, num_cpus: int = 2, noise: float = 0.0, lr: float = 0.05
+               ) -> dict:
+    """One fresh search (seed 0): wall time of the call, of its loop, its engine costs and
+    its recorded schedule."""
+    model, _, batch = SETUPS[name]
+    data = make_splits(load_dataset(name), seed=0, noise=noise)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=0)
+    scfg = SearchConfig(workers=workers, interval=interval, warmup=1, nu=1, engine=engine,
+                        ray_num_cpus=num_cpus)
+    shutil.rmtree(out, ignore_errors=True)  # time a fresh search, not a resumed one
+    t0 = time.perf_counter()
+    r = search(model, data, cfg, scfg, out, progress=False, plots=False)
+    return {"wall_s": time.perf_counter() - t0, "search_s": r.final["wall_time"],
+            "costs": r.final["engine_costs"], "schedule": r.schedule.to_arrays()}
+
+
+def same_schedule(a: dict, b: dict) -> bool:
+    return all(np.array_equal(a["schedule"][k], b["schedule"][k]) for k in a["schedule"])
+
+
 def engines(name: str, args, out: Path) -> dict:
     """The same search on both engines: wall time and identical schedules."""
-    model, _, batch = SETUPS[name]
-    data = make_splits(load_dataset(name), seed=0, noise=args.noise)
-    cfg = TrainConfig(epochs=args.engine_epochs, batch_size=batch, lr=args.lr, seed=0)
-    scfg = SearchConfig(workers=args.engine_workers, interval=args.interval, warmup=1, nu=1)
-    result = {}
-    for engine in ("local", "ray"):
-        run = out / "engines" / name / engine
-        if run.exists():  # time a fresh search, not a resumed one
-            for f in run.iterdir():
-                f.unlink()
-        t0 = time.perf_counter()
-        r = search(model, data, cfg, dataclasses.replace(scfg, engine=engine), run,
-                   progress=False, plots=False)
-        result[engine] = {"wall_s": time.perf_counter() - t0,
-                          "search_s": r.final["wall_time"], "schedule": r.schedule.to_arrays()}
-    a, b = result["local"].pop("schedule"), result["ray"].pop("schedule")
-    result["identical_schedule"] = all(np.array_equal(a[k], b[k]) for k in a)
+    runs = {engine: run_search(name, engine, out / "engines" / name / engine,
+                               workers=args.engine_workers, epochs=args.engine_epochs,
+                               interval=args.interval, noise=args.noise, lr=args.lr)
+            for engine in ("local", "ray")}
+    result = {e: {k: r[k] for k in ("wall_s", "search_s")} for e, r in runs.items()}
+    result["identical_schedule"] = same_schedule(runs["local"], runs["ray"])
     result["workers"], result["epochs"] = args.engine_workers, args.engine_epochs
     return result
 

@@ -4,57 +4,41 @@ and the best worker's state is copied to the others in memory (eq. 3), never thr
 
 from __future__ import annotations
 
-import dataclasses
+import time
 
 import numpy as np
 
-from sampletune.autosampling.worker import Worker, WorkerSpec
+from sampletune.autosampling.worker import Engine, EngineCosts, Group, WorkerSpec
 
 
-class LocalEngine:
-    """``workers`` :class:`Worker` objects in this process.
-
-    Every engine has this interface: :meth:`run` one interval on all workers, :meth:`adopt`
-    the best, and :meth:`state` / :meth:`load` / :meth:`evaluate` / :meth:`example_losses`
-    on the (identical after :meth:`adopt`) population, then :meth:`close`.
-    """
+class LocalEngine(Engine):
+    """``workers`` :class:`~sampletune.autosampling.worker.Worker` objects in one
+    :class:`~sampletune.autosampling.worker.Group` in this process."""
 
     name = "local"
 
     def __init__(self, spec: WorkerSpec, workers: int):
-        d = spec.data  # one copy of the in-memory splits on the device, shared by all workers
-        device = spec.cfg.device
-        data = dataclasses.replace(d, train=d.train.to(device), val=d.val.to(device),
-                                   test=d.test.to(device))
-        shared = dataclasses.replace(spec, data=data)
-        self.workers = [Worker(shared) for _ in range(workers)]
+        t0 = time.perf_counter()
+        self.group = Group(spec, workers)
+        self.costs = EngineCosts(start_s=time.perf_counter() - t0)
 
     def run(self, batches: list[np.ndarray], seeds: list[int], evaluate: bool
             ) -> list[dict | None]:
         """Worker ``i`` trains on ``batches[i]`` (int64 ``(N_s, B)``) under torch seed
         ``seeds[i]``; returns each one's validation metrics (``None`` if not ``evaluate``)."""
-        return [w.run_interval(b, s, evaluate)
-                for w, b, s in zip(self.workers, batches, seeds, strict=True)]
-
-    def adopt(self, best: int) -> None:
-        """Eq. (3): copy worker ``best``'s weights, optimizer and schedule into all others."""
-        state = self.workers[best].state_dict()
-        for i, w in enumerate(self.workers):
-            if i != best:
-                w.load_state_dict(state)
-
-    def state(self) -> dict:
-        return self.workers[0].state_dict()
+        t0 = time.perf_counter()
+        metrics, seconds = self.group.step(batches, seeds, evaluate,
+                                           self.best if self._copy else None)
+        self._copy = False
+        self.costs.add(time.perf_counter() - t0, [seconds])
+        return metrics
 
     def load(self, state: dict) -> None:
-        for w in self.workers:
-            w.load_state_dict(state)
+        self.group.load(state)
+        self.best, self._copy = 0, False
 
-    def evaluate(self, split: str) -> dict:
-        return self.workers[0].evaluate(split)
-
-    def example_losses(self) -> np.ndarray:
-        return self.workers[0].example_losses()
+    def _ask(self, method: str, *args):
+        return self.group.ask(self.best, method, *args)
 
     def close(self) -> None:
-        self.workers = []
+        self.group = None

@@ -34,7 +34,7 @@ from sampletune.autosampling.algorithm import (
     plan_intervals,
 )
 from sampletune.autosampling.schedule import RecordedSchedule
-from sampletune.autosampling.worker import WorkerSpec, interval_seed
+from sampletune.autosampling.worker import Engine, WorkerSpec, interval_seed
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
 from sampletune.train import TrainConfig, progress_bar
@@ -60,7 +60,7 @@ class SearchConfig:
     nu: int = 3  # N_u, uniform epochs in the mixture
     beta: float = 1.0  # smoothing log(P + beta), >= 1
     stages: int = 3  # loss snapshots for the figures
-    engine: str = "local"  # local (in this process) or ray (one actor per worker)
+    engine: str = "local"  # local (in this process) or ray (actors, one per CPU or GPU)
     ray_address: str | None = None  # join this Ray cluster (default: start a local one)
     ray_num_cpus: int = 2  # CPUs of a local Ray instance
 
@@ -100,7 +100,7 @@ class SearchResult:
     model_state: dict = field(repr=False)  # the final model's state_dict
 
 
-def make_engine(cfg: SearchConfig, spec: WorkerSpec):
+def make_engine(cfg: SearchConfig, spec: WorkerSpec) -> Engine:
     """The engine ``cfg.engine`` with ``cfg.population`` workers."""
     if cfg.engine == "ray":
         from sampletune.autosampling.engine_ray import RayEngine
@@ -193,7 +193,7 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
             engine.close()
 
         result = SearchResult(schedule, schedule.distribution(), curves, {}, model_state)
-        result.final = _write_outputs(out, result, data, identity, losses, cfg.engine)
+        result.final = _write_outputs(out, result, data, identity, losses, engine)
         if plots:
             from sampletune.autosampling.plots import search_figures
 
@@ -239,8 +239,9 @@ def _epoch_record(epoch: int, val: dict, test: dict, population: int, evaluation
 
 
 def _write_outputs(out: Path, result: SearchResult, data: DataSplits, identity: dict,
-                   losses: dict[int, np.ndarray], engine: str) -> dict:
-    """Write schedule, distribution, losses, model and report; return the final summary."""
+                   losses: dict[int, np.ndarray], engine: Engine) -> dict:
+    """Write schedule, distribution, losses, model and report; return the final summary
+    (with the engine's name and :class:`~sampletune.autosampling.worker.EngineCosts`)."""
     result.schedule.save(out / "schedule.npz")
     io.save_npy(out / "distribution.npy", result.distribution)
     io.save_torch(out / "model.pt", {"model": identity["model"],
@@ -251,7 +252,8 @@ def _write_outputs(out: Path, result: SearchResult, data: DataSplits, identity: 
     final = {k: last[k] for k in ("val_acc", "val_loss", "test_acc", "test_loss",
                                   "worker_epochs", "evaluations")}
     final["wall_time"] = last["time"]
-    final["engine"] = engine
+    final["engine"] = engine.name
+    final["engine_costs"] = asdict(engine.costs)
     io.write_json(out / "report.json", {**identity, "final": final,
                                         "distribution": distribution_summary(
                                             result.schedule, data)})

@@ -13,8 +13,8 @@ How they relate to AutoSampling's engines (:mod:`sampletune.autosampling.engine_
 :mod:`~sampletune.autosampling.engine_ray`): those hold a population of stateful workers
 that train side by side and copy the best one's state into the others; these run
 independent, stateless trials. Both start or join Ray the same way
-(:mod:`sampletune.ray_cluster`) and give each worker one GPU when the cluster has enough,
-fractions otherwise.
+(:mod:`sampletune.ray_cluster`); here each trial gets one GPU when the cluster has enough,
+fractions otherwise, there each actor (a group of workers) one.
 """
 
 from __future__ import annotations
