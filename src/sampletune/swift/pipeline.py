@@ -192,7 +192,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
             "search": result.wall_time / unit, "retrain": retrain_seconds / unit,
             "pipeline": (unit + search_seconds + retrain_seconds) / unit,
         },
-        "diagnostics": _diagnostics(family, result, best, noisy, uniform, data, tcfg, feats),
+        "diagnostics": _diagnostics(family, result, score, probs, noisy, uniform, data, tcfg,
+                                    feats),
         "sampler_file": "sampler.json",
     }
     io.write_json(out / "report.json", report)
@@ -233,11 +234,11 @@ def _metrics(result: TrainResult) -> dict:
                               "test_acc": f["best_test_acc"]}}
 
 
-def _diagnostics(family: SwiftFamily, result, chosen: SwiftParams, noisy, uniform: TrainResult,
-                 data, tcfg, feats) -> dict:
+def _diagnostics(family: SwiftFamily, result, score: float, probs, noisy,
+                 uniform: TrainResult, data, tcfg, feats) -> dict:
     """What tells why the search worked or not: the fine-tune score, mass on noisy labels
     and effective sample size of each reference sampler, the agent's recommendation and the
-    sampler retrained, and
+    sampler retrained (its fine-tune ``score`` and probabilities ``probs`` ``(N,)``), and
     (with a noise mask) each feature's AUROC against it, from ``w_share`` and from the last
     epoch."""
     samplers = {}
@@ -249,9 +250,7 @@ def _diagnostics(family: SwiftFamily, result, chosen: SwiftParams, noisy, unifor
     samplers["agent's recommendation"] = {
         "finetune_val_acc": result.best_score,
         **sampler_diagnostics(family.probabilities(result.best), noisy)}
-    samplers["retrained"] = {"finetune_val_acc": next(
-        r["score"] for r in result.trials if r["params"] == chosen.to_dict()),
-        **sampler_diagnostics(family.probabilities(chosen), noisy)}
+    samplers["retrained"] = {"finetune_val_acc": score, **sampler_diagnostics(probs, noisy)}
     out = {"samplers": samplers}
     if noisy is not None:
         last = compute_features(uniform.model, data.train.x, data.train.y, device=tcfg.device,
