@@ -118,6 +118,7 @@ def _worker(rank, rendezvous, run_dir, results):
         out = run_all(run_dir)
         out["writes"] = len(writes)
         torch.save(out, os.path.join(results, f"rank{rank}.pt"))
+        dist.barrier()  # neither rank disconnects while the other still talks to it
     finally:
         dist.destroy_process_group()
 

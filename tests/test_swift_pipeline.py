@@ -153,3 +153,35 @@ def test_without_references_the_pick_is_retrained_and_guarded(tmp_path):
     model = new_model(run, data)
     model.load_state_dict(load_torch(tmp_path / "run" / "model.pt", "model"))
     assert evaluate(model, data.val)["acc"] == chosen["val_acc"]
+
+
+def test_when_the_search_falls_back_the_estimated_cut_is_retrained_and_guarded(tmp_path,
+                                                                             monkeypatch):
+    from sampletune.experiments.setup import load_data, new_model
+    from sampletune.io import load_torch
+    from sampletune.swift import pipeline
+    from sampletune.train import evaluate
+
+    # The fine-tunes saw nothing beat uniform (forced: the pick is always the uniform trial).
+    monkeypatch.setattr(pipeline, "simplest_clear_winner",
+                        lambda trials, rec, n_val: next(t for t in trials
+                                                        if t["origin"] == "uniform"))
+    run = RUN.replace(out=str(tmp_path / "run"))
+    report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    s, chosen = report["search"], report["chosen"]
+    assert s["estimated_cut_retrained"] and s["estimated_noisy_share"] > 0.05
+    assert (tmp_path / "run" / "swift" / "checkpoint.pt").exists()
+    assert report["cost"]["retrain"] > 0
+    w, lo = chosen["val_wins"], chosen["val_losses"]
+    kept = w - lo > math.sqrt(w + lo)  # not backed by the search: it must clearly win
+    assert chosen["name"] == ("swift" if kept else "uniform")
+    assert s["best_origin"] == ("estimated-cut" if kept else "uniform")
+    spec = load_sampler(tmp_path / "run" / "sampler.json")
+    dropped = (spec.probabilities() == 0).float().mean().item()
+    share = s["estimated_noisy_share"]
+    assert dropped == (pytest.approx(share, abs=0.01) if kept else 0.0)
+    data = load_data(run)
+    model = new_model(run, data)
+    model.load_state_dict(load_torch(tmp_path / "run" / "model.pt", "model"))
+    assert evaluate(model, data.val)["acc"] == chosen["val_acc"]
+    assert "estimated noisy share" in (tmp_path / "run" / "report.md").read_text()

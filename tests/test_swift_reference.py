@@ -7,7 +7,12 @@ from sampletune.errors import ConfigError
 from sampletune.swift.diagnostics import auroc, effective_sample_size, noisy_mass
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.params import from_cube, to_cube
-from sampletune.swift.reference import drop_top_loss_params, reference_params
+from sampletune.swift.reference import (
+    MIN_ESTIMATED_SHARE,
+    drop_top_loss_params,
+    estimated_cut,
+    reference_params,
+)
 
 
 def _features(n=200, seed=0):
@@ -135,3 +140,22 @@ def test_small_validation_splits_are_warned_about():
     (warning,) = validation_warnings(46)
     assert warning.startswith("the validation split has 46 examples") and "--val-fraction" in \
         warning
+
+
+def test_the_estimated_cut_drops_the_high_loss_mode():
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(700, generator=g, dtype=torch.float64) * 0.3
+    noisy = 2.0 + torch.rand(300, generator=g, dtype=torch.float64)
+    f = _features(1000)
+    f["loss"] = torch.cat([clean, noisy])
+    family = SwiftFamily(f)
+    q, cut = estimated_cut(family, segments=4)
+    assert q == pytest.approx(0.3)
+    kept = family.probabilities(cut) > 0
+    assert kept[:700].all() and not kept[700:].any()
+    # One mode (no noisy share worth a cut), or no loss feature: nothing to retrain.
+    f["loss"] = clean.repeat(2)[:1000]
+    q, cut = estimated_cut(SwiftFamily(f), segments=4)
+    assert (q < MIN_ESTIMATED_SHARE) == (cut is None)
+    assert estimated_cut(SwiftFamily(f, names=("renormed_entropy",)), segments=4) == (0.0, None)
+    assert estimated_cut(SwiftFamily(f), segments=2) == (0.0, None)

@@ -55,7 +55,7 @@ from sampletune.swift.engines import EngineConfig
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.guard import clearly_better, paired_comparison, simplest_clear_winner
 from sampletune.swift.params import SwiftParams
-from sampletune.swift.reference import loss_feature, reference_params
+from sampletune.swift.reference import estimated_cut, loss_feature, reference_params
 from sampletune.swift.sampler_file import SamplerSpec, load_sampler, save_sampler
 from sampletune.swift.search import (
     FineTuner,
@@ -68,6 +68,7 @@ from sampletune.swift.verify import verify_search
 from sampletune.train import TrainResult, train
 
 SETTINGS_FILE = "swift.json"
+ESTIMATED_CUT = "estimated-cut"  # the origin of the estimated cut when it is kept
 # Fine-tune epochs of the whole search, in full trainings; with the agent's and the
 # evaluations' time the search's wall time stays under 3 trainings on CPU.
 DEFAULT_SEARCH_COST = 2.0
@@ -133,30 +134,39 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     pick = simplest_clear_winner(result.trials, result.trials[result.pick], len(data.val))
     best, origin, score = SwiftParams.from_dict(pick["params"]), pick.get("origin", "agent"), \
         pick["score"]
-    spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n, score,
-                       search.grad_feature, data.train.fingerprint(), str(w_share_path),
-                       run.model)
-    save_sampler(out / "sampler.json", spec)
-    probs = family.probabilities(best)
 
     # The uniform model: the last epoch, unless early stopping clearly beats it.
     stop = clearly_better(w_share, uniform.model, data.val, tcfg.device)
     uniform_kind = "early_stopped" if stop["keep"] else "last_epoch"
     kept_model = w_share if stop["keep"] else uniform.model
     guard = {"wins": 0, "losses": 0, "keep": False}
-    swift = uniform
-    if origin != "uniform":
-        swift = train(new_model(run, data), data,
-                      WeightedSampler(probs, budget_samples(n, run.budget), seed=run.seed),
-                      tcfg, run_dir=out / "swift", progress=progress,
-                      description="swift (from scratch)")
-        swift_model = swift.best_model()
-        guard = paired_comparison(swift_model, kept_model, data.val, tcfg.device)
-        if guard["keep"]:
-            kept_model = swift_model
+    swift, estimate = uniform, {"share": None, "tried": False}
+    if origin == "uniform" and search.references:
+        # The fine-tunes saw no sampler beat uniform. Where the losses say a share of the
+        # labels is noisy, retrain the cut at that share from scratch instead (it costs the
+        # training the search's pick would have), kept only if it clearly beats uniform.
+        share, cut = estimated_cut(family, search.segments, run.seed)
+        estimate = {"share": share, "tried": cut is not None}
+        if cut is not None:
+            swift = _retrain(run, data, tcfg, family.probabilities(cut), out, progress)
+            guard = clearly_better(swift_model := swift.best_model(), kept_model, data.val,
+                                   tcfg.device)
+            if guard["keep"]:
+                best, origin, score = cut, ESTIMATED_CUT, None
+    elif origin != "uniform":
+        swift = _retrain(run, data, tcfg, family.probabilities(best), out, progress)
+        guard = paired_comparison(swift_model := swift.best_model(), kept_model, data.val,
+                                  tcfg.device)
+    if guard["keep"]:
+        kept_model = swift_model
     chosen = "swift" if guard["keep"] else "uniform"
     kept_metrics = (_metrics(swift)["early_stopped"] if guard["keep"] else
                     _metrics(uniform)[uniform_kind])
+    spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n, score,
+                       search.grad_feature, data.train.fingerprint(), str(w_share_path),
+                       run.model)
+    save_sampler(out / "sampler.json", spec)
+    probs = family.probabilities(best)
     io.save_torch(out / "model.pt", kept_model.state_dict())
 
     unit = max(uniform.final["wall_time"], 1e-9)  # one training, in seconds
@@ -181,6 +191,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
             "best_val_acc": score, "best_params": best.to_dict(),
             "agent_recommendation": {"val_acc": result.best_score, "origin": result.origin},
             "best_origin": origin, "uniform_finetune_val_acc": reference,
+            "estimated_noisy_share": estimate["share"],
+            "estimated_cut_retrained": estimate["tried"],
             "wall_time": search_seconds,
             "cost_wall_trainings": search_seconds / unit,
             "agent_wall_trainings": result.agent_time / unit,
@@ -212,6 +224,14 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
 # 1.7 points: the search's scores, the guards and early stopping select on coin flips (the
 # 46-example split of breast cancer in benchmarks/results/swift_noise.md).
 MIN_RELIABLE_VAL = 300
+
+
+def _retrain(run: RunConfig, data, tcfg, probs, out: Path, progress: bool) -> TrainResult:
+    """Step 4: train from scratch with sampling probabilities ``probs`` ``(N,)``, same
+    config, seed and budget as w_share, in ``out/swift``."""
+    sampler = WeightedSampler(probs, budget_samples(len(data.train), run.budget), seed=run.seed)
+    return train(new_model(run, data), data, sampler, tcfg, run_dir=out / "swift",
+                 progress=progress, description="swift (from scratch)")
 
 
 def validation_warnings(n_val: int) -> list[str]:
@@ -267,6 +287,28 @@ def _kept_name(chosen: dict) -> str:
     return "uniform, " + chosen.get("uniform_model", "early_stopped").replace("_", " ")
 
 
+def _acc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _search_outcome(s: dict) -> str:
+    """What the search picked, and what was retrained from scratch."""
+    origin = s["best_origin"]
+    if origin == ESTIMATED_CUT:
+        return (f"No sampler's fine-tune clearly beat uniform's; the cut at the estimated "
+                f"noisy share {s['estimated_noisy_share']:.3f} was retrained from scratch and "
+                "clearly beat uniform on validation, so it is the sampler.")
+    text = f"best fine-tune validation accuracy {s['best_val_acc']:.4f} ({origin})"
+    if origin != "uniform":
+        return text + "."
+    text += ": not clearly above uniform's, so the sampler is uniform"
+    if s.get("estimated_cut_retrained"):
+        return (text + f"; the cut at the estimated noisy share "
+                f"{s['estimated_noisy_share']:.3f} was retrained from scratch (the Swift "
+                "rows) and did not clearly beat uniform on validation.")
+    return text + " and no Swift model was trained (its rows repeat uniform's)."
+
+
 def report_markdown(report: dict) -> str:
     """A short human-readable report of :func:`run_swift`'s result."""
     s, c, d = report["search"], report["cost"], report["diagnostics"]
@@ -286,9 +328,7 @@ def report_markdown(report: dict) -> str:
         "",
         f"Search: {s['agent']}-{s['transform']}, {s['rounds']} trials x {s['finetune_epochs']} "
         f"fine-tune epochs at budget {s['finetune_budget']:.3f}, {s['failed_trials']} failed, "
-        f"best fine-tune validation accuracy {s['best_val_acc']:.4f} ({s['best_origin']})"
-        + (": not clearly above uniform's, so the sampler is uniform and no Swift model was "
-           "trained (its rows repeat uniform's)." if s["best_origin"] == "uniform" else "."),
+        + _search_outcome(s),
         f"Cost in trainings of wall time: whole pipeline {c['pipeline']:.2f} (w_share 1, "
         f"features {c['features']:.2f}, search {c['search']:.2f}, retrain "
         f"{c['retrain']:.2f}); search alone {s['cost_wall_trainings']:.2f}.",
@@ -297,9 +337,9 @@ def report_markdown(report: dict) -> str:
         "",
         "| sampler | fine-tune val acc | effective sample size | mass on noisy labels |",
         "|---|---|---|---|",
-        *(f"| {name} | {m['finetune_val_acc']:.4f} | {m['ess']:.3f} | "
+        *(f"| {name} | {_acc(m['finetune_val_acc'])} | {m['ess']:.3f} | "
           f"{m['noisy_mass']:.3f} |" if "noisy_mass" in m else
-          f"| {name} | {m['finetune_val_acc']:.4f} | {m['ess']:.3f} | - |"
+          f"| {name} | {_acc(m['finetune_val_acc'])} | {m['ess']:.3f} | - |"
           for name, m in d["samplers"].items()),
         "",
     ]

@@ -6,6 +6,10 @@ them: ``G = loss`` (``c`` = 1 on the loss feature, 0 elsewhere), ``T`` the famil
 transform, and ``H`` a step that is 1 up to the value of ``T`` below which a ``1 - q`` share
 of the examples lies and 0 after it. The loss feature is ``train_loss`` when the family has
 it, else ``loss`` (:func:`loss_feature`).
+
+:func:`estimated_cut` sets ``q`` from the data: the share of examples a two-component
+mixture on the loss feature calls noisy (DivideMix's estimate), the cut the pipeline
+retrains when the fine-tunes cannot see any sampler beat uniform.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 
 from sampletune.errors import check
+from sampletune.noisy import estimate_noise_rate
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.params import SwiftParams
 
@@ -61,3 +66,23 @@ def reference_params(family: SwiftFamily, segments: int,
                  for q in drop_shares]
     return refs
 
+
+
+# Below this estimated share of noisy labels, the estimated cut is not tried: the mixture's
+# high-loss component is then the hard tail of clean data, which a cut would throw away.
+MIN_ESTIMATED_SHARE = 0.05
+
+
+def estimated_cut(family: SwiftFamily, segments: int, seed: int = 0
+                  ) -> tuple[float, SwiftParams | None]:
+    """``(q, params)``: the estimated noisy share ``q`` of the training set
+    (:func:`~sampletune.noisy.estimate_noise_rate` on the loss feature) and "drop the top
+    q" (:func:`drop_top_loss_params`), or ``params = None`` where there is no loss feature,
+    fewer than 3 segments, or ``q < MIN_ESTIMATED_SHARE``."""
+    score = loss_feature(family.names)
+    if score is None or segments < 3:
+        return 0.0, None
+    q = estimate_noise_rate(family.reference[score], seed=seed)
+    if q < MIN_ESTIMATED_SHARE:
+        return q, None
+    return q, drop_top_loss_params(family, q, segments)

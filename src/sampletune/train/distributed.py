@@ -152,5 +152,8 @@ def process_group(device: str) -> Iterator[str]:
     dist.init_process_group(backend, rank=rank, world_size=size)
     try:
         yield device
+        # No rank tears its connections down while another still talks to it (gloo aborts
+        # the process when a peer disappears mid-exchange).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
