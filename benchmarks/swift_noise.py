@@ -14,9 +14,12 @@ Rows, each the test accuracy (%) mean ± sample std over ``--seeds``:
 
 - ``uniform``: a shuffled pass per epoch, last epoch (what ``swift search``'s w_share is);
 - ``early stop``: the same run at its best-validation epoch;
-- ``SS (kept)``: the whole ``swift search`` pipeline, the model it keeps (the better of
-  early-stopped uniform and early-stopped Swift retrain, by validation accuracy);
-- ``SS retrain``: the Swift retrain alone, early-stopped (what the search found);
+- ``SS (kept)``: the whole ``swift search`` pipeline, the model it keeps (uniform or the
+  Swift retrain, each its last epoch unless early stopping clearly beats it, chosen on
+  validation);
+- ``SS retrain``: the Swift retrain alone (what the search found; where the search fell
+  back to uniform, the cut at the estimated noisy share, if one was retrained), its last
+  epoch unless early stopping clearly beats it;
 - the noisy-label baselines of :mod:`sampletune.noisy` (early-stopped, like SS): small-loss
   selection with the estimated and the known noise rate, cleanlab's confident learning with
   out-of-fold probabilities, REED (soft bootstrapping), MentorNet's self-paced variant, L2RW;
@@ -162,7 +165,7 @@ def _cell(run: RunConfig, method: str, out: Path) -> dict:
         result = {"uniform": rep["uniform"]["test_acc"],
                   "early stop": rep["uniform"]["early_stopped"]["test_acc"],
                   "SS (kept)": rep["chosen"]["test_acc"], "kept": rep["chosen"]["name"],
-                  "SS retrain": rep["swift"]["early_stopped"]["test_acc"],
+                  "SS retrain": rep["swift"][rep["chosen"]["swift_model"]]["test_acc"],
                   "cost": rep["cost"]["pipeline"],
                   "search_cost": rep["search"]["cost_wall_trainings"],
                   "noisy_mass": rep["diagnostics"]["samplers"]["retrained"].get("noisy_mass"),

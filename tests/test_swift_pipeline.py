@@ -37,11 +37,21 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     w, lo = chosen["early_stop_wins"], chosen["early_stop_losses"]
     kind = "early_stopped" if w - lo > math.sqrt(w + lo) else "last_epoch"
     assert chosen["uniform_model"] == kind
+    sw, sl = chosen["swift_early_stop_wins"], chosen["swift_early_stop_losses"]
+    swift_kind = "early_stopped" if sw - sl > math.sqrt(sw + sl) else "last_epoch"
     b, c = chosen["val_wins"], chosen["val_losses"]
-    kept = "swift" if b >= c and s["best_origin"] != "uniform" else "uniform"
-    metrics = report["swift"]["early_stopped"] if kept == "swift" else report["uniform"][kind]
-    assert chosen == {"name": kept, "uniform_model": kind, "early_stop_wins": w,
-                      "early_stop_losses": lo, "val_wins": b, "val_losses": c, **metrics}
+    if s["best_origin"] == "uniform" and not s["estimated_cut_retrained"]:
+        assert report["swift"] == report["uniform"] and (sw, sl) == (w, lo)
+    if s["best_origin"] == "estimated-cut":
+        kept = "swift"
+    else:
+        kept = "swift" if b >= c and s["best_origin"] != "uniform" else "uniform"
+    metrics = (report["swift"][swift_kind] if kept == "swift" else
+               report["uniform"][kind])
+    assert chosen == {"name": kept, "uniform_model": kind, "swift_model": swift_kind,
+                      "early_stop_wins": w, "early_stop_losses": lo,
+                      "swift_early_stop_wins": sw, "swift_early_stop_losses": sl,
+                      "val_wins": b, "val_losses": c, **metrics}
     # The reference samplers are the first trials, and the diagnostics report them.
     trials = load_trials(out / "search")  # the journal's finished records
     assert [t["origin"] for t in trials] == ["uniform", "drop-top-0.1", "drop-top-0.2"]

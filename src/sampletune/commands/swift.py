@@ -90,9 +90,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     u, ss, kept = report["uniform"], report["swift"], report["chosen"]
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
           f"{u['test_acc']:.4f}, early stopped {u['early_stopped']['test_acc']:.4f}, swift "
-          f"sampler {ss['early_stopped']['test_acc']:.4f}; kept {kept['name']}"
-          f"{'' if kept['name'] == 'swift' else ', ' + kept['uniform_model'].replace('_', ' ')} "
-          f"({kept['test_acc']:.4f}); pipeline {report['cost']['pipeline']:.1f}x one training "
+          f"sampler {ss[kept['swift_model']]['test_acc']:.4f}; kept {kept['name']}, "
+          f"{kept[kept['name'] + '_model'].replace('_', ' ')} ({kept['test_acc']:.4f}); "
+          f"pipeline {report['cost']['pipeline']:.1f}x one training "
           f"(search {report['search']['cost_wall_trainings']:.1f}x)  ->  {run.out}/report.md, "
           f"{run.out}/sampler.json")
     for warning in report["warnings"]:

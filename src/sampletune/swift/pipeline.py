@@ -15,13 +15,17 @@
    by loss", :mod:`sampletune.swift.reference`) are its first trials, then the agent's; the
    top sampler is saved as ``sampler.json``.
 4. Retrain from scratch with the top sampler: same config, seed and budget as step 1 —
-   unless its fine-tune score does not clearly beat the uniform reference's, in which case
-   the sampler is uniform and nothing is retrained.
-5. The guards (:mod:`sampletune.swift.guard`): the uniform model is the last epoch's
+   unless its fine-tune score does not clearly beat the uniform reference's. Then the
+   sampler is uniform, and where a two-component mixture on the loss feature says a share
+   ``q`` of the labels is noisy, "drop the top q" is retrained instead
+   (:func:`~sampletune.swift.reference.estimated_cut`): the fine-tunes, which start from a
+   trained model, do not see the gain of a static cut on data whose noise the network does
+   not memorise (``benchmarks/results/swift_noise.md``, round 4).
+5. The guards (:mod:`sampletune.swift.guard`): each training's model is its last epoch's
    unless the early-stopped one clearly beats it on validation; the model kept is the
-   early-stopped Swift model unless validation prefers that uniform model (paired
-   comparisons; never test), so the pipeline is not worse than the cheap baselines it
-   trained.
+   Swift model unless validation prefers the uniform one (paired comparisons; the
+   estimated cut, which the search did not back, must clearly beat it; never test), so the
+   pipeline is not worse than the cheap baselines it trained.
 6. ``report.json`` / ``report.md`` (test accuracy of each, the whole pipeline's cost and
    the search's, diagnostics) and Figs. 1, 2b, 3.
 
@@ -135,12 +139,11 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     best, origin, score = SwiftParams.from_dict(pick["params"]), pick.get("origin", "agent"), \
         pick["score"]
 
-    # The uniform model: the last epoch, unless early stopping clearly beats it.
-    stop = clearly_better(w_share, uniform.model, data.val, tcfg.device)
-    uniform_kind = "early_stopped" if stop["keep"] else "last_epoch"
-    kept_model = w_share if stop["keep"] else uniform.model
+    # Each training's model: the last epoch, unless early stopping clearly beats it.
+    kept_model, uniform_kind, stop = _end_model(uniform, data.val, tcfg.device, w_share)
     guard = {"wins": 0, "losses": 0, "keep": False}
-    swift, estimate = uniform, {"share": None, "tried": False}
+    swift, swift_kind, swift_stop = uniform, uniform_kind, stop
+    estimate = {"share": None, "tried": False}
     if origin == "uniform" and search.references:
         # The fine-tunes saw no sampler beat uniform. Where the losses say a share of the
         # labels is noisy, retrain the cut at that share from scratch instead (it costs the
@@ -149,18 +152,18 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
         estimate = {"share": share, "tried": cut is not None}
         if cut is not None:
             swift = _retrain(run, data, tcfg, family.probabilities(cut), out, progress)
-            guard = clearly_better(swift_model := swift.best_model(), kept_model, data.val,
-                                   tcfg.device)
+            swift_model, swift_kind, swift_stop = _end_model(swift, data.val, tcfg.device)
+            guard = clearly_better(swift_model, kept_model, data.val, tcfg.device)
             if guard["keep"]:
                 best, origin, score = cut, ESTIMATED_CUT, None
     elif origin != "uniform":
         swift = _retrain(run, data, tcfg, family.probabilities(best), out, progress)
-        guard = paired_comparison(swift_model := swift.best_model(), kept_model, data.val,
-                                  tcfg.device)
+        swift_model, swift_kind, swift_stop = _end_model(swift, data.val, tcfg.device)
+        guard = paired_comparison(swift_model, kept_model, data.val, tcfg.device)
     if guard["keep"]:
         kept_model = swift_model
     chosen = "swift" if guard["keep"] else "uniform"
-    kept_metrics = (_metrics(swift)["early_stopped"] if guard["keep"] else
+    kept_metrics = (_metrics(swift)[swift_kind] if guard["keep"] else
                     _metrics(uniform)[uniform_kind])
     spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n, score,
                        search.grad_feature, data.train.fingerprint(), str(w_share_path),
@@ -176,10 +179,12 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
         "dataset": run.dataset, "noise": run.noise, "model": run.model, "seed": run.seed,
         "warnings": validation_warnings(len(data.val)),
         "uniform": _metrics(uniform), "swift": _metrics(swift),
-        # The guards: uniform's last epoch unless early stopping clearly beats it; then
-        # early-stopped Swift unless validation prefers that uniform model.
-        "chosen": {"name": chosen, "uniform_model": uniform_kind,
+        # The guards: each training's last epoch unless early stopping clearly beats it;
+        # then the Swift model unless validation prefers the uniform one.
+        "chosen": {"name": chosen, "uniform_model": uniform_kind, "swift_model": swift_kind,
                    "early_stop_wins": stop["wins"], "early_stop_losses": stop["losses"],
+                   "swift_early_stop_wins": swift_stop["wins"],
+                   "swift_early_stop_losses": swift_stop["losses"],
                    "val_wins": guard["wins"], "val_losses": guard["losses"], **kept_metrics},
         "search": {
             "agent": search.agent, "transform": search.transform, "rounds": search.rounds,
@@ -224,6 +229,15 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
 # 1.7 points: the search's scores, the guards and early stopping select on coin flips (the
 # 46-example split of breast cancer in benchmarks/results/swift_noise.md).
 MIN_RELIABLE_VAL = 300
+
+
+def _end_model(result: TrainResult, val, device: str, best=None):
+    """``(model, kind, counts)``: ``result``'s last-epoch model (``kind`` "last_epoch"),
+    unless its best-validation model ``best`` (default ``result.best_model()``) clearly beats
+    it on validation (:func:`~sampletune.swift.guard.clearly_better`; "early_stopped")."""
+    best = result.best_model() if best is None else best
+    stop = clearly_better(best, result.model, val, device)
+    return (best, "early_stopped", stop) if stop["keep"] else (result.model, "last_epoch", stop)
 
 
 def _retrain(run: RunConfig, data, tcfg, probs, out: Path, progress: bool) -> TrainResult:
@@ -281,10 +295,9 @@ def _diagnostics(family: SwiftFamily, result, score: float, probs, noisy,
 
 
 def _kept_name(chosen: dict) -> str:
-    """``swift, early stopped`` or ``uniform, last epoch`` / ``uniform, early stopped``."""
-    if chosen["name"] == "swift":
-        return "swift, early stopped"
-    return "uniform, " + chosen.get("uniform_model", "early_stopped").replace("_", " ")
+    """``swift, last epoch`` / ``uniform, early stopped`` and the like."""
+    name = chosen["name"]  # reports before round 3 kept early-stopped models only
+    return f"{name}, " + chosen.get(f"{name}_model", "early_stopped").replace("_", " ")
 
 
 def _acc(value: float | None) -> str:
