@@ -101,6 +101,9 @@ def test_guard_keeps_the_challenger_unless_validation_prefers_the_incumbent():
     assert clearly_better(Fixed(better), Fixed(base), val)["keep"]  # 4 > sqrt(4)
     assert not clearly_better(Fixed(other), Fixed(base), val)["keep"]  # 2 < sqrt(6)
     assert not clearly_better(Fixed(base), Fixed(base), val)["keep"]  # ties: the incumbent
+    # At two standard errors (early stopping) 4 wins, 0 losses is not enough: 4 = 2 sqrt(4).
+    assert not clearly_better(Fixed(better), Fixed(base), val, z=2.0)["keep"]
+    assert clearly_better(Fixed(better), Fixed(base), val, z=1.9)["keep"]
 
 
 def test_a_search_pick_must_clearly_beat_uniform():

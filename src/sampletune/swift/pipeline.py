@@ -57,7 +57,12 @@ from sampletune.swift import plots
 from sampletune.swift.diagnostics import feature_auroc, sampler_diagnostics
 from sampletune.swift.engines import EngineConfig
 from sampletune.swift.family import SwiftFamily
-from sampletune.swift.guard import clearly_better, paired_comparison, simplest_clear_winner
+from sampletune.swift.guard import (
+    EARLY_STOP_Z,
+    clearly_better,
+    paired_comparison,
+    simplest_clear_winner,
+)
 from sampletune.swift.params import SwiftParams
 from sampletune.swift.reference import estimated_cut, loss_feature, reference_params
 from sampletune.swift.sampler_file import SamplerSpec, load_sampler, save_sampler
@@ -233,10 +238,11 @@ MIN_RELIABLE_VAL = 300
 
 def _end_model(result: TrainResult, val, device: str, best=None):
     """``(model, kind, counts)``: ``result``'s last-epoch model (``kind`` "last_epoch"),
-    unless its best-validation model ``best`` (default ``result.best_model()``) clearly beats
-    it on validation (:func:`~sampletune.swift.guard.clearly_better`; "early_stopped")."""
+    unless its best-validation model ``best`` (default ``result.best_model()``) beats it on
+    validation by ``EARLY_STOP_Z`` standard errors (:func:`~sampletune.swift.guard.
+    clearly_better`; "early_stopped")."""
     best = result.best_model() if best is None else best
-    stop = clearly_better(best, result.model, val, device)
+    stop = clearly_better(best, result.model, val, device, z=EARLY_STOP_Z)
     return (best, "early_stopped", stop) if stop["keep"] else (result.model, "last_epoch", stop)
 
 
