@@ -16,6 +16,7 @@ examples in the same steps.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data
 from sampletune.swift.pipeline import run_swift
 from sampletune.swift.search import FineTuner, SearchConfig, load_trials
+from sampletune.train.distributed import World
 
 RUN = RunConfig(dataset="digits", noise=0.4, train_subset=400, model="mlp", epochs=3,
                 batch_size=64, lr=0.05, lr_schedule="cosine", device="cpu", seed=0)
@@ -178,6 +180,16 @@ def test_only_rank_0_writes_and_a_killed_search_resumes(runs):
     # the checkpoints hold both ranks' generators: one process cannot take the run over
     with pytest.raises(ConfigError, match="differs in: world_size"):
         run_swift(RUN.replace(out=str(out)), SEARCH, search_cost=COST, progress=False)
+
+
+def test_decisions_are_rank_0s(monkeypatch):
+    """World.decide: rank 1 gets rank 0's numbers, None included (no process group here:
+    the broadcast is what rank 0 would send)."""
+    sent = torch.tensor([0.75, math.nan, 3.0], dtype=torch.float64)
+    monkeypatch.setattr(dist, "broadcast", lambda t, src: t.copy_(sent))
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    assert World(1, 2).decide(0.5, 0.25, None) == (0.75, None, 3.0)
+    assert World(0, 1).decide(0.5, None) == (0.5, None)  # one process: unchanged
 
 
 SEARCH_FLAGS = ["swift", "search", "--dataset", "digits", "--noise", "0.4", "--train-subset",

@@ -416,8 +416,8 @@ def cached_features(root: str | Path, key: FeatureKey, model: nn.Module, x: Tens
     if not world.distributed:
         return load_or_compute(), path
     feats = world.agree(load_or_compute if world.rank == 0 else dict, world.device)
-    return {k: world.broadcast(feats.get(k, torch.empty(n, dtype=torch.float64)))
-            for k in names}, path
+    return {k: world.broadcast(feats[k].to("cpu", torch.float64) if k in feats
+                               else torch.empty(n, dtype=torch.float64)) for k in names}, path
 
 
 def _rows(x: Tensor | Dataset, start: int, stop: int) -> Tensor:
