@@ -225,16 +225,18 @@ def test_gather_batch_restores_the_single_process_order(monkeypatch):
     assert [World(r, 2).shard(batch).tolist() for r in range(2)] == [s.tolist() for s in shards]
 
 
-def test_under_torchrun_only_train_runs_and_downloads_nothing(monkeypatch, capsys):
+def test_under_torchrun_only_train_and_swift_search_run_and_download_nothing(monkeypatch,
+                                                                             capsys):
     from sampletune.cli import main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["report", "nowhere"]) == 2
     assert capsys.readouterr().err.strip() == (
         "sampletune: error: command: 'report' does not run distributed (torchrun with more "
-        "than one process) (allowed: train)")
-    assert main(["train", "--dataset", "cifar10", "--download"]) == 2
-    assert capsys.readouterr().err.startswith("sampletune: error: download: every process")
+        "than one process) (allowed: train, swift search)")
+    for command in (["train"], ["swift", "search", "--out", "nowhere"]):
+        assert main([*command, "--dataset", "cifar10", "--download"]) == 2
+        assert capsys.readouterr().err.startswith("sampletune: error: download: every process")
 
 
 @pytest.mark.parametrize("device,problem", [

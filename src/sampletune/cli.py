@@ -17,11 +17,13 @@ from sampletune.commands.args import (  # noqa: F401  (re-exported: sampletune.c
     add_run_arguments,
     bounded_int,
     config_from_args,
+    distributed_run,
     finite_float,
 )
 from sampletune.errors import ConfigError, check
 
 _SUBCOMMAND_DESTS = ("command", "swift_command", "autosampling_command")
+DISTRIBUTED_COMMANDS = ("train", "swift search")  # what runs under torchrun
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -87,14 +89,10 @@ def _argparse_error(message: str, parser: argparse.ArgumentParser) -> ConfigErro
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from sampletune.experiments import run_train
-    from sampletune.train.distributed import current_world, launched_size, process_group
+    from sampletune.train.distributed import current_world
 
     cfg, _ = config_from_args(args)
-    check(not cfg.download or launched_size() == 1, "download", "every process of a "
-          "torchrun job would download at once", "fetch the data once without torchrun")
-    with process_group(cfg.resolved_device) as device:  # under torchrun: one rank each
-        if device != cfg.resolved_device:  # cuda -> cuda:LOCAL_RANK
-            cfg = cfg.replace(device=device)
+    with distributed_run(cfg) as cfg:  # under torchrun: one rank each
         result = run_train(cfg, progress=not args.quiet, restart=args.restart,
                            tensorboard=args.tensorboard)
         if current_world().rank != 0:
@@ -165,8 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         from sampletune.train.distributed import launched_size
 
-        check(args.command == "train" or launched_size() == 1, "command", f"{args.command!r} "
-              "does not run distributed (torchrun with more than one process)", "train")
+        command = " ".join(c for c in (args.command, getattr(args, "swift_command", None)) if c)
+        check(command in DISTRIBUTED_COMMANDS or launched_size() == 1, "command",
+              f"{command!r} does not run distributed (torchrun with more than one process)",
+              ", ".join(DISTRIBUTED_COMMANDS))
         if args.threads is not None:
             cpus = os.cpu_count() or 1
             if not 1 <= args.threads <= cpus:  # torch crashes on absurd thread counts

@@ -386,14 +386,38 @@ def load_features(path: str | Path, n: int | None = None,
 
 def cached_features(root: str | Path, key: FeatureKey, model: nn.Module, x: Tensor | Dataset,
                     y: Tensor, *, extra: dict[str, Tensor] | None = None,
+                    full_grad: bool = False, progress: bool = True,
                     **kw) -> tuple[dict[str, Tensor], Path]:
-    """Load ``root/<key>.npz`` if it exists (checked against ``len(y)``), else compute the
-    model's features, add ``extra`` ones (e.g. ``train_loss``) and save them together."""
+    """Load ``root/<key>.npz`` if it exists (checked against ``len(y)`` and the features
+    asked for), else compute the model's features (:func:`compute_features`), add ``extra``
+    ones (e.g. ``train_loss``) and save them together.
+
+    In a distributed job (:mod:`sampletune.train.distributed`) rank 0 loads or computes
+    and writes the file, and every rank gets rank 0's features (a collective: call it on
+    every rank, with the same ``extra`` names)."""
+    from sampletune.train.distributed import current_world
+
     path = Path(root) / key.filename()
-    if path.exists():
-        return load_features(path, n=int(y.shape[0]), key=key), path
-    feats = {**compute_features(model, x, y, **kw), **(extra or {})}
-    return feats, save_features(path, feats, key)
+    n = int(y.shape[0])
+    names = sorted([*(MODEL_FEATURES if full_grad else MODEL_FEATURES[:3]), *(extra or {})])
+    world = current_world()
+
+    def load_or_compute() -> dict[str, Tensor]:
+        if path.exists():
+            feats = load_features(path, n=n, key=key)
+            check(sorted(feats) == names, "feature_file", f"{path} holds the features "
+                  f"{sorted(feats)}, not {names}", "--restart to compute them again")
+            return feats
+        feats = {**compute_features(model, x, y, full_grad=full_grad, progress=progress,
+                                    **kw), **(extra or {})}
+        save_features(path, feats, key)
+        return feats
+
+    if not world.distributed:
+        return load_or_compute(), path
+    feats = world.agree(load_or_compute if world.rank == 0 else dict, world.device)
+    return {k: world.broadcast(feats[k].to("cpu", torch.float64) if k in feats
+                               else torch.empty(n, dtype=torch.float64)) for k in names}, path
 
 
 def _rows(x: Tensor | Dataset, start: int, stop: int) -> Tensor:

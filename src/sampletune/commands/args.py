@@ -7,7 +7,9 @@ The flags are generated from the configuration parts' fields
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from sampletune.configs import (  # noqa: F401  (re-exported: sampletune.cli.finite_float ...)
     MAX_INT_DIGITS,
@@ -16,6 +18,9 @@ from sampletune.configs import (  # noqa: F401  (re-exported: sampletune.cli.fin
     field_names,
     finite_float,
 )
+
+if TYPE_CHECKING:
+    from sampletune.experiments.config import RunConfig
 
 
 def add_run_arguments(p: argparse.ArgumentParser, *, sampling: bool = False) -> None:
@@ -64,3 +69,16 @@ def config_from_args(args: argparse.Namespace, **extra: tuple[str, ...]
     flags = {k: v for k in names if (v := getattr(args, k, None)) is not None}
     sections = load_sections(args.config, flags, extra)
     return RunConfig.from_sections(sections), {s: sections[s] for s in extra}
+
+
+@contextlib.contextmanager
+def distributed_run(cfg: RunConfig) -> Iterator[RunConfig]:
+    """Under ``torchrun``, the process group for the ``with`` block, which gets ``cfg`` on
+    this rank's device (``cuda`` -> ``cuda:LOCAL_RANK``); ``cfg`` as is without torchrun."""
+    from sampletune.errors import check
+    from sampletune.train.distributed import launched_size, process_group
+
+    check(not cfg.download or launched_size() == 1, "download", "every process of a "
+          "torchrun job would download at once", "fetch the data once without torchrun")
+    with process_group(cfg.resolved_device) as device:
+        yield cfg if device == cfg.resolved_device else cfg.replace(device=device)

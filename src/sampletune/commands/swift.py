@@ -69,11 +69,12 @@ SEARCH_HELP = {  # flags of SearchConfig's fields: what its comments do not say
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from sampletune.commands.args import config_from_args
+    from sampletune.commands.args import config_from_args, distributed_run
     from sampletune.configs import build, coerce, field_names
     from sampletune.swift.engines import EngineConfig
     from sampletune.swift.pipeline import DEFAULT_SEARCH_COST, run_swift
-    from sampletune.swift.search import SearchConfig
+    from sampletune.swift.search import SearchConfig, check_distributed
+    from sampletune.train.distributed import current_world, launched_size
 
     names = tuple(n for n in field_names(SearchConfig) if n != "seed")
     run, extra = config_from_args(args, search=(*names, "search_cost"))
@@ -81,12 +82,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
     cost = given.pop("search_cost", None)
     cost = None if cost is None else coerce("search_cost", cost, float)
     search = build(SearchConfig, given)
+    engine = EngineConfig(args.engine, args.ray_address, gpus_per_trial=args.gpus_per_trial)
     check_search_args(run, search, cost)
+    check_distributed(engine, search.parallel_trials, launched_size())
     if cost is None and "finetune_budget" not in given:
         cost = DEFAULT_SEARCH_COST
-    engine = EngineConfig(args.engine, args.ray_address, gpus_per_trial=args.gpus_per_trial)
-    report = run_swift(run, search, search_cost=cost, progress=not args.quiet,
-                       restart=args.restart, engine=engine)
+    with distributed_run(run) as run:  # under torchrun: one rank each
+        report = run_swift(run, search, search_cost=cost, progress=not args.quiet,
+                           restart=args.restart, engine=engine)
+        if current_world().rank != 0:
+            return 0
     u, ss, kept = report["uniform"], report["swift"], report["chosen"]
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
           f"{u['test_acc']:.4f}, early stopped {u['early_stopped']['test_acc']:.4f}, swift "

@@ -24,6 +24,7 @@ from torch import nn
 
 from sampletune.data import Split
 from sampletune.train import example_losses
+from sampletune.train.distributed import current_world
 
 
 def clearly_beats(score: float, reference: float, n_val: int) -> bool:
@@ -60,10 +61,13 @@ def simplest_clear_winner(trials: list[dict], recommended: dict, n_val: int) -> 
 
 def _paired_counts(challenger: nn.Module, incumbent: nn.Module, val: Split,
                    device: str) -> tuple[int, int]:
-    """Validation examples only ``challenger`` gets right, and only ``incumbent`` does."""
+    """Validation examples only ``challenger`` gets right, and only ``incumbent`` does (rank
+    0's counts in a distributed job, where every rank holds the same models)."""
     _, right_a = example_losses(challenger, val, device)
     _, right_b = example_losses(incumbent, val, device)
-    return int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    wins, losses = current_world().decide(int((right_a & ~right_b).sum()),
+                                          int((right_b & ~right_a).sum()))
+    return int(wins), int(losses)
 
 
 def paired_comparison(challenger: nn.Module, incumbent: nn.Module, val: Split,

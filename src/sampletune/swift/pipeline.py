@@ -30,6 +30,10 @@
    the search's, diagnostics) and Figs. 1, 2b, 3.
 
 Rerunning the same call resumes every step where it stopped.
+
+Under ``torchrun`` every rank runs the pipeline: the trainings are data-parallel, the
+decisions rank 0's, and rank 0 alone writes the run directory
+(:mod:`sampletune.train.distributed`).
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ from sampletune.swift.search import (
 )
 from sampletune.swift.verify import verify_search
 from sampletune.train import TrainResult, train
+from sampletune.train.distributed import current_world
 
 SETTINGS_FILE = "swift.json"
 ESTIMATED_CUT = "estimated-cut"  # the origin of the estimated cut when it is kept
@@ -132,7 +137,9 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
         full_grad=search.grad_feature == "grad_norm_full", progress=progress)
     feature_seconds = time.perf_counter() - start
     w_share_path = feat_path.with_suffix(".model.pt")  # what crop-level sampling scores with
-    io.save_torch(w_share_path, w_share.state_dict())
+    writes = current_world().rank == 0  # distributed, rank 0 alone writes
+    if writes:
+        io.save_torch(w_share_path, w_share.state_dict())
 
     family = SwiftFamily(feats, search.features, search.transform, search.grad_feature)
     refs = reference_params(family, search.segments) if search.references else []
@@ -173,9 +180,10 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     spec = SamplerSpec(best, search.features, search.transform, str(feat_path), n, score,
                        search.grad_feature, data.train.fingerprint(), str(w_share_path),
                        run.model)
-    save_sampler(out / "sampler.json", spec)
     probs = family.probabilities(best)
-    io.save_torch(out / "model.pt", kept_model.state_dict())
+    if writes:
+        save_sampler(out / "sampler.json", spec)
+        io.save_torch(out / "model.pt", kept_model.state_dict())
 
     unit = max(uniform.final["wall_time"], 1e-9)  # one training, in seconds
     search_seconds = result.wall_time + feature_seconds
@@ -218,6 +226,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
                                     feats),
         "sampler_file": "sampler.json",
     }
+    if not writes:  # distributed, rank 0 writes
+        return report
     io.write_json(out / "report.json", report)
     io.write_text(out / "report.md", report_markdown(report))
     axis = loss_feature(search.features) or "loss"  # the figures' loss axis

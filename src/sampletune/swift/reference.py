@@ -20,6 +20,7 @@ from sampletune.errors import check
 from sampletune.noisy import estimate_noise_rate
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.params import SwiftParams
+from sampletune.train.distributed import current_world
 
 DEFAULT_DROP_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
 LOSS_FEATURES = ("train_loss", "loss")  # in order of preference
@@ -78,11 +79,12 @@ def estimated_cut(family: SwiftFamily, segments: int, seed: int = 0
     """``(q, params)``: the estimated noisy share ``q`` of the training set
     (:func:`~sampletune.noisy.estimate_noise_rate` on the loss feature) and "drop the top
     q" (:func:`drop_top_loss_params`), or ``params = None`` where there is no loss feature,
-    fewer than 3 segments, or ``q < MIN_ESTIMATED_SHARE``."""
+    fewer than 3 segments, or ``q < MIN_ESTIMATED_SHARE``. In a distributed job ``q`` is rank
+    0's estimate."""
     score = loss_feature(family.names)
     if score is None or segments < 3:
         return 0.0, None
-    q = estimate_noise_rate(family.reference[score], seed=seed)
+    q, = current_world().decide(estimate_noise_rate(family.reference[score], seed=seed))
     if q < MIN_ESTIMATED_SHARE:
         return q, None
     return q, drop_top_loss_params(family, q, segments)

@@ -10,6 +10,11 @@ that were in flight and continues, reaching exactly the result of an uninterrupt
 The search directory is claimed (:mod:`sampletune.rundir`) with the settings in
 ``search.json``: other settings, or a second process, are refused.
 
+Distributed (``torchrun``, :mod:`sampletune.train.distributed`): every rank runs the search
+in step on the in-process engine, one trial at a time, each fine-tune data-parallel; rank
+0 claims the directory and writes the journal, and every rank takes rank 0's proposals,
+scores and pick (:mod:`sampletune.swift.trials`).
+
 Inner loop (:class:`FineTuner`): a copy of ``w_share`` (the uniformly trained model) is
 fine-tuned for ``E_f`` epochs with examples drawn by ``tau`` and scored by validation
 accuracy, with the same seed in every trial (common random numbers). Budget: each fine-tune
@@ -21,6 +26,7 @@ keeps the search within a given number of full trainings.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,6 +51,7 @@ from sampletune.swift.family import (
 from sampletune.swift.params import SwiftParams, SwiftSpace, cube_dim
 from sampletune.swift.trials import Journal, run_trials, wall_time
 from sampletune.train import TrainConfig, Trainer, progress_bar
+from sampletune.train.distributed import current_world
 
 TRIALS_FILE = "trials.jsonl"
 SEARCH_FILE = "search.json"
@@ -211,16 +218,26 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
     A sampler with all-zero probability, or a NaN score, is a failed trial, not an error.
     ``context`` (e.g. the feature file) is stored with the settings; resuming with different
     settings is a :class:`ConfigError`.
+
+    In a distributed job every rank calls it with the same arguments (see the module
+    docstring); ``score`` is then a collective, e.g. :class:`FineTuner`.
     """
     check(family.names == cfg.features and family.transform == cfg.transform
           and family.grad_feature == cfg.grad_feature, "family",
           "does not match the search's features / transform / grad_feature")
     engine = EngineConfig(engine) if isinstance(engine, str) else engine
+    world = current_world()
+    check_distributed(engine, cfg.parallel_trials, world.size)
     run_dir = Path(run_dir)
-    with rundir.held(run_dir, {"search": cfg.to_dict(), "n": family.n, **(context or {})},
-                     file=SEARCH_FILE):
+    writes = world.rank == 0
+    with contextlib.ExitStack() as held:
+        # rank 0 claims the directory; every rank reads the journal before rank 0 adds to it
+        world.agree(lambda: held.enter_context(rundir.held(
+            run_dir if writes else None, {"search": cfg.to_dict(), "n": family.n,
+                                          **(context or {})}, file=SEARCH_FILE)), world.device)
         space = SwiftSpace(cfg.segments, len(cfg.features))
-        journal = Journal(run_dir / TRIALS_FILE, space)
+        journal = world.agree(lambda: Journal(run_dir / TRIALS_FILE, space, writes),
+                              world.device)
         agent = make_agent(cfg.agent, cfg.dim, cfg.seed, **cfg.agent_options)
         q = cfg.parallel_trials
         objective = SwiftObjective(family, score)
@@ -229,7 +246,7 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
         best = max(scores, default=None)
         with progress_bar(name, total=cfg.rounds, completed=min(len(journal.finished),
                                                                 cfg.rounds),
-                          enabled=progress) as bar:
+                          enabled=progress and writes) as bar:
             def told(record: dict) -> None:
                 nonlocal best
                 if record["score"] is not None:
@@ -238,7 +255,8 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
 
             records = run_trials(journal, agent, objective, make_engine(engine, objective, q),
                                  cfg.rounds, q, initial=initial, on_told=told)
-        return summarise(records, agent.recommend())
+        pick, = world.decide(agent.recommend())
+        return summarise(records, None if pick is None else int(pick))
 
 
 def summarise(records: list[dict], pick: int | None = None) -> SearchResult:
@@ -273,8 +291,28 @@ def _journal_space(path: Path) -> SwiftSpace:
 
 def check_or_write_settings(path: Path, settings: dict, restart: bool = False) -> None:
     """Claim ``path``'s folder for this process until it exits, recording ``settings`` in
-    ``path`` or checking them against the ones there (:func:`rundir.claim`)."""
-    rundir.claim(path.parent, settings, file=path.name, restart=restart)
+    ``path`` or checking them against the ones there (:func:`rundir.claim`). In a
+    distributed job rank 0 claims, with the number of processes among the settings (the
+    trainings' checkpoints hold every rank's generator), and the others wait for its claim
+    (and ``restart``'s wipe): a collective."""
+    world = current_world()
+    if not world.distributed:
+        rundir.claim(path.parent, settings, file=path.name, restart=restart)
+        return
+    world.agree(lambda: rundir.claim(path.parent, {**settings, "world_size": world.size},
+                                     file=path.name, restart=restart)
+                if world.rank == 0 else None, world.device)
+
+
+def check_distributed(engine: EngineConfig, parallel_trials: int, world_size: int) -> None:
+    """A search of ``world_size`` processes (torchrun) runs one trial at a time in them: a
+    one-line :class:`ConfigError` for another engine or more trials in flight."""
+    if world_size == 1:
+        return
+    check(engine.kind == "local", "engine", f"{engine.kind!r} does not run under torchrun "
+          f"({world_size} processes train each trial together)", "local")
+    check(parallel_trials == 1, "parallel_trials", f"{parallel_trials} trials in flight do "
+          f"not run under torchrun ({world_size} processes train each trial together)", "1")
 
 
 def _fmt(v: float | None) -> str:

@@ -22,6 +22,12 @@ records are in trial order as before; one that finished early waits in memory (a
 ``q - 1`` of them). On resume the finished records are told again, and trials left pending
 or running are run again from their journalled point: the search reaches the result of an
 uninterrupted one.
+
+In a distributed job (:mod:`sampletune.train.distributed`; the objective trains
+data-parallel) every rank runs the same search in step: each rank's agent asks, and every
+rank takes rank 0's proposals and rank 0's scores, so no rank branches on a difference of
+rounding; only rank 0 writes the journal (:class:`Journal` with ``writes=False`` elsewhere),
+which every rank reads on resuming.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from torch import Tensor
 
 from sampletune import io
 from sampletune.errors import ConfigError, check
+from sampletune.train.distributed import current_world
 
 STATES = ("pending", "running", "done", "failed")
 _REPAIR = "a journal this program wrote; --restart discards the run"
@@ -112,7 +119,7 @@ def propose(agent, space: SearchSpace, initial: Sequence[tuple[str, Any]], first
     of the trials asked and not told before ``first``.
 
     ``x`` goes through a list of floats so a live search tells the agent the floats that a
-    resumed one reads back from JSON.
+    resumed one reads back from JSON. In a distributed job the agent's points are rank 0's.
     """
     out = []
     for t in range(first, min(first + count, len(initial))):
@@ -123,7 +130,7 @@ def propose(agent, space: SearchSpace, initial: Sequence[tuple[str, Any]], first
     if asked > 0:
         known = torch.cat([pending.to(torch.float64).reshape(-1, space.dim),
                            *(x.unsqueeze(0) for _, x, _ in out)])
-        for x in agent.ask_batch(asked, known):
+        for x in current_world().broadcast(agent.ask_batch(asked, known)):
             x = torch.tensor(x.tolist(), dtype=torch.float64)
             out.append(("agent", x, space.candidate(x)))
     return out
@@ -132,13 +139,16 @@ def propose(agent, space: SearchSpace, initial: Sequence[tuple[str, Any]], first
 class Journal:
     """``trials.jsonl`` of a search (see the module docstring), read and checked on opening.
 
+    ``writes=False`` keeps the records in memory only (the ranks of a distributed job
+    other than rank 0).
+
     Attributes:
         finished: the final records (state ``done`` or ``failed``), trial ``0, 1, ...``.
         unfinished: ``{trial: pending record}`` of the trials proposed and not finished.
     """
 
-    def __init__(self, path: str | Path, space: SearchSpace):
-        self.path, self.space = Path(path), space
+    def __init__(self, path: str | Path, space: SearchSpace, writes: bool = True):
+        self.path, self.space, self.writes = Path(path), space, writes
         self.finished: list[dict] = []
         self.unfinished: dict[int, dict] = {}
         for number, r in enumerate(io.read_jsonl(self.path)):
@@ -195,22 +205,26 @@ class Journal:
     def propose(self, record: dict) -> None:
         """Append ``record`` (``trial``, ``origin``, ``x``, ``params``) as pending."""
         record = {**record, "id": record["trial"], "state": "pending"}
-        io.append_jsonl(self.path, record)
+        self._append(record)
         self.unfinished[record["trial"]] = record
 
     def running(self, trial: int) -> None:
         """Append that ``trial`` went to an engine."""
-        io.append_jsonl(self.path, {"id": trial, "trial": trial, "state": "running"})
+        self._append({"id": trial, "trial": trial, "state": "running"})
 
     def finish(self, record: dict) -> dict:
         """Append trial ``record["trial"]``'s final record (state from its score)."""
         state = "failed" if record["score"] is None else "done"
         record = {**record, "id": record["trial"], "state": state,
                   "status": "ok" if state == "done" else "failed"}  # readers of old journals
-        io.append_jsonl(self.path, record)
+        self._append(record)
         self.unfinished.pop(record["trial"], None)
         self.finished.append(record)
         return record
+
+    def _append(self, record: dict) -> None:
+        if self.writes:
+            io.append_jsonl(self.path, record)
 
 
 def wall_time(records: Sequence[dict]) -> float:
@@ -235,7 +249,7 @@ def run_trials(journal: Journal, agent, objective: Objective, engine, rounds: in
     of the agent's), ``agent_seconds`` (that share: proposing and learning) and ``elapsed``
     (the search's wall time when it was told, over resumed sessions).
     """
-    space = journal.space
+    space, world = journal.space, current_world()
     records = journal.finished[:rounds]
     start = time.perf_counter() - wall_time(records)
     points = {t: torch.tensor(r["x"], dtype=torch.float64)
@@ -278,14 +292,15 @@ def run_trials(journal: Journal, agent, objective: Objective, engine, rounds: in
                 outcome = engine.wait()
                 results[outcome["trial"]] = outcome
             outcome = results.pop(t)
+            score, = world.decide(outcome["score"])  # rank 0's in a distributed job
             told = time.perf_counter()
             # In memory only until the record below: a crash before it runs trial t again.
-            agent.tell(points[t], outcome["score"])
+            agent.tell(points[t], score)
             agent_seconds = proposal_seconds.get(t, 0.0) + time.perf_counter() - told
             pending = journal.unfinished[t]
             record = journal.finish({
                 "trial": t, "origin": pending["origin"], "x": pending["x"],
-                "params": pending["params"], "score": outcome["score"],
+                "params": pending["params"], "score": score,
                 "error": outcome["error"], "seconds": outcome["seconds"] + agent_seconds,
                 "agent_seconds": agent_seconds, "elapsed": time.perf_counter() - start})
             records.append(record)

@@ -10,14 +10,21 @@ How a global batch is split: ``batch_size`` stays the *global* batch; each of th
 rank ``r`` every ``size``-th index of one global draw from ``r``, so rank ``r``'s ``j``-th
 example of a step is position ``j * size + r`` of the single-process batch (the last,
 shorter batch included: every rank gets the same count).
+
+What every rank decides from computed numbers (a search's proposals and scores, a guard's
+counts) is rank 0's, sent to the others as tensors (:meth:`World.broadcast`,
+:meth:`World.decide`): rank 0 decides, the others follow, so no rank can take another
+branch on a rounding difference, and nothing is pickled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -26,6 +33,7 @@ from torch import Tensor, nn
 from sampletune.errors import ConfigError, check
 from sampletune.samplers.base import distributed_defaults
 
+T = TypeVar("T")
 LAUNCH_DEVICES = "cpu (gloo), cuda (nccl; process LOCAL_RANK uses cuda:LOCAL_RANK)"
 
 
@@ -39,6 +47,13 @@ class World:
     @property
     def distributed(self) -> bool:
         return self.size > 1
+
+    @property
+    def device(self) -> torch.device:
+        """Where this rank's collectives run: its GPU under nccl, else the CPU (gloo)."""
+        if self.distributed and dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
 
     def split_batch(self, batch_size: int) -> int:
         """This rank's share of a global batch of ``batch_size``."""
@@ -71,20 +86,35 @@ class World:
         dist.all_reduce(t)
         return t
 
+    def broadcast(self, t: Tensor) -> Tensor:
+        """Rank 0's ``t`` on every rank (``t`` has the same shape and dtype on every rank);
+        ``t`` itself without a process group."""
+        if not self.distributed:
+            return t
+        sent = t.detach().to(self.device, copy=True).contiguous()
+        dist.broadcast(sent, 0)
+        return sent.to(t.device)
+
+    def decide(self, *values: float | None) -> tuple[float | None, ...]:
+        """Rank 0's ``values`` on every rank (``None`` stays ``None``; an int comes back as
+        an exact float below 2**53): the numbers a decision is taken on."""
+        sent = torch.tensor([math.nan if v is None else v for v in values], dtype=torch.float64)
+        return tuple(None if math.isnan(v) else v for v in self.broadcast(sent).tolist())
+
     def broadcast_buffers(self, model: nn.Module) -> None:
         """Rank 0's buffers (batch-norm statistics) on every rank, so evaluation and
         checkpoints see one model."""
         for buf in model.buffers():
             dist.broadcast(buf, 0)
 
-    def agree(self, step: Callable[[], object], device: torch.device | str) -> None:
-        """Run ``step`` here, then wait for every rank (a collective on ``device``): if it
-        raised a :class:`ConfigError` on any rank, every rank raises one, that error where
-        it happened, elsewhere one naming the rank that stopped, so no rank waits forever
-        and each prints one line."""
-        error = None
+    def agree(self, step: Callable[[], T], device: torch.device | str) -> T:
+        """Run ``step`` here and return its result, after waiting for every rank (a
+        collective on ``device``): if it raised a :class:`ConfigError` on any rank, every
+        rank raises one, that error where it happened, elsewhere one naming the rank that
+        stopped, so no rank waits forever and each prints one line."""
+        error = result = None
         try:
-            step()
+            result = step()
         except ConfigError as err:
             error = err
         if self.distributed:
@@ -95,6 +125,7 @@ class World:
                                   f"error, so rank {self.rank} stops too")
         if error is not None:
             raise error
+        return result
 
 
 def current_world() -> World:
