@@ -27,12 +27,14 @@ STRONG = ("randaugment", "mixup", "ricap")  # the augmentations of Table 3 beyon
 def grids(quick: bool) -> dict[str, GridSpec]:
     """Table 2 on mnist1d (ConvBase-1d, no augmentation: sequences) and on a Fashion-MNIST
     subset (MLP, standard augmentation), with the fixed subsets of Fig. 1a/b; Table 3 on
-    Fashion-MNIST (linear LR, four augmentations)."""
+    Fashion-MNIST (linear LR, four augmentations); Table 6 (B = 0.05 and 0.1) on both."""
     common = dict(budgets=(0.2, 0.3, 0.5), seeds=(0, 1, 2), batch_size=128, lr=0.1,
                   weight_decay=5e-4)
     fashion = dict(datasets=("fashion-mnist",), model="mlp", epochs=20 if quick else 40,
                    train_subset=4000, **common)
     methods = ("scan-sgd", "unif-sgd", "p-sgd", "c-sgd", "sb", "osgd", *SUBSET)
+    extreme = {**common, "budgets": (0.05, 0.1)}
+    extreme_fashion = {**fashion, "budgets": (0.05, 0.1)}
     return {
         "table2-mnist1d": GridSpec(datasets=("mnist1d",), model="cnn1d", methods=methods,
                                    epochs=30 if quick else 100, lr_schedules=("step", "linear"),
@@ -42,6 +44,14 @@ def grids(quick: bool) -> dict[str, GridSpec]:
         "table3-fashion": GridSpec(methods=("unif-sgd", "p-sgd", "sb"), lr_schedules=("linear",),
                                    augments=("standard", "randaugment", "mixup", "ricap"),
                                    **fashion),
+        # Table 6: extreme budgets, unif-SGD / p-SGD / SB, linear LR.
+        "table6-mnist1d": GridSpec(datasets=("mnist1d",), model="cnn1d",
+                                   methods=("unif-sgd", "p-sgd", "sb"),
+                                   epochs=30 if quick else 100, lr_schedules=("linear",),
+                                   augments=("none",), **extreme),
+        "table6-fashion": GridSpec(methods=("unif-sgd", "p-sgd", "sb"), lr_schedules=("linear",),
+                                   augments=("standard", "randaugment", "mixup", "ricap"),
+                                   **extreme_fashion),
     }
 
 
