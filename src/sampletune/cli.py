@@ -115,7 +115,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
 
     from sampletune.experiments.config import check_out_dir, check_seed
-    from sampletune.swift.pipeline import demo
+    from sampletune.experiments.swift_pipeline import demo
 
     for seed in args.seeds:
         check_seed(seed, "seeds")
