@@ -64,3 +64,16 @@ def config_from_args(args: argparse.Namespace, **extra: tuple[str, ...]
     flags = {k: v for k in names if (v := getattr(args, k, None)) is not None}
     sections = load_sections(args.config, flags, extra)
     return RunConfig.from_sections(sections), {s: sections[s] for s in extra}
+
+
+def parts_from_args(args: argparse.Namespace, parts: dict[str, Any]) -> dict[str, Any]:
+    """Each of ``parts`` (section name -> the part's base instance; ``""`` for a section
+    written only flat) from ``--config``'s YAML file, a part's fields flat or under its
+    section's name, with the flags given on top; validated as the parts validate."""
+    from sampletune.configs import build, given, route
+    from sampletune.experiments.config import read_yaml
+
+    values = route(read_yaml(args.config),
+                   {s: field_names(type(part)) for s, part in parts.items()})
+    return {s: build(type(part), {**values[s], **given(args, type(part))}, part)
+            for s, part in parts.items()}
