@@ -30,13 +30,13 @@ def grids(quick: bool) -> dict[str, GridSpec]:
     Fashion-MNIST (linear LR, four augmentations); Table 6 (B = 0.05 and 0.1) on both."""
     common = dict(budgets=(0.2, 0.3, 0.5), seeds=(0, 1, 2), batch_size=128, lr=0.1,
                   weight_decay=5e-4)
-    fashion = dict(datasets=("fashion-mnist",), model="mlp", epochs=20 if quick else 40,
+    fashion = dict(dataset=("fashion-mnist",), model="mlp", epochs=20 if quick else 40,
                    train_subset=4000, **common)
     methods = ("scan-sgd", "unif-sgd", "p-sgd", "c-sgd", "sb", "osgd", *SUBSET)
     extreme = {**common, "budgets": (0.05, 0.1)}
     extreme_fashion = {**fashion, "budgets": (0.05, 0.1)}
     return {
-        "table2-mnist1d": GridSpec(datasets=("mnist1d",), model="cnn1d", methods=methods,
+        "table2-mnist1d": GridSpec(dataset=("mnist1d",), model="cnn1d", methods=methods,
                                    epochs=30 if quick else 100, lr_schedules=("step", "linear"),
                                    augments=("none",), **common),
         "table2-fashion": GridSpec(methods=methods, lr_schedules=("step", "linear"),
@@ -45,7 +45,7 @@ def grids(quick: bool) -> dict[str, GridSpec]:
                                    augments=("standard", "randaugment", "mixup", "ricap"),
                                    **fashion),
         # Table 6: extreme budgets, unif-SGD / p-SGD / SB, linear LR.
-        "table6-mnist1d": GridSpec(datasets=("mnist1d",), model="cnn1d",
+        "table6-mnist1d": GridSpec(dataset=("mnist1d",), model="cnn1d",
                                    methods=("unif-sgd", "p-sgd", "sb"),
                                    epochs=30 if quick else 100, lr_schedules=("linear",),
                                    augments=("none",), **extreme),
@@ -219,7 +219,7 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         # grids on one data set share their cells file, so common cells run once
-        rows = run_and_print(name, spec, Path(args.out) / spec.datasets[0],
+        rows = run_and_print(name, spec, Path(args.out) / spec.dataset[0],
                              Path(args.out) / name)
         seen = {_ident(r) for r in all_rows}
         all_rows += [r for r in rows if _ident(r) not in seen]

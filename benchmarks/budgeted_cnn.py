@@ -23,7 +23,7 @@ from sampletune.budget.table import GridSpec
 
 # 2,844 images leave 2,560 for training after the 10% validation carve: N * B is a whole
 # number of 128-image batches at both budgets (4 and 10 per epoch), so no draw is rounded away
-SPEC = GridSpec(datasets=("fashion-mnist",), model="smallcnn", methods=("unif-sgd",),
+SPEC = GridSpec(dataset=("fashion-mnist",), model="smallcnn", methods=("unif-sgd",),
                 budgets=(0.2, 0.5), lr_schedules=("linear",), augments=AUGMENT_NAMES,
                 full_augments=("none", "standard"), seeds=(0, 1, 2), epochs=15, train_subset=2844,
                 batch_size=128, lr=0.1, weight_decay=5e-4)

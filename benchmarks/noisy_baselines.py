@@ -1,7 +1,7 @@
 """Noisy-label baselines (issue 8), a sanity run at CPU scale.
 
 The demo recipe (digits, 40% symmetric noise, mlp, 40 epochs, lr 0.05 cosine, batch 64,
-val_fraction 0.2; ``DEMO_RUN`` of ``swift/pipeline.py``) for every method of
+val_fraction 0.2; ``DEMO_RUN`` of ``experiments/swift_pipeline.py``) for every method of
 ``sampletune.noisy`` with the same model, config and seed(s): test accuracy at the last
 epoch, test accuracy at the best-validation epoch, nominal cost in trainings, wall time
 relative to uniform in the same run (training time,

@@ -50,7 +50,7 @@ class EpochLog:
 
 def run(spec, schedule: str, q_schedule: tuple, seed: int) -> list[dict]:
     """One OSGD run of the grid's B = 0.5 cell; returns its per-epoch rows."""
-    data = make_splits(load_dataset(spec.datasets[0], spec.data_dir), seed=seed, noise=0.0,
+    data = make_splits(load_dataset(spec.dataset[0], spec.data_dir), seed=seed, noise=0.0,
                        train_subset=spec.train_subset)
     cfg = cell_config(spec, {"lr_schedule": schedule, "budget": 0.5, "seed": seed}
                       ).replace(eval_every=1)

@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 
 from sampletune.experiments.setup import load_data, new_model
+from sampletune.experiments.swift_pipeline import DEFAULT_SEARCH_COST, DEMO_RUN, DEMO_SEARCH
 from sampletune.features import TRAIN_LOSS, TrainLossTracker, compute_features
 from sampletune.samplers import ShuffleSampler
 from sampletune.swift.engines import EngineConfig
 from sampletune.swift.family import SwiftFamily
-from sampletune.swift.pipeline import DEFAULT_SEARCH_COST, DEMO_RUN, DEMO_SEARCH
 from sampletune.swift.reference import reference_params
 from sampletune.swift.search import FineTuner, finetune_budget_for, run_search
 from sampletune.train import train

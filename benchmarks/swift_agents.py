@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from sampletune.swift.pipeline import DEMO_RUN, run_swift
+from sampletune.experiments.swift_pipeline import DEMO_RUN, run_swift
 from sampletune.swift.plots import best_so_far, search_curves_figure
 from sampletune.swift.search import SearchConfig, load_trials
 

@@ -158,7 +158,7 @@ def _cell(run: RunConfig, method: str, out: Path) -> dict:
     if done.exists():
         return read_json(done)
     if method == "ss":
-        from sampletune.swift.pipeline import run_swift
+        from sampletune.experiments.swift_pipeline import run_swift
         from sampletune.swift.search import SearchConfig
 
         rep = run_swift(run.replace(out=str(out)), SearchConfig(), progress=False)
@@ -255,7 +255,7 @@ def run_verify(group: str, datasets, noises, seed: int, k: int, out: Path) -> li
     """Appendix A.1.1 on one seed: ``k`` samplers spread over each search's fine-tune score
     ranking retrained from scratch; SR and TR on validation accuracy (last epoch and
     early-stopped), and the test accuracy of the fine-tune's top pick's retrain."""
-    from sampletune.swift.pipeline import verify_run
+    from sampletune.experiments.swift_pipeline import verify_run
     from sampletune.swift.verify import rank_metrics
 
     lines = ["", f"### Does the inner loop rank like training from scratch? (seed {seed}, k = "

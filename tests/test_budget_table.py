@@ -1,4 +1,5 @@
 import argparse
+import re
 
 import pytest
 import torch
@@ -25,7 +26,7 @@ def _tiny(kind):
 register_dataset("tiny-image")(lambda data_dir, download: _tiny("image"))
 register_dataset("tiny-vector")(lambda data_dir, download: _tiny("vector"))
 
-SPEC = GridSpec(datasets=("tiny-image",), budgets=(0.5,), methods=("unif-sgd", "p-sgd"),
+SPEC = GridSpec(dataset=("tiny-image",), budgets=(0.5,), methods=("unif-sgd", "p-sgd"),
                 lr_schedules=("linear",), augments=("none",), seeds=(0,), epochs=2,
                 batch_size=32)
 
@@ -75,7 +76,7 @@ def test_report_is_shaped_like_tables_2_and_3(tmp_path):
 
 def test_bad_augmentation_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(table, "run_cell", lambda *a: pytest.fail("trained"))
-    spec = GridSpec(datasets=("tiny-vector",), augments=("mixup",), seeds=(0,), epochs=2)
+    spec = GridSpec(dataset=("tiny-vector",), augments=("mixup",), seeds=(0,), epochs=2)
     with pytest.raises(ConfigError, match="^augment: 'mixup' needs image data"):
         run_grid(spec, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="^methods: unknown method"):
@@ -99,7 +100,7 @@ def test_budget_table_command(tmp_path, capsys):
 
 
 def test_full_rows_only_for_full_augments_and_train_accuracy(tmp_path):
-    spec = GridSpec(datasets=("tiny-image",), budgets=(0.5,), methods=("unif-sgd",),
+    spec = GridSpec(dataset=("tiny-image",), budgets=(0.5,), methods=("unif-sgd",),
                     lr_schedules=("linear",), augments=("none", "standard"),
                     full_augments=("standard",), seeds=(0,), epochs=2, batch_size=32)
     records = run_grid(spec, tmp_path, progress=False)
@@ -112,3 +113,41 @@ def test_full_rows_only_for_full_augments_and_train_accuracy(tmp_path):
     assert "| SGD - LLR (B = 1) | - |" in md
     with pytest.raises(ConfigError, match="^full_augments: 'mixup' is not one of the grid's"):
         GridSpec(augments=("none",), full_augments=("mixup",))
+
+
+def test_budget_table_from_a_yaml_file_with_flags_on_top(tmp_path, capsys):
+    from sampletune.cli import main
+
+    out = tmp_path / "bt"
+    path = tmp_path / "grid.yaml"
+    path.write_text(f"dataset: [tiny-image]\ngrid: {{budgets: [0.5], methods: [unif-sgd]}}\n"
+                    f"lr-schedules: [linear]\nseeds: [0]\nepochs: 3\nbatch_size: 32\n"
+                    f"device: cpu\nout: {out}\n")
+    assert main(["budget-table", "--config", str(path), "--epochs", "2", "--quiet"]) == 0
+    grid = io.read_json(out / "grid.json")
+    assert (grid["dataset"], grid["budgets"], grid["methods"], grid["epochs"],
+            grid["device"]) == (["tiny-image"], [0.5], ["unif-sgd"], 2, "cpu")
+    assert "| unif-sgd |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content,message", [
+    ("budgets: [0]\n", r"budgets: 0\.0 is outside \(0, 1\]"),
+    ("grid: {bogus: 1}\n", r"grid\.bogus: unknown config field \(allowed: dataset, budgets, "),
+    ("bogus: 1\n", r"bogus: unknown config field \(allowed: augments, "),
+    ("lr_schedules: [nosuch]\n", r"lr_schedules: unknown LR schedule 'nosuch' \(allowed: "),
+    ("seeds: 3\n", r"seeds: 3 is not a list"),
+    ("seeds: []\n", r"seeds: is empty"),
+    ("dataset: [nosuch]\n", r"dataset: unknown data set 'nosuch'"),
+    ("full_augments: [mixup]\n", r"full_augments: 'mixup' is not one of the grid's"),
+    ("epochs: 2\nwarmup_epochs: 2\n", r"warmup_epochs: 2 is outside \[0, 2\)"),
+    ("out: 5\n", r"out: 5 is not a string"),
+])
+def test_bad_budget_table_settings_are_one_line(tmp_path, capsys, content, message):
+    from sampletune.cli import main
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(content)
+    assert main(["budget-table", "--config", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert re.match(r"sampletune: error: " + message, err), err

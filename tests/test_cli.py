@@ -23,7 +23,7 @@ def test_train_with_a_budgeted_method(tmp_path):
 
 
 def test_train_with_a_swift_sampler_file(tmp_path, capsys):
-    from sampletune.swift.pipeline import run_swift
+    from sampletune.experiments.swift_pipeline import run_swift
     from sampletune.swift.search import SearchConfig
 
     run = RunConfig(dataset="digits", train_subset=400, model="mlp", epochs=2, lr=0.05,

@@ -7,9 +7,13 @@ import dataclasses
 import json
 
 import pytest
+import yaml
 
+from sampletune.budget.table import GridSpec
 from sampletune.cli import build_parser, main
-from sampletune.commands.args import config_from_args
+from sampletune.commands.args import config_from_args, parts_from_args
+from sampletune.commands.budget import GRID, TableDir
+from sampletune.commands.demo import DemoConfig
 from sampletune.configs import field_names
 from sampletune.errors import ConfigError
 from sampletune.experiments import RunConfig
@@ -150,6 +154,43 @@ def test_every_field_of_every_part_has_a_flag():
     assert run | set(field_names(SwiftSearch)) - {"seed"} <= _flags("swift", "search")
     assert run | set(field_names(AutoSamplingSearch)) <= _flags("autosampling", "search")
     assert run <= _flags("autosampling", "replay")
+    assert {*field_names(GridSpec), *field_names(TableDir)} <= _flags("budget-table")
+    assert set(field_names(DemoConfig)) <= _flags("demo")
+
+
+def test_every_budget_table_setting_is_reachable_from_flags_and_yaml(tmp_path):
+    values = {"dataset": ["digits", "mnist1d"], "budgets": [0.4], "methods": ["sb"],
+              "lr_schedules": ["cosine"], "augments": ["none", "standard"],
+              "full_augments": ["standard"], "seeds": [7], "model": "cnn1d", "epochs": 5,
+              "batch_size": 16, "lr": 0.2, "weight_decay": 0.001, "train_subset": 100,
+              "warmup_epochs": 1, "data_dir": str(tmp_path), "device": "cpu",
+              "out": str(tmp_path / "bt")}
+    assert set(values) == {*field_names(GridSpec), *field_names(TableDir)}
+    argv = [w for k, v in values.items()
+            for w in (f"--{k.replace('_', '-')}", *map(str, v if isinstance(v, list) else [v]))]
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(values))
+    parts = {"grid": GRID, "": TableDir()}
+    for args in (parse("budget-table", *argv), parse("budget-table", "--config", str(path))):
+        got = parts_from_args(args, parts)
+        spec, out = got["grid"], got[""].out
+        assert out == values["out"]
+        for k, v in values.items():
+            if k != "out":
+                assert getattr(spec, k) == (tuple(v) if isinstance(v, list) else v), k
+                assert getattr(spec, k) != getattr(GRID, k), k
+
+
+def test_demo_settings_from_yaml_and_flags(tmp_path, capsys):
+    path = tmp_path / "demo.yaml"
+    path.write_text(f"seeds: [3, 4]\nout: {tmp_path / 'demo'}\n")
+    cfg = parts_from_args(parse("demo", "--config", str(path), "--seeds", "5"),
+                          {"": DemoConfig()})[""]
+    assert cfg == DemoConfig(out=str(tmp_path / "demo"), seeds=(5,))
+    path.write_text("seeds: [1, 1]\n")
+    assert main(["demo", "--config", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == "sampletune: error: seeds: [1, 1] repeats a seed (allowed: distinct seeds)\n"
 
 
 def test_list_fields_from_flags_and_yaml(tmp_path):

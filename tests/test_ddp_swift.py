@@ -32,7 +32,7 @@ from sampletune.cli import main
 from sampletune.errors import ConfigError
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data
-from sampletune.swift.pipeline import run_swift
+from sampletune.experiments.swift_pipeline import run_swift
 from sampletune.swift.search import FineTuner, SearchConfig, load_trials
 from sampletune.train.distributed import World
 
@@ -83,7 +83,7 @@ def _worker(rank, rendezvous, out, results):
             writes.append(str(path))
             return _real(path, *a, **kw)
         setattr(module, name, logged)
-    import sampletune.swift.pipeline as pipeline
+    import sampletune.experiments.swift_pipeline as pipeline
 
     pipeline.FineTuner = KilledFineTuner
     try:

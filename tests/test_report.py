@@ -58,7 +58,7 @@ def test_swift_search_report(tmp_path, capsys):
     out = tmp_path / "swift"
     assert main(["--threads", "1", "swift", "search", "--rounds", "1", "--finetune-epochs",
                  "1", *TINY, "--out", str(out)]) == 0
-    from sampletune.swift.pipeline import report_markdown
+    from sampletune.experiments.swift_pipeline import report_markdown
 
     expected = report_markdown(json.loads((out / "report.json").read_text()))
     (out / "report.md").unlink()

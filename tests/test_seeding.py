@@ -7,10 +7,11 @@ import torch
 from sampletune.autosampling.algorithm import worker_rng
 from sampletune.autosampling.worker import interval_seed
 from sampletune.errors import ConfigError
-from sampletune.experiments.config import MAX_SEED, check_seed
 from sampletune.models import build_model
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.seeding import (
+    MAX_SEED,
+    check_seed,
     derive_seed,
     numpy_generator,
     seed_sequence,

@@ -8,8 +8,8 @@ from sampletune.cli import main
 from sampletune.commands import swift as swift_cli
 from sampletune.errors import ConfigError
 from sampletune.experiments.config import RunConfig
+from sampletune.experiments.swift_pipeline import run_swift, verify_run
 from sampletune.features import compute_features, load_features
-from sampletune.swift.pipeline import run_swift, verify_run
 from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
 from sampletune.swift.search import SearchConfig, load_trials
 
@@ -132,7 +132,7 @@ def test_cli_search_bad_value_is_a_config_error():
 
 @pytest.mark.slow
 def test_demo_prints_uniform_early_stopping_cleanlab_and_swift(tmp_path, monkeypatch, capsys):
-    from sampletune.swift import pipeline
+    from sampletune.experiments import swift_pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "DEMO_RUN", RUN)
     monkeypatch.setattr(pipeline, "DEMO_SEARCH", SEARCH)
@@ -168,9 +168,9 @@ def test_without_references_the_pick_is_retrained_and_guarded(tmp_path):
 
 def test_when_the_search_falls_back_the_estimated_cut_is_retrained_and_guarded(tmp_path,
                                                                              monkeypatch):
+    from sampletune.experiments import swift_pipeline as pipeline
     from sampletune.experiments.setup import load_data, new_model
     from sampletune.io import load_torch
-    from sampletune.swift import pipeline
     from sampletune.train import evaluate
 
     # The fine-tunes saw nothing beat uniform (forced: the pick is always the uniform trial).

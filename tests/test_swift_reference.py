@@ -137,7 +137,7 @@ def test_the_simplest_sampler_not_clearly_beaten_is_retrained():
 
 
 def test_small_validation_splits_are_warned_about():
-    from sampletune.swift.pipeline import MIN_RELIABLE_VAL, validation_warnings
+    from sampletune.experiments.swift_pipeline import MIN_RELIABLE_VAL, validation_warnings
 
     assert validation_warnings(MIN_RELIABLE_VAL) == []
     (warning,) = validation_warnings(46)

@@ -110,23 +110,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-
-    from sampletune.experiments.config import check_out_dir, check_seed
-    from sampletune.swift.pipeline import demo
-
-    for seed in args.seeds:
-        check_seed(seed, "seeds")
-    check(len(set(args.seeds)) == len(args.seeds), "seeds", f"{args.seeds} repeats a seed",
-          "distinct seeds")
-    check_out_dir(args.out)
-    demo(out_dir=args.out, seeds=args.seeds, progress=not args.quiet)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     from sampletune.commands.autosampling import register as register_autosampling
     from sampletune.commands.budget import register as register_budget
+    from sampletune.commands.demo import register as register_demo
     from sampletune.commands.report import register as register_report
     from sampletune.commands.swift import register as register_swift  # registers --sampler swift
 
@@ -143,16 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "to OUT/tb (needs --out and pip install 'sampletune[tensorboard]')")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("demo", help="Swift Sampler vs uniform on the built-in data "
-                       "(digits, 40%% label noise, mlp)")
-    p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo; "
-                   "rerun to resume)")
-    p.add_argument("--seeds", type=bounded_int, nargs="+", default=[0, 1, 2],
-                   help="seeds to average")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_demo)
-
-    for register in (register_swift, register_autosampling, register_budget, register_report):
+    for register in (register_demo, register_swift, register_autosampling, register_budget,
+                     register_report):
         register(sub)
     return parser
 

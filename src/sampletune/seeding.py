@@ -7,7 +7,8 @@ independent streams, equal keys the same stream, on every machine and in every p
 ``"loader"`` and ``"sampler"`` name two streams.
 
 The older formulas stay where published results were drawn with them; those that can
-grow past torch's 64-bit seeds pass through :func:`torch_seed`.
+grow past torch's 64-bit seeds pass through :func:`torch_seed`. A user's seed is an
+integer in ``[0, MAX_SEED]`` (:func:`check_seed`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ from sampletune.errors import check
 
 Key = int | str
 TORCH_SEED_SPAN = 2**64  # torch's manual_seed takes [0, 2**64) (negatives wrap alike)
+
+# The binding limit: scikit-learn's random_state (numpy RandomState) takes [0, 2**32 - 1], and
+# --noisy cleanlab's folds and the noise-rate GMM get the seed as it is. Derived torch seeds
+# past 2**64 (FineTuner's sampler, seed * 10_007 * 1_000_003 + epoch, from seed 1_843_378_509)
+# wrap mod 2**64 in torch_seed instead of raising.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int, field: str = "seed") -> None:
+    """Seeds are integers in [0, MAX_SEED]."""
+    check(0 <= seed <= MAX_SEED, field, f"{seed} is outside [0, {MAX_SEED}]",
+          "0 <= seed <= 2**32 - 1")
 
 
 def _entropy(base: int, keys: tuple[Key, ...]) -> list[int]:

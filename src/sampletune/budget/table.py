@@ -15,13 +15,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sampletune import io, rundir
-from sampletune.augment import build_augment
+from sampletune.augment import AUGMENT_NAMES, build_augment
 from sampletune.budget.measures import mean_std, speedup
 from sampletune.budget.methods import ALL_METHODS, METHOD_NAMES, SUBSET_METHODS, build_method
-from sampletune.data import load_dataset, make_splits
+from sampletune.data import dataset_names, load_dataset, make_splits
 from sampletune.errors import check
-from sampletune.models import build_model
+from sampletune.models import build_model, model_names
+from sampletune.seeding import check_seed
 from sampletune.train import TrainConfig, evaluate, progress_bar, seeded_model
+from sampletune.train.config import LR_SCHEDULES
 
 FULL = "SGD"  # the full-training reference row (scan-SGD with B = 1)
 SCHEDULE_LABEL = {"step": "SLR", "linear": "LLR", "cosine": "cosine", "constant": "constant"}
@@ -29,42 +31,63 @@ SCHEDULE_LABEL = {"step": "SLR", "linear": "LLR", "cosine": "cosine", "constant"
 
 @dataclass(frozen=True)
 class GridSpec:
-    """What the grid covers; every field is part of a cell's identity."""
+    """What the grid covers, validated; every field but ``data_dir`` and ``device`` is part
+    of a cell's identity. ``sampletune budget-table``'s flags and YAML keys are its fields."""
 
-    datasets: tuple[str, ...] = ("mnist1d",)
-    budgets: tuple[float, ...] = (0.2, 0.3, 0.5)
+    dataset: tuple[str, ...] = ("mnist1d",)  # data set name(s); singular, as train's flag
+    budgets: tuple[float, ...] = (0.2, 0.3, 0.5)  # B, shares of a full training, in (0, 1]
     methods: tuple[str, ...] = METHOD_NAMES
-    lr_schedules: tuple[str, ...] = ("step", "linear")
-    augments: tuple[str, ...] = ("none",)
-    full_augments: tuple[str, ...] | None = None  # augments with a full-training row (all)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    model: str = "mlp"
-    epochs: int = 30
+    lr_schedules: tuple[str, ...] = ("step", "linear")  # step: LR / 10 at 1/3 and 2/3 of T
+    augments: tuple[str, ...] = ("none",)  # augmentations (image data only, except none)
+    # train the full-training (B = 1) row only for these augmentations (default: every one)
+    full_augments: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)  # each cell runs once per seed
+    model: str = "mlp"  # mlp, cnn1d, smallcnn, resnet18, wrn28_2, tv:NAME (torchvision)
+    epochs: int = 30  # T, epochs of a full training
     batch_size: int = 128
     lr: float = 0.1
     weight_decay: float = 5e-4
-    train_subset: int | None = None
-    warmup_epochs: int = 0
-    data_dir: str | None = None
-    device: str = "cpu"
+    train_subset: int | None = None  # keep only this many training examples
+    warmup_epochs: int = 0  # uniform epochs of p-/c-SGD
+    data_dir: str | None = None  # folder holding the data set
+    device: str = "cpu"  # cpu, cuda, cuda:N; the command also takes auto (cuda if any)
 
     def __post_init__(self):
-        for m in self.methods:
-            check(m in ALL_METHODS, "methods", f"unknown method {m!r}", ", ".join(ALL_METHODS))
+        names = {"dataset": ("data set", dataset_names()), "methods": ("method", ALL_METHODS),
+                 "lr_schedules": ("LR schedule", LR_SCHEDULES),
+                 "augments": ("augmentation", AUGMENT_NAMES)}
+        for field, (noun, allowed) in names.items():
+            bad = [v for v in getattr(self, field) if v not in allowed]
+            check(not bad, field, f"unknown {noun} {bad[0] if bad else ''!r}",
+                  ", ".join(allowed))
+        for field in (*names, "budgets", "seeds"):
+            values = list(getattr(self, field))
+            check(bool(values), field, "is empty", "one or more values")
+            check(len(set(values)) == len(values), field, f"{values} repeats a value",
+                  "distinct values")
         for b in self.budgets:
             check(0 < b <= 1, "budgets", f"{b} is outside (0, 1]", "0 < budget <= 1")
-        check(bool(self.seeds), "seeds", "at least one seed is needed")
+        for seed in self.seeds:
+            check_seed(seed, "seeds")
         for a in self.full_augments or ():
             check(a in self.augments, "full_augments", f"{a!r} is not one of the grid's "
                   "augmentations", ", ".join(self.augments))
+        check(self.model.startswith("tv:") or self.model in model_names(), "model",
+              f"unknown model {self.model!r}", ", ".join(model_names()))
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                     weight_decay=self.weight_decay)  # validates the training fields
+        check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", f"{self.warmup_epochs} "
+              f"is outside [0, {self.epochs})", "0 <= warmup_epochs < epochs")
+        check(self.train_subset is None or self.train_subset >= 2, "train_subset",
+              f"{self.train_subset} is too small", ">= 2, at most the training set's size")
+        if self.data_dir is not None:
+            check(Path(self.data_dir).exists(), "data_dir", f"{self.data_dir!r} does not exist")
 
     def cells(self) -> list[dict]:
         """Every cell as a dict of its identity, full-training references (of the
         ``full_augments``) first."""
         out = []
-        for ds in self.datasets:
+        for ds in self.dataset:
             for aug in self.augments:
                 full = self.full_augments is None or aug in self.full_augments
                 for sched in self.lr_schedules:
@@ -156,7 +179,7 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
             check(done[cell_key(c)].get("data") == fingerprint, "out",
                   f"{path} holds a cell of {c['dataset']} (seed {c['seed']}) trained on other "
                   "data than it holds now", "--restart, or a new --out")
-        for ds in spec.datasets:  # bad data set / augmentation pairs fail before any training
+        for ds in spec.dataset:  # bad data set / augmentation pairs fail before any training
             n = len(_data(spec, ds, spec.seeds[0], cache).train)
             check(spec.batch_size <= n, "batch_size", f"{spec.batch_size} exceeds the {n} "
                   f"examples of {ds}'s training split", f"1..{n}")

@@ -1,2 +1,2 @@
 """The ``sampletune`` subcommands of each family (app layer): ``swift``, ``autosampling``,
-``budget-table``, and the flag helpers they share with ``sampletune.cli`` (``args``)."""
+``budget-table``, ``demo``, and the flag helpers they share with ``sampletune.cli`` (``args``)."""

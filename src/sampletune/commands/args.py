@@ -82,3 +82,16 @@ def distributed_run(cfg: RunConfig) -> Iterator[RunConfig]:
           "torchrun job would download at once", "fetch the data once without torchrun")
     with process_group(cfg.resolved_device) as device:
         yield cfg if device == cfg.resolved_device else cfg.replace(device=device)
+
+
+def parts_from_args(args: argparse.Namespace, parts: dict[str, Any]) -> dict[str, Any]:
+    """Each of ``parts`` (section name -> the part's base instance; ``""`` for a section
+    written only flat) from ``--config``'s YAML file, a part's fields flat or under its
+    section's name, with the flags given on top; validated as the parts validate."""
+    from sampletune.configs import build, given, route
+    from sampletune.experiments.config import read_yaml
+
+    values = route(read_yaml(args.config),
+                   {s: field_names(type(part)) for s, part in parts.items()})
+    return {s: build(type(part), {**values[s], **given(args, type(part))}, part)
+            for s, part in parts.items()}

@@ -5,7 +5,7 @@ The kind of run is told by the files it holds:
 - an AutoSampling search (``search.json`` and ``curves.json``): final metrics and the
   convergence figure (:func:`sampletune.autosampling.plots.convergence`);
 - a ``swift search`` (``report.json``): its markdown again
-  (:func:`sampletune.swift.pipeline.report_markdown`);
+  (:func:`sampletune.experiments.swift_pipeline.report_markdown`);
 - a ``budget-table`` folder (``cells.jsonl``): its tables and figures
   (:func:`sampletune.budget.table.write_report`);
 - a ``train`` run (``summary.json`` and ``metrics.jsonl``): final and best-validation-epoch
@@ -122,7 +122,7 @@ def _train(run: Path, write: bool) -> tuple[str, list[Path]]:
 
 
 def _swift(run: Path, write: bool) -> tuple[str, list[Path]]:
-    from sampletune.swift.pipeline import report_markdown
+    from sampletune.experiments.swift_pipeline import report_markdown
 
     report = io.read_json(run / "report.json", "run")
     check(isinstance(report, dict) and "search" in report, "run",

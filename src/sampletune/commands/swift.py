@@ -71,8 +71,8 @@ SEARCH_HELP = {  # flags of SearchConfig's fields: what its comments do not say
 def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.commands.args import config_from_args, distributed_run
     from sampletune.configs import build, coerce, field_names
+    from sampletune.experiments.swift_pipeline import DEFAULT_SEARCH_COST, run_swift
     from sampletune.swift.engines import EngineConfig
-    from sampletune.swift.pipeline import DEFAULT_SEARCH_COST, run_swift
     from sampletune.swift.search import SearchConfig, check_distributed
     from sampletune.train.distributed import current_world, launched_size
 
@@ -135,7 +135,7 @@ def check_search_args(run, search, search_cost: float | None) -> None:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from sampletune.errors import check
-    from sampletune.swift.pipeline import verify_run
+    from sampletune.experiments.swift_pipeline import verify_run
 
     check(args.k >= 2, "k", f"{args.k} samplers cannot be ranked", ">= 2")
     result = verify_run(args.run, args.k, select=args.select, progress=not args.quiet)

@@ -1,4 +1,5 @@
-"""Run configuration, run directories, result tables and plots.
+"""Run configuration, run directories, result tables and plots, and the jobs built on them
+(a training run; the end-to-end Swift job, :mod:`~sampletune.experiments.swift_pipeline`).
 
 The names are imported on first use, so the command line's parser can read the
 configuration parts without loading the training and plotting code.
@@ -7,8 +8,8 @@ configuration parts without loading the training and plotting code.
 import importlib
 
 _HOMES = {"RunConfig": "config", "run_train": "run", "load_data": "setup",
-          "new_model": "setup"}
-__all__ = ["RunConfig", "load_data", "new_model", "run_train"]
+          "new_model": "setup", "run_swift": "swift_pipeline", "verify_run": "swift_pipeline"}
+__all__ = ["RunConfig", "load_data", "new_model", "run_swift", "run_train", "verify_run"]
 
 
 def __getattr__(name: str):

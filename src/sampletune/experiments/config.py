@@ -17,22 +17,12 @@ import torch
 
 from sampletune import configs
 from sampletune.errors import ConfigError, check
+from sampletune.seeding import check_seed
 from sampletune.train.config import TrainConfig, check_amp
 
-# The binding limit: scikit-learn's random_state (numpy RandomState) takes [0, 2**32 - 1], and
-# --noisy cleanlab's folds and the noise-rate GMM get the seed as it is. Derived torch seeds
-# past 2**64 (FineTuner's sampler, seed * 10_007 * 1_000_003 + epoch, from seed 1_843_378_509)
-# wrap mod 2**64 in seeding.torch_seed instead of raising.
-MAX_SEED = 2**32 - 1
 # labels `autosampling replay` records as the sampler of its runs (not buildable by name)
 REPLAY_SAMPLERS = ("autosampling-dynamic", "autosampling-static")
 DEVICES = "auto, cpu, cuda, cuda:N (an existing GPU), mps"
-
-
-def check_seed(seed: int, field: str = "seed") -> None:
-    """Seeds are integers in [0, MAX_SEED]."""
-    check(0 <= seed <= MAX_SEED, field, f"{seed} is outside [0, {MAX_SEED}]",
-          "0 <= seed <= 2**32 - 1")
 
 
 def check_out_dir(out: str | Path, field: str = "out") -> None:
