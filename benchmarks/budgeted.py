@@ -27,7 +27,8 @@ STRONG = ("randaugment", "mixup", "ricap")  # the augmentations of Table 3 beyon
 def grids(quick: bool) -> dict[str, GridSpec]:
     """Table 2 on mnist1d (ConvBase-1d, no augmentation: sequences) and on a Fashion-MNIST
     subset (MLP, standard augmentation), with the fixed subsets of Fig. 1a/b; Table 3 on
-    Fashion-MNIST (linear LR, four augmentations); Table 6 (B = 0.05 and 0.1) on both."""
+    Fashion-MNIST (linear LR, four augmentations); Table 1 at the paper's budgets on
+    mnist1d; Table 6 (B = 0.05 and 0.1) on both."""
     common = dict(budgets=(0.2, 0.3, 0.5), seeds=(0, 1, 2), batch_size=128, lr=0.1,
                   weight_decay=5e-4)
     fashion = dict(dataset=("fashion-mnist",), model="mlp", epochs=20 if quick else 40,
@@ -44,6 +45,14 @@ def grids(quick: bool) -> dict[str, GridSpec]:
         "table3-fashion": GridSpec(methods=("unif-sgd", "p-sgd", "sb"), lr_schedules=("linear",),
                                    augments=("standard", "randaugment", "mixup", "ricap"),
                                    **fashion),
+        # Table 1 (budget-free at the paper's budgets): p-/c-SGD at B = 0.7 / 0.8 with a
+        # uniform warm-up of 35% of T (the paper: 70 of 200 epochs), SB and OSGD beside
+        # them at the same budgets, step LR; speed-up against full training.
+        "table1-mnist1d": GridSpec(dataset=("mnist1d",), model="cnn1d",
+                                   methods=("p-sgd", "c-sgd", "sb", "osgd"),
+                                   epochs=30 if quick else 100, lr_schedules=("step",),
+                                   augments=("none",), warmup_epochs=10 if quick else 35,
+                                   **{**common, "budgets": (0.7, 0.8)}),
         # Table 6: extreme budgets, unif-SGD / p-SGD / SB, linear LR.
         "table6-mnist1d": GridSpec(dataset=("mnist1d",), model="cnn1d",
                                    methods=("unif-sgd", "p-sgd", "sb"),
