@@ -92,7 +92,7 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
         if writes:
             io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
         pretrained = None
-        if sampler is None and source is not None:  # the target's own features
+        if source is not None and source.kind == "target":  # the target's own features
             from sampletune.samplers import WeightedSampler, budget_samples
             from sampletune.swift.transfer import target_probabilities
 
