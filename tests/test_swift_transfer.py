@@ -128,9 +128,13 @@ def test_the_same_architecture_uses_the_saved_features_as_before(sampler_file):
     assert source.kind == "search"
     assert source.line() == ("sampler searched with mlp; features from the search's mlp "
                              "(feature_arch), as saved (same architecture)")
+    saved = load_sampler(sampler_file).probabilities()
     result = run_train(cfg, progress=False)
-    assert _same_weights(result, _swift_trained(cfg, data,
-                                                load_sampler(sampler_file).probabilities()))
+    assert _same_weights(result, _swift_trained(cfg, data, saved))
+    # Asked for, the model's own pre-training is the search's w_share: the same features.
+    own = feature_source(cfg.replace(swift_features="target"), data)
+    probs, _ = target_probabilities(cfg, data, own, None, progress=False)
+    torch.testing.assert_close(probs, saved, rtol=0, atol=0)
 
 
 def test_the_cli_says_which_features_it_uses(sampler_file, tmp_path, capsys):
