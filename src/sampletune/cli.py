@@ -107,6 +107,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"  early stopping: best val acc {f['best_val_acc']:.4f} at epoch "
               f"{f['best_epoch']}" + (f", test acc {f['best_test_acc']:.4f}"
                                       if "best_test_acc" in f else ""))
+    if "swift_features" in f:
+        pre = f.get("pretrained")
+        print(f"  sampler features: {f['swift_features']}" + (
+            f"; pre-training early-stopped at epoch {pre['best_epoch']} (val acc "
+            f"{pre['best_val_acc']:.4f}, {pre['wall_time']:.1f}s)" if pre else ""))
     return 0
 
 

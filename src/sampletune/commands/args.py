@@ -30,7 +30,13 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sampling: bool = False) -> 
     from sampletune.augment import AUGMENT_NAMES
     from sampletune.budget.methods import ALL_METHODS
     from sampletune.data.noise import NOISE_TYPES
-    from sampletune.experiments.config import RUN_TRAIN, DataConfig, RunConfig, SamplingConfig
+    from sampletune.experiments.config import (
+        RUN_TRAIN,
+        SWIFT_FEATURES,
+        DataConfig,
+        RunConfig,
+        SamplingConfig,
+    )
     from sampletune.noisy.methods import NOISY_NAMES
     from sampletune.samplers import sampler_names
     from sampletune.train.config import AMP_MODES, LR_SCHEDULES
@@ -48,7 +54,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sampling: bool = False) -> 
                           + ", ".join(ALL_METHODS)},
                   noisy={"metavar": "NAME", "help": "a noisy-label baseline (replaces "
                          "--sampler; not with --method): " + ", ".join(NOISY_NAMES)},
-                  noise_rate={"metavar": "R"}, augment={"choices": AUGMENT_NAMES})
+                  noise_rate={"metavar": "R"}, augment={"choices": AUGMENT_NAMES},
+                  swift_features={"choices": SWIFT_FEATURES})
     g = p.add_argument_group("model and training")
     add_flags(g, RunConfig(), skip=("data", "sampling", "train", "out"))
     add_flags(g, RUN_TRAIN, lr_schedule={"choices": LR_SCHEDULES},

@@ -111,6 +111,8 @@ def _train(run: Path, write: bool) -> tuple[str, list[Path]]:
              f"seed {cfg['seed']}", "", *_table(rows, METRIC_COLUMNS), "",
              f"{len(history)} of {summary.get('epochs', cfg['epochs'])} epochs, "
              f"{float(summary.get('wall_time', last.get('time', 0.0))):.1f}s."]
+    if "swift_features" in summary:
+        lines.append(f"Sampler features: {summary['swift_features']}.")
     written = []
     if write:
         written.append(learning_curves({name: history}, run / "learning_curve.png",

@@ -22,6 +22,8 @@ from sampletune.train.config import TrainConfig, check_amp
 
 # labels `autosampling replay` records as the sampler of its runs (not buildable by name)
 REPLAY_SAMPLERS = ("autosampling-dynamic", "autosampling-static")
+# --swift-features: where a Swift sampler file takes its features (sampletune.swift.transfer)
+SWIFT_FEATURES = ("auto", "search", "target")
 DEVICES = "auto, cpu, cuda, cuda:N (an existing GPU), mps"
 
 
@@ -121,6 +123,10 @@ class SamplingConfig:
     noise_rate: float | None = None
     augment: str = "none"  # data augmentation (image data)
     crop_sampling: bool = False  # sample crops, not images, by the Swift sampler (section 4.2)
+    # the features a --sampler swift file is applied to: search (its own, as saved), target
+    # (the --model's own uniform pre-trained model), auto (target if --model differs from
+    # the file's feature_arch)
+    swift_features: str = "auto"
 
     def __post_init__(self):
         from sampletune.augment import AUGMENT_NAMES
@@ -145,6 +151,14 @@ class SamplingConfig:
               f"needs --sampler swift (its sampler file weighs the crops), not "
               f"{self.method or self.noisy or self.sampler!r}", "--sampler swift --weights "
               "sampler.json, or leave --crop-sampling out")
+        check(self.swift_features in SWIFT_FEATURES, "swift_features",
+              f"unknown source {self.swift_features!r}", ", ".join(SWIFT_FEATURES))
+        check(self.swift_features == "auto" or self.sampler == "swift", "swift_features",
+              f"{self.swift_features!r} given, but sampler {self.sampler!r} reads no Swift "
+              "sampler file", "--swift-features only with --sampler swift")
+        check(not (self.crop_sampling and self.swift_features == "target"), "swift_features",
+              "target: --crop-sampling scores crops with the search's feature model",
+              "search or auto with --crop-sampling")
         check(not self.crop_sampling or self.augment == "standard", "crop_sampling",
               f"needs --augment standard (the random crops it samples from), not "
               f"{self.augment!r}", "--augment standard")

@@ -26,7 +26,10 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
     (:func:`sampletune.budget.build_method`), with ``cfg.noisy`` a noisy-label baseline
     (:func:`sampletune.noisy.build_noisy`), else ``cfg.sampler``; ``cfg.augment`` either way.
     With ``cfg.crop_sampling`` the images are drawn uniformly and their crops by the Swift
-    sampler file ``cfg.weights`` (:func:`sampletune.swift.crops.crop_sampling`).
+    sampler file ``cfg.weights`` (:func:`sampletune.swift.crops.crop_sampling`). A Swift
+    sampler file is applied to the features ``cfg.swift_features`` names
+    (:mod:`sampletune.swift.transfer`: with ``target`` the model is pre-trained uniformly
+    first, in ``OUT/pretrained``); ``final["swift_features"]`` says which, in one line.
 
     With ``cfg.out`` the run directory holds ``config.yaml``, ``metrics.jsonl`` (one record
     per epoch), ``checkpoint.pt`` (resume by rerunning the same command), ``summary.json``
@@ -47,6 +50,12 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
     train_cfg = cfg.train_config()
     out = Path(cfg.out) if cfg.out else None
     weights = None  # a sampler's weights from a file, for the run's identity
+    world = current_world()
+    source = None  # which features a Swift sampler file is applied to (--swift-features)
+    if cfg.sampler == "swift":
+        from sampletune.swift.transfer import feature_source
+
+        source = feature_source(cfg, data, distributed=world.distributed)
     if cfg.method:
         method = build_method(cfg.method, data, train_cfg, augment=cfg.augment,
                               model_fn=lambda: new_model(cfg, data), progress=progress)
@@ -65,19 +74,31 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
         weights = checked_spec(data, cfg.weights).probabilities()
     else:
         n = len(data.train)  # the methods' rounding of N * B: whole mini-batches
-        sampler = build_sampler(cfg.sampler, data, seed=cfg.seed, weights_path=cfg.weights,
-                                budget=epoch_draws(n, cfg.budget, cfg.batch_size) / n)
+        budget = epoch_draws(n, cfg.budget, cfg.batch_size) / n
         augment, mixer = build_augment(cfg.augment, data)
-        selector, weights = None, getattr(sampler, "weights", None)
-    world = current_world()
+        selector, sampler = None, None  # a target-feature sampler: after the pre-training
+        if source is None or source.kind != "target":
+            sampler = build_sampler(cfg.sampler, data, seed=cfg.seed, weights_path=cfg.weights,
+                                    budget=budget)
+            weights = getattr(sampler, "weights", None)
     writes = out is not None and world.rank == 0
+    identity = run_identity(cfg, data, weights)
+    if source is not None and source.kind == "target":
+        identity["weights"] = source.identity()
     with contextlib.ExitStack() as held:
         # rank 0 claims (and with restart wipes) the directory before any rank reads from it
         world.agree(lambda: held.enter_context(rundir.held(
-            out if writes else None, run_identity(cfg, data, weights), restart=restart)),
-            train_cfg.device)
+            out if writes else None, identity, restart=restart)), train_cfg.device)
         if writes:
             io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
+        pretrained = None
+        if source is not None and source.kind == "target":  # the target's own features
+            from sampletune.samplers import WeightedSampler, budget_samples
+            from sampletune.swift.transfer import target_probabilities
+
+            probs, pretrained = target_probabilities(cfg, data, source, out,
+                                                     progress=progress)
+            sampler = WeightedSampler(probs, budget_samples(n, budget), seed=cfg.seed)
         model = new_model(cfg, data)
         if cfg.method or cfg.noisy:
             result = method.train(model, data, train_cfg, run_dir=out, progress=progress)
@@ -85,6 +106,10 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
             result = train(model, data, sampler, train_cfg, selector=selector,
                            augment=augment, mixer=mixer, run_dir=out, progress=progress,
                            description=f"{cfg.sampler} {cfg.dataset}")
+        if source is not None:
+            result.final["swift_features"] = source.line()
+            if pretrained is not None:
+                result.final["pretrained"] = pretrained
         if writes:
             write_summary(out, cfg, result)
             if tensorboard:
@@ -130,7 +155,8 @@ def write_tensorboard(tb_dir: Path, history: list[dict]) -> Path:
 # when they differ from the value every earlier run had, so those directories resume.
 ADDED_SETTINGS = {"gamma": RUN_TRAIN.gamma, "final_lr": RUN_TRAIN.final_lr,
                   "eval_every": RUN_TRAIN.eval_every, "crop_sampling": False,
-                  "amp": RUN_TRAIN.amp, "compile": RUN_TRAIN.compile}
+                  "amp": RUN_TRAIN.amp, "compile": RUN_TRAIN.compile,
+                  "swift_features": "auto"}
 
 
 def config_identity(cfg: RunConfig) -> dict:
