@@ -66,7 +66,7 @@ def _search(run: RunConfig, out: Path) -> dict:
     done = out / "result.json"
     if done.exists():
         return read_json(done)
-    from sampletune.swift.pipeline import run_swift
+    from sampletune.experiments.swift_pipeline import run_swift
     from sampletune.swift.search import SearchConfig
 
     rep = run_swift(run.replace(out=str(out)), SearchConfig(), progress=False)

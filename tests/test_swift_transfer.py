@@ -11,6 +11,7 @@ from sampletune.cli import main
 from sampletune.errors import ConfigError
 from sampletune.experiments import RunConfig, run_train
 from sampletune.experiments.setup import load_data, new_model
+from sampletune.experiments.swift_transfer import feature_source, target_probabilities
 from sampletune.features import (
     TRAIN_LOSS,
     FeatureKey,
@@ -24,7 +25,6 @@ from sampletune.samplers.base import epoch_draws
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.params import SwiftParams
 from sampletune.swift.sampler_file import load_sampler, save_sampler
-from sampletune.swift.transfer import feature_source, target_probabilities
 from sampletune.train import train
 
 BASE = dict(dataset="digits", train_subset=400, epochs=2, lr=0.05, batch_size=64,
@@ -38,7 +38,7 @@ def sampler_file(tmp_path_factory):
     """A sampler of ``swift search`` with the mlp (``feature_arch`` mlp) on 360 noisy
     digits, its parameters set to a cut of the highest quarter of G (a search this short
     may keep uniform, which reads no feature)."""
-    from sampletune.swift.pipeline import run_swift
+    from sampletune.experiments.swift_pipeline import run_swift
     from sampletune.swift.search import SearchConfig
 
     out = tmp_path_factory.mktemp("search") / "ss"

@@ -22,7 +22,8 @@ from sampletune.train.config import TrainConfig, check_amp
 
 # labels `autosampling replay` records as the sampler of its runs (not buildable by name)
 REPLAY_SAMPLERS = ("autosampling-dynamic", "autosampling-static")
-# --swift-features: where a Swift sampler file takes its features (sampletune.swift.transfer)
+# --swift-features: where a Swift sampler file takes its features
+# (sampletune.experiments.swift_transfer)
 SWIFT_FEATURES = ("auto", "search", "target")
 DEVICES = "auto, cpu, cuda, cuda:N (an existing GPU), mps"
 

@@ -28,8 +28,8 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
     With ``cfg.crop_sampling`` the images are drawn uniformly and their crops by the Swift
     sampler file ``cfg.weights`` (:func:`sampletune.swift.crops.crop_sampling`). A Swift
     sampler file is applied to the features ``cfg.swift_features`` names
-    (:mod:`sampletune.swift.transfer`: with ``target`` the model is pre-trained uniformly
-    first, in ``OUT/pretrained``); ``final["swift_features"]`` says which, in one line.
+    (:mod:`sampletune.experiments.swift_transfer`: with ``target`` the model is pre-trained
+    uniformly first, in ``OUT/pretrained``); ``final["swift_features"]`` says which, in one line.
 
     With ``cfg.out`` the run directory holds ``config.yaml``, ``metrics.jsonl`` (one record
     per epoch), ``checkpoint.pt`` (resume by rerunning the same command), ``summary.json``
@@ -53,7 +53,7 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
     world = current_world()
     source = None  # which features a Swift sampler file is applied to (--swift-features)
     if cfg.sampler == "swift":
-        from sampletune.swift.transfer import feature_source
+        from sampletune.experiments.swift_transfer import feature_source
 
         source = feature_source(cfg, data, distributed=world.distributed)
     if cfg.method:
@@ -93,8 +93,8 @@ def run_train(cfg: RunConfig, progress: bool = True, restart: bool = False,
             io.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=True))
         pretrained = None
         if source is not None and source.kind == "target":  # the target's own features
+            from sampletune.experiments.swift_transfer import target_probabilities
             from sampletune.samplers import WeightedSampler, budget_samples
-            from sampletune.swift.transfer import target_probabilities
 
             probs, pretrained = target_probabilities(cfg, data, source, out,
                                                      progress=progress)

@@ -119,8 +119,8 @@ def pretrain_target(cfg, data: DataSplits, out: Path | None, *,
     (n,)}, the pre-training)``; with ``out`` it resumes in ``out/pretrained`` and the
     features are cached in ``out/features``."""
     from sampletune.experiments.setup import new_model
+    from sampletune.experiments.swift_pipeline import feature_key
     from sampletune.samplers import ShuffleSampler
-    from sampletune.swift.pipeline import feature_key
     from sampletune.train import train
 
     n = len(data.train)
