@@ -49,7 +49,8 @@ def run_dataset(name: str, seeds: list[int], args, out: Path) -> dict[str, list[
     model, other, batch = SETUPS[name]
     rows: dict[str, list[dict]] = {}
     for seed in seeds:
-        data = make_splits(load_dataset(name), seed=seed, noise=args.noise)
+        data = make_splits(load_dataset(name), seed=seed, noise=args.noise,
+                           val_fraction=args.val_fraction)
         cfg = TrainConfig(epochs=args.epochs, batch_size=batch, lr=args.lr, seed=seed)
         runs = {}
         for exploration in ("uniform", "random", "mixture"):
@@ -162,6 +163,8 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--noise", type=float, default=0.0)
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the training set held out to rank the workers")
     p.add_argument("--engine-workers", type=int, default=4)
     p.add_argument("--engine-epochs", type=int, default=4)
     p.add_argument("--no-ray", action="store_true", help="skip the engine comparison")
