@@ -168,7 +168,11 @@ def _cell(run: RunConfig, method: str, out: Path) -> dict:
                   "SS retrain": rep["swift"][rep["chosen"]["swift_model"]]["test_acc"],
                   "cost": rep["cost"]["pipeline"],
                   "search_cost": rep["search"]["cost_wall_trainings"],
-                  "noisy_mass": rep["diagnostics"]["samplers"]["retrained"].get("noisy_mass"),
+                  "refined": rep["chosen"].get("refined", False),
+                  "refine_swapped": rep.get("refine", {}).get("swapped"),
+                  "noisy_mass": (rep["refine"]["sampler"] if rep["chosen"].get("refined")
+                                 else rep["diagnostics"]["samplers"]["retrained"]
+                                 ).get("noisy_mass"),
                   "unit_seconds": rep["uniform"]["wall_time"]}
     else:
         data = load_data(run)

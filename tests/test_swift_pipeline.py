@@ -1,4 +1,5 @@
 import argparse
+import dataclasses
 import math
 
 import pytest
@@ -20,9 +21,12 @@ SEARCH = SearchConfig(rounds=3, finetune_epochs=1, agent="random")
 
 @pytest.mark.slow
 def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
+    # The refinement (step 6) has its own test below; here it is off.
+    search = dataclasses.replace(SEARCH, refine=False)
     run = RUN.replace(out=str(tmp_path / "run"))
-    report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    report = run_swift(run, search, search_cost=0.5, progress=False)
     out = tmp_path / "run"
+    assert report["refine"]["swapped"] is None and not (out / "refined").exists()
     for name in ("report.json", "report.md", "sampler.json", "model.pt", "fig1_plane.png",
                  "fig2b_loss_percentile.png", "fig3_search.png", "search/trials.jsonl"):
         assert (out / name).exists(), name
@@ -52,7 +56,7 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     assert chosen == {"name": kept, "uniform_model": kind, "swift_model": swift_kind,
                       "early_stop_wins": w, "early_stop_losses": lo,
                       "swift_early_stop_wins": sw, "swift_early_stop_losses": sl,
-                      "val_wins": b, "val_losses": c, **metrics}
+                      "val_wins": b, "val_losses": c, "refined": False, **metrics}
     # The reference samplers are the first trials, and the diagnostics report them.
     trials = load_trials(out / "search")  # the journal's finished records
     assert [t["origin"] for t in trials] == ["uniform", "drop-top-0.1", "drop-top-0.2"]
@@ -73,6 +77,7 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     model.load_state_dict(load_torch(out / "model.pt", "model"))
     assert evaluate(model, data.val)["acc"] == chosen["val_acc"]
     c = report["cost"]
+    assert c["refine"] == 0.0
     assert c["pipeline"] == pytest.approx(1 + c["features"] + c["search"] + c["retrain"])
     assert s["finetune_budget"] == pytest.approx(0.5 * 3 / 3)
     assert s["cost_epoch_trainings"] == pytest.approx(0.5)
@@ -96,7 +101,7 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     assert "crop_sampling: the sampler uses ['train_loss']" in capsys.readouterr().err
 
     # Rerunning resumes every step and reproduces the report.
-    again = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    again = run_swift(run, search, search_cost=0.5, progress=False)
     assert again["swift"] == report["swift"] and again["search"]["best_params"] == \
         s["best_params"]
     with pytest.raises(ConfigError, match="holds another experiment .differs in: search"):
@@ -146,8 +151,6 @@ def test_demo_prints_uniform_early_stopping_cleanlab_and_swift(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_without_references_the_pick_is_retrained_and_guarded(tmp_path):
-    import dataclasses
-
     from sampletune.experiments.setup import load_data, new_model
     from sampletune.io import load_torch
     from sampletune.train import evaluate
@@ -196,3 +199,74 @@ def test_when_the_search_falls_back_the_estimated_cut_is_retrained_and_guarded(t
     model.load_state_dict(load_torch(tmp_path / "run" / "model.pt", "model"))
     assert evaluate(model, data.val)["acc"] == chosen["val_acc"]
     assert "estimated noisy share" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, monkeypatch):
+    from sampletune.experiments import swift_pipeline as pipeline
+    from sampletune.experiments.setup import load_data, new_model
+    from sampletune.io import load_torch
+    from sampletune.swift.family import SwiftFamily
+    from sampletune.swift.reference import estimated_cut, rescored_cut
+    from sampletune.train import evaluate
+
+    # The search picks a cut and validation keeps its Swift model (forced), and any change
+    # of the cut is worth a retrain.
+    monkeypatch.setattr(pipeline, "simplest_clear_winner",
+                        lambda trials, rec, n_val: next(t for t in trials
+                                                        if t["origin"] == "drop-top-0.2"))
+    monkeypatch.setattr(pipeline, "paired_comparison",
+                        lambda *a, **k: {"wins": 1, "losses": 0, "keep": True})
+    monkeypatch.setattr(pipeline, "MIN_SWAPPED", 0.0)
+    run = RUN.replace(out=str(tmp_path / "run"))
+    out = tmp_path / "run"
+    report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    r, chosen = report["refine"], report["chosen"]
+    assert r["retrained"] and (out / "refined" / "checkpoint.pt").exists()
+    # The swapped share is the one of the two cuts at the estimated noisy share.
+    data = load_data(run)
+    w_feats = load_features(load_sampler(out / "sampler.json").feature_file) if r["kept"] \
+        else None
+    (feature_file,) = (out / "features").glob("*.npz")
+    (refined_file,) = (out / "features" / "refined").glob("*.npz")
+    family = SwiftFamily(load_features(feature_file), SEARCH.features, SEARCH.transform)
+    rfamily = SwiftFamily(load_features(refined_file), ("loss",), SEARCH.transform)
+    share, _ = estimated_cut(family, SEARCH.segments, run.seed)
+    assert report["search"]["estimated_noisy_share"] == share
+    params, swapped = rescored_cut(family, rfamily, share, SEARCH.segments)
+    assert r["swapped"] == swapped and r["params"] == params.to_dict()
+    # Kept only if it clearly beats the Swift model on validation.
+    w, lo = r["val_wins"], r["val_losses"]
+    assert r["kept"] == (w - lo > math.sqrt(w + lo)) == chosen["refined"]
+    kept_metrics = (r["metrics"] if r["kept"] else report["swift"])[
+        r["model"] if r["kept"] else chosen["swift_model"]]
+    assert {k: chosen[k] for k in kept_metrics} == kept_metrics
+    model = new_model(run, data)
+    model.load_state_dict(load_torch(out / "model.pt", "model"))
+    assert evaluate(model, data.val)["acc"] == chosen["val_acc"]
+    spec = load_sampler(out / "sampler.json")
+    if r["kept"]:  # the sampler file names the re-scored features and the Swift model
+        assert spec.feature_file == str(refined_file.resolve()) and spec.features == ("loss",)
+        assert torch.equal(spec.probabilities(), rfamily.probabilities(params))
+        swift_model = new_model(run, data)
+        swift_model.load_state_dict(load_torch(spec.feature_model, "weights"))
+        assert torch.equal(compute_features(swift_model, data.train.x, data.train.y,
+                                            progress=False)["loss"], w_feats["loss"])
+    else:
+        assert spec.feature_file == str(feature_file.resolve())
+    c = report["cost"]
+    assert c["refine"] > 0 and c["pipeline"] == pytest.approx(
+        1 + c["features"] + c["search"] + c["retrain"] + c["refine"])
+    assert "Refinement: on the Swift model's losses" in (out / "report.md").read_text()
+    # Rerunning resumes and reproduces it.
+    again = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    assert {k: v for k, v in again["refine"].items() if k != "wall_time"} == \
+        {k: v for k, v in r.items() if k != "wall_time"} and again["chosen"] == chosen
+
+    # Where the two cuts disagree on fewer than MIN_SWAPPED of the examples: no retrain.
+    monkeypatch.setattr(pipeline, "MIN_SWAPPED", 1.01)
+    run = RUN.replace(out=str(tmp_path / "agree"))
+    report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    assert report["refine"]["swapped"] == swapped and not report["refine"]["retrained"]
+    assert not (tmp_path / "agree" / "refined").exists() and not report["chosen"]["refined"]
+    assert "not retrained" in (tmp_path / "agree" / "report.md").read_text()

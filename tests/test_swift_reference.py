@@ -162,3 +162,28 @@ def test_the_estimated_cut_drops_the_high_loss_mode():
     assert (q < MIN_ESTIMATED_SHARE) == (cut is None)
     assert estimated_cut(SwiftFamily(f, names=("renormed_entropy",)), segments=4) == (0.0, None)
     assert estimated_cut(SwiftFamily(f), segments=2) == (0.0, None)
+
+
+def test_the_rescored_cut_drops_the_top_q_of_the_new_losses_and_counts_the_moved_examples():
+    from sampletune.swift.reference import rescored_cut
+
+    g = torch.Generator().manual_seed(0)
+    f = _features(1000)
+    f["loss"] = torch.rand(1000, generator=g, dtype=torch.float64)
+    family = SwiftFamily(f)
+    # The same losses: the cut moves nothing.
+    params, swapped = rescored_cut(family, SwiftFamily(f, names=("loss",)), 0.3, 4)
+    assert swapped == 0.0
+    # New losses that move 50 of the dropped examples into the kept 70% and 50 kept ones out.
+    new = dict(f, loss=f["loss"].clone())
+    order = f["loss"].argsort()
+    top, low = order[-50:], order[:50]
+    new["loss"][top], new["loss"][low] = f["loss"][low], f["loss"][top]
+    rescored = SwiftFamily(new, names=("loss",))
+    params, swapped = rescored_cut(family, rescored, 0.3, 4)
+    assert swapped == pytest.approx(100 / 1000)
+    kept = rescored.probabilities(params) > 0
+    assert int(kept.sum()) == 700 and not kept[low].any() and kept[top].all()
+    with pytest.raises(ConfigError, match="999 re-scored examples for 1000"):
+        rescored_cut(family, SwiftFamily({k: v[:999] for k, v in new.items()}, names=("loss",)),
+                     0.3, 4)

@@ -62,6 +62,9 @@ SEARCH_HELP = {  # flags of SearchConfig's fields: what its comments do not say
     "finetune_lr_scale": {"help": "fine-tune LR as a multiple of --lr"},
     "references": {"help": "start the search from the reference samplers (uniform, drop "
                    "the top 10..50% by loss)"},
+    "refine": {"help": "where the kept Swift model's losses move the cut at the estimated "
+               "noisy share by >= 2%% of the examples, retrain that cut (kept if it clearly "
+               "wins on validation)"},
     "agent_options": {"help": "keywords of the agent, e.g. '{n_init: 5}' for bo"},
     "parallel_trials": {"metavar": "Q", "help": "trials in flight at a time (1: the "
                         "sequential search)"},
@@ -95,7 +98,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     u, ss, kept = report["uniform"], report["swift"], report["chosen"]
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
           f"{u['test_acc']:.4f}, early stopped {u['early_stopped']['test_acc']:.4f}, swift "
-          f"sampler {ss[kept['swift_model']]['test_acc']:.4f}; kept {kept['name']}, "
+          f"sampler {ss[kept['swift_model']]['test_acc']:.4f}; kept {kept['name']}"
+          f"{' (refined cut)' if kept.get('refined') else ''}, "
           f"{kept[kept['name'] + '_model'].replace('_', ' ')} ({kept['test_acc']:.4f}); "
           f"pipeline {report['cost']['pipeline']:.1f}x one training "
           f"(search {report['search']['cost_wall_trainings']:.1f}x)  ->  {run.out}/report.md, "

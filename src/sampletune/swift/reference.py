@@ -10,6 +10,10 @@ it, else ``loss`` (:func:`loss_feature`).
 :func:`estimated_cut` sets ``q`` from the data: the share of examples a two-component
 mixture on the loss feature calls noisy (DivideMix's estimate), the cut the pipeline
 retrains when the fine-tunes cannot see any sampler beat uniform.
+
+:func:`rescored_cut` moves that cut onto the losses of a better model (the Swift model the
+pipeline kept): where the two cuts disagree on enough examples, the pipeline retrains the
+new one (its refinement step).
 """
 
 from __future__ import annotations
@@ -88,3 +92,23 @@ def estimated_cut(family: SwiftFamily, segments: int, seed: int = 0
     if q < MIN_ESTIMATED_SHARE:
         return q, None
     return q, drop_top_loss_params(family, q, segments)
+
+
+# Below this share of the training set changing sides, the re-scored cut is not retrained:
+# the Swift model then agrees with w_share on what to drop. Set on the tuning sets at 40%
+# noise (benchmarks/results/refined_cut.md): 0.5-1.9% on digits, where retraining the
+# re-scored cut changed nothing; 2.9-4.2% on MNIST-1D, where it gained 3.9 points.
+MIN_SWAPPED = 0.02
+
+
+def rescored_cut(family: SwiftFamily, rescored: SwiftFamily, q: float, segments: int
+                 ) -> tuple[SwiftParams, float]:
+    """``(params, swapped)``: "drop the top q" on ``rescored``'s loss feature (the same
+    training examples, features from another model), and the share of the training set that
+    one of it and the same cut on ``family`` keeps and the other drops."""
+    check(rescored.n == family.n, "features", f"{rescored.n} re-scored examples for "
+          f"{family.n} training examples", str(family.n))
+    new = drop_top_loss_params(rescored, q, segments)
+    old = drop_top_loss_params(family, q, segments)
+    swapped = (family.tau(old) > 0) != (rescored.tau(new) > 0)
+    return new, float(swapped.double().mean())

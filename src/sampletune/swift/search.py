@@ -77,6 +77,7 @@ class SearchConfig:
     finetune_budget: float = 1.0
     finetune_lr_scale: float = 1.0
     references: bool = True  # the reference samplers are the first trials (reference.py)
+    refine: bool = True  # retrain the cut on the kept Swift model's losses (reference.py)
     seed: int = 0
     agent_options: dict = field(default_factory=dict)
     parallel_trials: int = 1  # q
@@ -103,12 +104,14 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         """The settings as JSON (the search's identity). ``parallel_trials`` only when it is
-        not 1: a sequential search's trials are those of earlier versions, whose run
-        directories then resume."""
+        not 1 and ``refine`` only when it is off: a sequential search's trials are those of
+        earlier versions, whose run directories then resume (and gain the refinement)."""
         d = asdict(self)
         d["features"] = list(self.features)
         if self.parallel_trials == 1:
             del d["parallel_trials"]
+        if self.refine:
+            del d["refine"]
         return d
 
 
