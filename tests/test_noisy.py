@@ -83,6 +83,19 @@ def test_noise_rate_estimate_finds_the_high_loss_share():
     assert estimate_noise_rate(torch.ones(10)) == 0.0
 
 
+def test_the_noise_mixture_counts_the_examples_it_cannot_decide():
+    from sampletune.noisy.estimate import NoiseMixture, noise_mixture
+
+    g = torch.Generator().manual_seed(0)
+    clean = 0.2 + 0.05 * torch.randn(700, generator=g)
+    apart = noise_mixture(torch.cat([clean, 2.0 + 0.3 * torch.randn(300, generator=g)]))
+    assert apart.rate == pytest.approx(0.3, abs=0.01) and apart.ambiguous < 0.01
+    # Overlapping modes: many examples lie where neither component is sure.
+    close = noise_mixture(torch.cat([clean, 0.35 + 0.1 * torch.randn(300, generator=g)]))
+    assert close.ambiguous > 0.15
+    assert noise_mixture(torch.ones(10)) == NoiseMixture(0.0, 0.0)
+
+
 def test_small_loss_known_backpropagates_fewer_noisy_examples(tiny_data):
     cfg = CFG.replace(epochs=8)
     uniform = build_noisy("uniform", tiny_data, cfg)

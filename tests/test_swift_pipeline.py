@@ -26,7 +26,7 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     run = RUN.replace(out=str(tmp_path / "run"))
     report = run_swift(run, search, search_cost=0.5, progress=False)
     out = tmp_path / "run"
-    assert report["refine"]["swapped"] is None and not (out / "refined").exists()
+    assert report["refine"]["ambiguous"] is None and not (out / "refined").exists()
     for name in ("report.json", "report.md", "sampler.json", "model.pt", "fig1_plane.png",
                  "fig2b_loss_percentile.png", "fig3_search.png", "search/trials.jsonl"):
         assert (out / name).exists(), name
@@ -207,17 +207,17 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     from sampletune.experiments.setup import load_data, new_model
     from sampletune.io import load_torch
     from sampletune.swift.family import SwiftFamily
-    from sampletune.swift.reference import estimated_cut, rescored_cut
+    from sampletune.swift.reference import estimated_cut, loss_mixture, rescored_cut
     from sampletune.train import evaluate
 
-    # The search picks a cut and validation keeps its Swift model (forced), and any change
-    # of the cut is worth a retrain.
+    # The search picks a cut and validation keeps its Swift model (forced), and the loss
+    # mixture is always uncertain enough to re-score the cut.
     monkeypatch.setattr(pipeline, "simplest_clear_winner",
                         lambda trials, rec, n_val: next(t for t in trials
                                                         if t["origin"] == "drop-top-0.2"))
     monkeypatch.setattr(pipeline, "paired_comparison",
                         lambda *a, **k: {"wins": 1, "losses": 0, "keep": True})
-    monkeypatch.setattr(pipeline, "MIN_SWAPPED", 0.0)
+    monkeypatch.setattr(pipeline, "MIN_AMBIGUOUS", 0.0)
     run = RUN.replace(out=str(tmp_path / "run"))
     out = tmp_path / "run"
     report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
@@ -233,6 +233,7 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     rfamily = SwiftFamily(load_features(refined_file), ("loss",), SEARCH.transform)
     share, _ = estimated_cut(family, SEARCH.segments, run.seed)
     assert report["search"]["estimated_noisy_share"] == share
+    assert r["ambiguous"] == loss_mixture(family, run.seed).ambiguous
     params, swapped = rescored_cut(family, rfamily, share, SEARCH.segments)
     assert r["swapped"] == swapped and r["params"] == params.to_dict()
     # Kept only if it clearly beats the Swift model on validation.
@@ -257,16 +258,18 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     c = report["cost"]
     assert c["refine"] > 0 and c["pipeline"] == pytest.approx(
         1 + c["features"] + c["search"] + c["retrain"] + c["refine"])
-    assert "Refinement: on the Swift model's losses" in (out / "report.md").read_text()
+    assert "re-scored by the Swift model the cut" in (out / "report.md").read_text()
     # Rerunning resumes and reproduces it.
     again = run_swift(run, SEARCH, search_cost=0.5, progress=False)
     assert {k: v for k, v in again["refine"].items() if k != "wall_time"} == \
         {k: v for k, v in r.items() if k != "wall_time"} and again["chosen"] == chosen
 
-    # Where the two cuts disagree on fewer than MIN_SWAPPED of the examples: no retrain.
-    monkeypatch.setattr(pipeline, "MIN_SWAPPED", 1.01)
+    # Where the mixture decides nearly every example: no re-scoring, no retrain.
+    monkeypatch.setattr(pipeline, "MIN_AMBIGUOUS", 1.01)
     run = RUN.replace(out=str(tmp_path / "agree"))
     report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
-    assert report["refine"]["swapped"] == swapped and not report["refine"]["retrained"]
-    assert not (tmp_path / "agree" / "refined").exists() and not report["chosen"]["refined"]
-    assert "not retrained" in (tmp_path / "agree" / "report.md").read_text()
+    assert report["refine"]["ambiguous"] == r["ambiguous"] and report["refine"]["swapped"] is None
+    assert not report["refine"]["retrained"] and not report["chosen"]["refined"]
+    assert not (tmp_path / "agree" / "refined").exists()
+    assert not (tmp_path / "agree" / "features" / "refined").exists()
+    assert "the cut was not re-scored" in (tmp_path / "agree" / "report.md").read_text()

@@ -26,15 +26,15 @@
    Swift model unless validation prefers the uniform one (paired comparisons; the
    estimated cut, which the search did not back, must clearly beat it; never test), so the
    pipeline is not worse than the cheap baselines it trained.
-6. The refinement (``search.refine``), when the Swift model is kept: the features again,
-   from the Swift model's best-validation epoch (``features/refined/``), which trained on
-   cleaner labels than ``w_share``. Where "drop the top q" at the estimated noisy share
-   ``q`` on its losses and on ``w_share``'s disagree on at least ``MIN_SWAPPED`` of the
-   examples (:func:`~sampletune.swift.reference.rescored_cut`), that cut is retrained from
-   scratch (``refined/``) and kept if it clearly beats the kept model on validation; the
-   sampler file then names the re-scored features and the Swift model's weights. On noisy
-   MNIST-1D, whose w_share separates the noise less well (AUROC 0.95), it gains 3.9 points
-   (``benchmarks/results/refined_cut.md``).
+6. The refinement (``search.refine``), when the Swift model is kept and the mixture on
+   w_share's loss leaves at least ``MIN_AMBIGUOUS`` of the examples undecided (w_share's
+   losses separate the noise poorly): the features again, from the Swift model's
+   best-validation epoch (``features/refined/``), which trained on cleaner labels than
+   w_share; "drop the top q" at the estimated noisy share ``q`` on its losses
+   (:func:`~sampletune.swift.reference.rescored_cut`) is retrained from scratch
+   (``refined/``) and kept if it clearly beats the kept model on validation; the sampler
+   file then names the re-scored features and the Swift model's weights. On noisy MNIST-1D
+   (loss AUROC 0.95) it gains 3.9 points (``benchmarks/results/refined_cut.md``).
 7. ``report.json`` / ``report.md`` (test accuracy of each, the whole pipeline's cost and
    the search's, diagnostics) and Figs. 1, 2b, 3.
 
@@ -78,9 +78,10 @@ from sampletune.swift.guard import (
 )
 from sampletune.swift.params import SwiftParams
 from sampletune.swift.reference import (
-    MIN_SWAPPED,
+    MIN_AMBIGUOUS,
     estimated_cut,
     loss_feature,
+    loss_mixture,
     reference_params,
     rescored_cut,
 )
@@ -197,13 +198,15 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
                        run.model)
     probs = final_probs = family.probabilities(best)
 
-    refine = {"swapped": None, "retrained": False, "kept": False, "model": None,
-              "wall_time": 0.0, "val_wins": 0, "val_losses": 0}
+    refine = {"ambiguous": None, "swapped": None, "retrained": False, "kept": False,
+              "model": None, "wall_time": 0.0, "val_wins": 0, "val_losses": 0}
     refined = None
     if guard["keep"] and search.refine and search.references:
         share, cut = estimated_cut(family, search.segments, run.seed)
+        mixture = loss_mixture(family, run.seed)
         estimate["share"] = share
-        if cut is not None:
+        refine["ambiguous"] = None if mixture is None else mixture.ambiguous
+        if cut is not None and mixture.ambiguous >= MIN_AMBIGUOUS:
             start = time.perf_counter()
             rfamily, rpath = _rescore(run, data, tcfg, search, swift.best_model(), out,
                                       progress)
@@ -211,22 +214,20 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
             if noisy is not None:
                 refine["loss_auroc"] = feature_auroc(rfamily.reference, noisy)["loss"]
             refine["wall_time"] = time.perf_counter() - start
-            if refine["swapped"] >= MIN_SWAPPED:
-                refined = _retrain(run, data, tcfg, rfamily.probabilities(rparams), out,
-                                   progress, "refined")
-                r_model, r_kind, _ = _end_model(refined, data.val, tcfg.device)
-                r_guard = clearly_better(r_model, kept_model, data.val, tcfg.device)
-                refine.update(retrained=True, kept=r_guard["keep"], model=r_kind,
-                              val_wins=r_guard["wins"], val_losses=r_guard["losses"],
-                              wall_time=refine["wall_time"] + refined.final["wall_time"])
-                refine["params"] = rparams.to_dict()
-                refine["sampler"] = sampler_diagnostics(rfamily.probabilities(rparams), noisy)
-                if r_guard["keep"]:
-                    kept_model, kept_metrics = r_model, _metrics(refined)[r_kind]
-                    final_probs = rfamily.probabilities(rparams)
-                    spec = SamplerSpec(rparams, rfamily.names, search.transform, str(rpath),
-                                       n, None, search.grad_feature, data.train.fingerprint(),
-                                       str(rpath.with_suffix(".model.pt")), run.model)
+            refined = _retrain(run, data, tcfg, rfamily.probabilities(rparams), out,
+                               progress, "refined")
+            r_model, r_kind, _ = _end_model(refined, data.val, tcfg.device)
+            r_guard = clearly_better(r_model, kept_model, data.val, tcfg.device)
+            rprobs = rfamily.probabilities(rparams)
+            refine.update(retrained=True, kept=r_guard["keep"], model=r_kind,
+                          val_wins=r_guard["wins"], val_losses=r_guard["losses"],
+                          wall_time=refine["wall_time"] + refined.final["wall_time"],
+                          params=rparams.to_dict(), sampler=sampler_diagnostics(rprobs, noisy))
+            if r_guard["keep"]:
+                kept_model, kept_metrics, final_probs = r_model, _metrics(refined)[r_kind], rprobs
+                spec = SamplerSpec(rparams, rfamily.names, search.transform, str(rpath),
+                                   n, None, search.grad_feature, data.train.fingerprint(),
+                                   str(rpath.with_suffix(".model.pt")), run.model)
     if writes:
         save_sampler(out / "sampler.json", spec)
         io.save_torch(out / "model.pt", kept_model.state_dict())
@@ -404,16 +405,18 @@ def _search_outcome(s: dict) -> str:
 
 def _refine_lines(r: dict | None) -> list[str]:
     """What the refinement (step 6) did, as report lines."""
-    if not r or r["swapped"] is None:
+    if not r or r.get("ambiguous") is None:
         return []
-    text = (f"Refinement: on the Swift model's losses the cut at the estimated noisy share "
-            f"moves {100 * r['swapped']:.1f}% of the examples")
+    text = (f"Refinement: the mixture on w_share's loss leaves {100 * r['ambiguous']:.1f}% of "
+            "the examples undecided")
     if not r["retrained"]:
-        return [text + f" (under {100 * MIN_SWAPPED:g}%: not retrained)."]
+        return [text + f" (under {100 * MIN_AMBIGUOUS:g}%): the cut was not re-scored."]
     m = r["metrics"][r["model"]]
-    return [text + f"; retrained from scratch ({r['model'].replace('_', ' ')}: test acc "
-            f"{m['test_acc']:.4f}, val acc {m['val_acc']:.4f}), "
-            + ("kept: it clearly beat the Swift model on validation." if r["kept"] else
+    return [text + f"; re-scored by the Swift model the cut at the estimated noisy share moves "
+            f"{100 * r['swapped']:.1f}% of the examples and was retrained from scratch "
+            f"({r['model'].replace('_', ' ')}: test acc {m['test_acc']:.4f}, val acc "
+            f"{m['val_acc']:.4f}); "
+            + ("kept: it clearly beat the kept model on validation." if r["kept"] else
                f"not kept (validation {r['val_wins']} wins, {r['val_losses']} losses).")]
 
 

@@ -10,25 +10,48 @@ estimate is the fraction of such examples, clipped to ``[0, max_rate]``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 
-def estimate_noise_rate(losses: Tensor, *, seed: int = 0, max_rate: float = 0.9) -> float:
-    """Fraction of examples a 2-component GMM on normalised ``losses`` puts in the
-    high-loss component (posterior > 0.5); 0 when all losses are equal."""
+@dataclass(frozen=True)
+class NoiseMixture:
+    """The two-component mixture's view of a loss vector: ``rate``, the share of examples
+    whose high-loss posterior exceeds 0.5 (clipped to ``[0, max_rate]``), and ``ambiguous``,
+    the share whose posterior lies in ``(AMBIGUOUS_LOW, 1 - AMBIGUOUS_LOW)``: examples the
+    mixture cannot call clean or noisy, many where the losses separate noise poorly."""
+
+    rate: float
+    ambiguous: float
+
+
+AMBIGUOUS_LOW = 0.1
+
+
+def noise_mixture(losses: Tensor, *, seed: int = 0, max_rate: float = 0.9) -> NoiseMixture:
+    """DivideMix's two-component GMM on min-max normalised ``losses`` ``(N,)`` (non-finite
+    values left out); ``NoiseMixture(0, 0)`` when all losses are equal."""
     loss = losses.detach().to("cpu", torch.float64).numpy()
     loss = loss[np.isfinite(loss)]
     if loss.size < 2 or float(loss.max() - loss.min()) <= 0:
-        return 0.0
+        return NoiseMixture(0.0, 0.0)
     from sklearn.mixture import GaussianMixture
 
     z = ((loss - loss.min()) / (loss.max() - loss.min()))[:, None]
     gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed).fit(z)
-    noisy = int(np.argmax(gmm.means_[:, 0]))
-    rate = float((gmm.predict_proba(z)[:, noisy] > 0.5).mean())
-    return min(max(rate, 0.0), max_rate)
+    posterior = gmm.predict_proba(z)[:, int(np.argmax(gmm.means_[:, 0]))]
+    rate = float((posterior > 0.5).mean())
+    ambiguous = float(((posterior > AMBIGUOUS_LOW) & (posterior < 1 - AMBIGUOUS_LOW)).mean())
+    return NoiseMixture(min(max(rate, 0.0), max_rate), ambiguous)
+
+
+def estimate_noise_rate(losses: Tensor, *, seed: int = 0, max_rate: float = 0.9) -> float:
+    """Fraction of examples a 2-component GMM on normalised ``losses`` puts in the
+    high-loss component (posterior > 0.5); 0 when all losses are equal."""
+    return noise_mixture(losses, seed=seed, max_rate=max_rate).rate
 
 
 class LossMaskSelector:

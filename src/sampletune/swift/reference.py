@@ -12,8 +12,8 @@ mixture on the loss feature calls noisy (DivideMix's estimate), the cut the pipe
 retrains when the fine-tunes cannot see any sampler beat uniform.
 
 :func:`rescored_cut` moves that cut onto the losses of a better model (the Swift model the
-pipeline kept): where the two cuts disagree on enough examples, the pipeline retrains the
-new one (its refinement step).
+pipeline kept); where w_share's mixture leaves many examples undecided
+(:data:`MIN_AMBIGUOUS`), the pipeline retrains the new cut (its refinement step).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from sampletune.errors import check
-from sampletune.noisy import estimate_noise_rate
+from sampletune.noisy.estimate import NoiseMixture, noise_mixture
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.params import SwiftParams
 from sampletune.train.distributed import current_world
@@ -78,6 +78,17 @@ def reference_params(family: SwiftFamily, segments: int,
 MIN_ESTIMATED_SHARE = 0.05
 
 
+def loss_mixture(family: SwiftFamily, seed: int = 0) -> NoiseMixture | None:
+    """The two-component mixture on ``family``'s loss feature
+    (:func:`~sampletune.noisy.estimate.noise_mixture`), ``None`` without one; in a
+    distributed job, rank 0's."""
+    score = loss_feature(family.names)
+    if score is None:
+        return None
+    mixture = noise_mixture(family.reference[score], seed=seed)
+    return NoiseMixture(*current_world().decide(mixture.rate, mixture.ambiguous))
+
+
 def estimated_cut(family: SwiftFamily, segments: int, seed: int = 0
                   ) -> tuple[float, SwiftParams | None]:
     """``(q, params)``: the estimated noisy share ``q`` of the training set
@@ -85,20 +96,22 @@ def estimated_cut(family: SwiftFamily, segments: int, seed: int = 0
     q" (:func:`drop_top_loss_params`), or ``params = None`` where there is no loss feature,
     fewer than 3 segments, or ``q < MIN_ESTIMATED_SHARE``. In a distributed job ``q`` is rank
     0's estimate."""
-    score = loss_feature(family.names)
-    if score is None or segments < 3:
+    mixture = loss_mixture(family, seed)
+    if mixture is None or segments < 3:
         return 0.0, None
-    q, = current_world().decide(estimate_noise_rate(family.reference[score], seed=seed))
+    q = mixture.rate
     if q < MIN_ESTIMATED_SHARE:
         return q, None
     return q, drop_top_loss_params(family, q, segments)
 
 
-# Below this share of the training set changing sides, the re-scored cut is not retrained:
-# the Swift model then agrees with w_share on what to drop. Set on the tuning sets at 40%
-# noise (benchmarks/results/refined_cut.md): 0.5-1.9% on digits, where retraining the
-# re-scored cut changed nothing; 2.9-4.2% on MNIST-1D, where it gained 3.9 points.
-MIN_SWAPPED = 0.02
+# From this share of examples that w_share's loss mixture leaves undecided (posterior of
+# the noisy component in (0.1, 0.9)), the pipeline re-scores its cut with the Swift model:
+# w_share's losses then separate the noise poorly. Set on the tuning sets at 40% noise
+# (benchmarks/results/refined_cut.md): 0.04-0.05 on digits, where the re-scored cut retrains
+# no better; 0.29-0.51 on MNIST-1D, where it gains 3.9 points. The seen sets at 20-40% noise
+# lie at 0.02-0.09 (breast cancer's 409 rows: up to 0.52).
+MIN_AMBIGUOUS = 0.15
 
 
 def rescored_cut(family: SwiftFamily, rescored: SwiftFamily, q: float, segments: int
