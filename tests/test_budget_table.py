@@ -151,3 +151,21 @@ def test_bad_budget_table_settings_are_one_line(tmp_path, capsys, content, messa
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert re.match(r"sampletune: error: " + message, err), err
+
+
+def test_a_cell_that_ends_at_the_majority_label_is_marked_collapsed(tmp_path):
+    from sampletune.budget.table import collapsed
+
+    spec = GridSpec(dataset=("tiny-image",), budgets=(0.5,), methods=("unif-sgd",),
+                    lr_schedules=("linear",), seeds=(0, 1), epochs=2, batch_size=32)
+    records = run_grid(spec, tmp_path, progress=False)
+    cell = next(r for r in records if r["method"] == "unif-sgd")
+    assert 0 < cell["majority_acc"] < 1 and not any(collapsed(r) for r in records)
+    # One seed's model predicting the majority label: flagged in the row and the table.
+    broken = [dict(r, train_acc=r["majority_acc"], test_acc=0.1)
+              if r["method"] == "unif-sgd" and r["seed"] == 1 else r for r in records]
+    row = next(r for r in aggregate(broken) if r["method"] == "unif-sgd")
+    assert row["collapsed"] == 1
+    md, table_csv = write_report(broken, tmp_path / "report")
+    assert "collapsed in 1/2" in md and ",collapsed," in table_csv.splitlines()[0]
+    assert not collapsed({"train_acc": 0.1})  # cells recorded before majority_acc was kept

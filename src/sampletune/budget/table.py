@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from sampletune import io, rundir
 from sampletune.augment import AUGMENT_NAMES, build_augment
 from sampletune.budget.measures import mean_std, speedup
@@ -149,9 +151,11 @@ def run_cell(cell: dict, spec: GridSpec, data_cache: dict) -> dict:
                           warmup_epochs=spec.warmup_epochs, model_fn=model_fn)
     result = method.train(model_fn(), data, cfg, progress=False)
     f = result.final
+    labels = data.train.y.cpu()
     return {**cell, "key": cell_key(cell), "data": data.train.fingerprint(),
             "test_acc": f["test_acc"], "val_acc": f["val_acc"],
             "train_acc": evaluate(result.model, data.train, spec.device)["acc"],
+            "majority_acc": float(torch.bincount(labels).max()) / len(labels),
             "wall_time": f["wall_time"], "steps": f["steps"], "used_budget": f["used_budget"],
             "entropy": f["entropy"], "entropy_normalized": f["entropy_normalized"],
             **{k: f[k] for k in ("sb_effective_budget", "sb_extra_forward") if k in f}}
@@ -192,7 +196,8 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
                 io.append_jsonl(path, record)
                 done[record["key"]] = record
                 bar.advance(f"{cell['method']} B={cell['budget']:g} "
-                            f"acc {record['test_acc']:.3f}")
+                            f"acc {record['test_acc']:.3f}"
+                            + (" (collapsed)" if collapsed(record) else ""))
         return [done[cell_key(c)] for c in cells]
 
 
@@ -200,6 +205,19 @@ _MEASURES = ("test_acc", "val_acc", "wall_time", "used_budget", "entropy", "entr
 
 
 # ---- aggregation and tables ---------------------------------------------------------------
+# A cell whose model fits its own training split no better than predicting the most common
+# label, plus this margin, has collapsed (e.g. OSGD at B = 0.5 with a linear LR ends at
+# chance without a NaN: benchmarks/results/budgeted.md); the tables say so.
+COLLAPSE_MARGIN = 0.02
+
+
+def collapsed(record: dict) -> bool:
+    """Whether a cell's model ended no better than the majority label on its training
+    split (cells recorded before ``majority_acc`` was kept: never)."""
+    return "majority_acc" in record and "train_acc" in record and \
+        record["train_acc"] <= record["majority_acc"] + COLLAPSE_MARGIN
+
+
 def aggregate(records: Iterable[dict]) -> list[dict]:
     """One row per (dataset, augment, lr_schedule, method, budget): mean/std over seeds of
     test accuracy (%), wall time, speed-up vs the full training of the same section,
@@ -218,7 +236,8 @@ def aggregate(records: Iterable[dict]) -> list[dict]:
                "time_mean": t_m, "speedup": speedup(t_m, full_time.get((ds, aug, sched), 0.0)),
                "entropy": mean_std([r["entropy"] for r in rs])[0],
                "entropy_normalized": mean_std([r["entropy_normalized"] for r in rs])[0],
-               "used_budget": mean_std([r["used_budget"] for r in rs])[0]}
+               "used_budget": mean_std([r["used_budget"] for r in rs])[0],
+               "collapsed": sum(collapsed(r) for r in rs)}
         if all("train_acc" in r for r in rs):  # cells recorded before it was measured lack it
             row["train_acc"] = mean_std([100 * r["train_acc"] for r in rs])[0]
         if "sb_effective_budget" in rs[0]:
@@ -230,13 +249,17 @@ def aggregate(records: Iterable[dict]) -> list[dict]:
 def _fmt(row: dict | None) -> str:
     if row is None:
         return "-"
-    return f"{row['acc_mean']:.2f} ± {row['acc_std']:.2f}"
+    text = f"{row['acc_mean']:.2f} ± {row['acc_std']:.2f}"
+    if row.get("collapsed"):
+        text += f", collapsed in {row['collapsed']}/{row['seeds']}"
+    return text
 
 
 def markdown_tables(rows: Sequence[dict]) -> str:
     """Per data set, a table shaped like Tables 2/3: sections per (augmentation, LR
     schedule), each opening with the full-training SGD (B = 1) row, then one row per method
-    with ``mean ± std`` test accuracy (%) per budget. SB's row notes its effective budget
+    with ``mean ± std`` test accuracy (%) per budget, and how many seeds collapsed
+    (:func:`collapsed`) where any did. SB's row notes its effective budget
     (its extra forward passes counted at 1/3 of a step, section 3)."""
     out = []
     by = {(r["dataset"], r["augment"], r["lr_schedule"], r["method"], r["budget"]): r
@@ -272,8 +295,8 @@ def markdown_tables(rows: Sequence[dict]) -> str:
 def csv_table(rows: Sequence[dict]) -> str:
     """Aggregated rows as CSV, one line per data set, augmentation, schedule, method, budget."""
     cols = ["dataset", "augment", "lr_schedule", "method", "budget", "seeds", "acc_mean",
-            "acc_std", "train_acc", "time_mean", "speedup", "entropy", "entropy_normalized",
-            "used_budget", "sb_effective_budget"]
+            "acc_std", "collapsed", "train_acc", "time_mean", "speedup", "entropy",
+            "entropy_normalized", "used_budget", "sb_effective_budget"]
     buf = _strio.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
