@@ -273,3 +273,17 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     assert not (tmp_path / "agree" / "refined").exists()
     assert not (tmp_path / "agree" / "features" / "refined").exists()
     assert "the cut was not re-scored" in (tmp_path / "agree" / "report.md").read_text()
+
+    # Where validation kept the uniform model, the refined cut must clearly beat it.
+    monkeypatch.setattr(pipeline, "MIN_AMBIGUOUS", 0.0)
+    monkeypatch.setattr(pipeline, "paired_comparison",
+                        lambda *a, **k: {"wins": 0, "losses": 1, "keep": False})
+    run = RUN.replace(out=str(tmp_path / "uniform-kept"))
+    report = run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    r, chosen = report["refine"], report["chosen"]
+    assert r["retrained"] and (chosen["val_wins"], chosen["val_losses"]) == (0, 1)
+    w, lo = r["val_wins"], r["val_losses"]
+    assert r["kept"] == (w - lo > math.sqrt(w + lo)) == chosen["refined"]
+    assert chosen["name"] == ("swift" if r["kept"] else "uniform")
+    kept = r["metrics"][r["model"]] if r["kept"] else report["uniform"][chosen["uniform_model"]]
+    assert chosen["test_acc"] == kept["test_acc"]
