@@ -55,7 +55,10 @@ def decisions(report: dict) -> dict:
                                          "estimated_cut_retrained", "agent_recommendation",
                                          "failed_trials", "finetune_budget")},
             "finetune": {k: v["finetune_val_acc"]
-                         for k, v in report["diagnostics"]["samplers"].items()}}
+                         for k, v in report["diagnostics"]["samplers"].items()},
+            "refine": {k: ({m: x for m, x in v.items() if m != "wall_time"}
+                           if k == "metrics" else v)
+                       for k, v in report["refine"].items() if k != "wall_time"}}
 
 
 class KilledFineTuner(FineTuner):
@@ -86,6 +89,7 @@ def _worker(rank, rendezvous, out, results):
     import sampletune.experiments.swift_pipeline as pipeline
 
     pipeline.FineTuner = KilledFineTuner
+    pipeline.MIN_AMBIGUOUS = 0.0  # the refinement always runs
     try:
         run = RUN.replace(out=out)
         try:
@@ -112,13 +116,17 @@ def runs(tmp_path_factory):
     out = tmp / "run"
     mp.spawn(_worker, args=(str(tmp / "rendezvous"), str(out), str(tmp)), nprocs=2)
     ranks = [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(2)]
-    threads = torch.get_num_threads()
+    import sampletune.experiments.swift_pipeline as pipeline
+
+    threads, gate = torch.get_num_threads(), pipeline.MIN_AMBIGUOUS
     torch.set_num_threads(1)
+    pipeline.MIN_AMBIGUOUS = 0.0
     try:
         single = run_swift(RUN.replace(out=str(tmp / "single")), SEARCH, search_cost=COST,
                            progress=False)
     finally:
         torch.set_num_threads(threads)
+        pipeline.MIN_AMBIGUOUS = gate
     return single, ranks, out
 
 
@@ -157,6 +165,12 @@ def test_two_ranks_search_like_one_process_with_the_same_global_batch(runs):
     for part in ("uniform", "swift"):
         assert within_one_example(ddp[part]["val_acc"], one[part]["val_acc"], n_val), part
         assert within_one_example(ddp[part]["test_acc"], one[part]["test_acc"], n_test), part
+    # The refinement ran in both (forced), re-scored the same cut and decided alike.
+    r, r_one = ddp["refine"], one["refine"]
+    assert r["retrained"] and r_one["retrained"] and r["kept"] == r_one["kept"]
+    assert r["ambiguous"] == pytest.approx(r_one["ambiguous"], abs=2 / len(data.train))
+    assert r["swapped"] == pytest.approx(r_one["swapped"], abs=2 / len(data.train))
+    assert within_one_example(r["metrics"]["test_acc"], r_one["metrics"]["test_acc"], n_test)
 
 
 @pytest.mark.slow
@@ -165,7 +179,7 @@ def test_only_rank_0_writes_and_a_killed_search_resumes(runs):
     assert ranks[0]["writes"] and not ranks[1]["writes"]
     for name in ("swift.json", "report.json", "report.md", "sampler.json", "model.pt",
                  "fig1_plane.png", "fig3_search.png", "search/trials.jsonl",
-                 "uniform/checkpoint.pt"):
+                 "uniform/checkpoint.pt", "refined/checkpoint.pt"):
         assert (out / name).exists(), name
     assert io.read_json(out / "swift.json")["world_size"] == 2
     for rank in ranks:
