@@ -258,7 +258,9 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     c = report["cost"]
     assert c["refine"] > 0 and c["pipeline"] == pytest.approx(
         1 + c["features"] + c["search"] + c["retrain"] + c["refine"])
-    assert "re-scored by the Swift model the cut" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "re-scored by the Swift model the cut" in md
+    assert ("state_dict: swift (refined cut), " in md) == r["kept"]
     # Rerunning resumes and reproduces it.
     again = run_swift(run, SEARCH, search_cost=0.5, progress=False)
     assert {k: v for k, v in again["refine"].items() if k != "wall_time"} == \

@@ -74,7 +74,11 @@ SEARCH_HELP = {  # flags of SearchConfig's fields: what its comments do not say
 def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.commands.args import config_from_args, distributed_run
     from sampletune.configs import build, coerce, field_names
-    from sampletune.experiments.swift_pipeline import DEFAULT_SEARCH_COST, run_swift
+    from sampletune.experiments.swift_pipeline import (
+        DEFAULT_SEARCH_COST,
+        kept_model_name,
+        run_swift,
+    )
     from sampletune.swift.engines import EngineConfig
     from sampletune.swift.search import SearchConfig, check_distributed
     from sampletune.train.distributed import current_world, launched_size
@@ -98,9 +102,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     u, ss, kept = report["uniform"], report["swift"], report["chosen"]
     print(f"{run.dataset} (noise {run.noise}), {run.model}: test acc uniform "
           f"{u['test_acc']:.4f}, early stopped {u['early_stopped']['test_acc']:.4f}, swift "
-          f"sampler {ss[kept['swift_model']]['test_acc']:.4f}; kept {kept['name']}"
-          f"{' (refined cut)' if kept.get('refined') else ''}, "
-          f"{kept[kept['name'] + '_model'].replace('_', ' ')} ({kept['test_acc']:.4f}); "
+          f"sampler {ss[kept['swift_model']]['test_acc']:.4f}; kept "
+          f"{kept_model_name(report)} ({kept['test_acc']:.4f}); "
           f"pipeline {report['cost']['pipeline']:.1f}x one training "
           f"(search {report['search']['cost_wall_trainings']:.1f}x)  ->  {run.out}/report.md, "
           f"{run.out}/sampler.json")

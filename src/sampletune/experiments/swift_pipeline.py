@@ -381,9 +381,13 @@ def _diagnostics(family: SwiftFamily, result, score: float, probs, noisy,
     return out
 
 
-def _kept_name(chosen: dict) -> str:
-    """``swift, last epoch`` / ``uniform, early stopped`` and the like."""
+def kept_model_name(report: dict) -> str:
+    """``swift, last epoch`` / ``uniform, early stopped`` / ``swift (refined cut), last
+    epoch`` and the like: which training's model ``model.pt`` holds."""
+    chosen = report["chosen"]
     name = chosen["name"]  # reports before round 3 kept early-stopped models only
+    if chosen.get("refined"):
+        return "swift (refined cut), " + report["refine"]["model"].replace("_", " ")
     return f"{name}, " + chosen.get(f"{name}_model", "early_stopped").replace("_", " ")
 
 
@@ -433,7 +437,7 @@ def report_markdown(report: dict) -> str:
             ("uniform, early stopped", report["uniform"]["early_stopped"]),
             ("swift sampler, last epoch", report["swift"]),
             ("swift sampler, early stopped", report["swift"]["early_stopped"]),
-            (f"**kept** ({_kept_name(report['chosen'])})", report["chosen"])]
+            (f"**kept** ({kept_model_name(report)})", report["chosen"])]
     lines = [
         f"# Swift Sampler: {report['dataset']}, noise {report['noise']}, {report['model']}, "
         f"seed {report['seed']}",
@@ -465,7 +469,7 @@ def report_markdown(report: dict) -> str:
     for model, aucs in d.get("feature_auroc", {}).items():
         lines.append(f"Feature AUROC against the noise mask, {model}: " + ", ".join(
             f"{k} {v:.3f}" for k, v in aucs.items() if v is not None) + ".")
-    lines += ["", f"Kept model: `model.pt` (a state_dict: {_kept_name(report['chosen'])}, "
+    lines += ["", f"Kept model: `model.pt` (a state_dict: {kept_model_name(report)}, "
               f"epoch {report['chosen']['epoch']}). Sampler: "
               f"`{report['sampler_file']}`; figures: fig1_plane.png, "
               "fig2b_loss_percentile.png, fig3_search.png.", ""]
