@@ -206,8 +206,9 @@ _MEASURES = ("test_acc", "val_acc", "wall_time", "used_budget", "entropy", "entr
 
 # ---- aggregation and tables ---------------------------------------------------------------
 # A cell whose model fits its own training split no better than predicting the most common
-# label, plus this margin, has collapsed (e.g. OSGD at B = 0.5 with a linear LR ends at
-# chance without a NaN: benchmarks/results/budgeted.md); the tables say so.
+# label, plus this margin, has collapsed: a training that diverged without a NaN (a large
+# LR, a selection that keeps too few examples) ends there, and its accuracy would otherwise
+# be averaged into the row silently. The tables say so.
 COLLAPSE_MARGIN = 0.02
 
 
