@@ -36,7 +36,7 @@
    validation prefers that one; against a kept uniform model, only if it clearly beats
    it. The sampler
    file then names the re-scored features and the Swift model's weights. On noisy MNIST-1D
-   (loss AUROC 0.95) it gains 3.9 points (``benchmarks/results/refined_cut.md``).
+   (loss AUROC 0.95) it gains 3.7 points (``benchmarks/results/refined_cut.md``).
 7. ``report.json`` / ``report.md`` (test accuracy of each, the whole pipeline's cost and
    the search's, diagnostics) and Figs. 1, 2b, 3.
 

@@ -12,7 +12,7 @@ mixture on the loss feature calls noisy (DivideMix's estimate), the cut the pipe
 retrains when the fine-tunes cannot see any sampler beat uniform.
 
 :func:`rescored_cut` moves that cut onto the losses of a better model (the Swift model the
-pipeline kept); where w_share's mixture leaves many examples undecided
+pipeline trained); where w_share's mixture leaves many examples undecided
 (:data:`MIN_AMBIGUOUS`), the pipeline retrains the new cut (its refinement step).
 """
 
@@ -109,7 +109,7 @@ def estimated_cut(family: SwiftFamily, segments: int, seed: int = 0
 # the noisy component in (0.1, 0.9)), the pipeline re-scores its cut with the Swift model:
 # w_share's losses then separate the noise poorly. Set on the tuning sets at 40% noise
 # (benchmarks/results/refined_cut.md): 0.04-0.05 on digits, where the re-scored cut retrains
-# no better; 0.29-0.51 on MNIST-1D, where it gains 3.9 points. The seen sets at 20-40% noise
+# no better; 0.29-0.51 on MNIST-1D, where it gains 3.7 points. The seen sets at 20-40% noise
 # lie at 0.02-0.09 (breast cancer's 409 rows: up to 0.52).
 MIN_AMBIGUOUS = 0.15
 
