@@ -174,11 +174,13 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     guard = {"wins": 0, "losses": 0, "keep": False}
     swift, swift_kind, swift_stop = uniform, uniform_kind, stop
     estimate = {"share": None, "tried": False}
+    mixture = None  # the two-component mixture on w_share's loss, fitted once when needed
     if origin == "uniform" and search.references:
         # The fine-tunes saw no sampler beat uniform. Where the losses say a share of the
         # labels is noisy, retrain the cut at that share from scratch instead (it costs the
         # training the search's pick would have), kept only if it clearly beats uniform.
-        share, cut = estimated_cut(family, search.segments, run.seed)
+        mixture = loss_mixture(family, run.seed)
+        share, cut = estimated_cut(family, search.segments, run.seed, mixture)
         estimate = {"share": share, "tried": cut is not None}
         if cut is not None:
             swift = _retrain(run, data, tcfg, family.probabilities(cut), out, progress)
@@ -204,8 +206,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
               "model": None, "wall_time": 0.0, "val_wins": 0, "val_losses": 0}
     refined = None
     if swift is not uniform and search.refine and search.references:
-        share, cut = estimated_cut(family, search.segments, run.seed)
-        mixture = loss_mixture(family, run.seed)
+        mixture = mixture or loss_mixture(family, run.seed)
+        share, cut = estimated_cut(family, search.segments, run.seed, mixture)
         estimate["share"] = share
         refine["ambiguous"] = None if mixture is None else mixture.ambiguous
         if cut is not None and mixture.ambiguous >= MIN_AMBIGUOUS:
@@ -216,14 +218,13 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
             if noisy is not None:
                 refine["loss_auroc"] = feature_auroc(rfamily.reference, noisy)["loss"]
             refine["wall_time"] = time.perf_counter() - start
-            refined = _retrain(run, data, tcfg, rfamily.probabilities(rparams), out,
-                               progress, "refined")
+            rprobs = rfamily.probabilities(rparams)
+            refined = _retrain(run, data, tcfg, rprobs, out, progress, "refined")
             r_model, r_kind, _ = _end_model(refined, data.val, tcfg.device)
             # Against the Swift model it refines (the gate backs it, refined_cut.md): kept
             # unless validation prefers that one; against uniform: only if clearly better.
             r_guard = (paired_comparison if guard["keep"] else clearly_better)(
                 r_model, kept_model, data.val, tcfg.device)
-            rprobs = rfamily.probabilities(rparams)
             refine.update(retrained=True, kept=r_guard["keep"], model=r_kind,
                           val_wins=r_guard["wins"], val_losses=r_guard["losses"],
                           wall_time=refine["wall_time"] + refined.final["wall_time"],

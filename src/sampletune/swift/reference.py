@@ -89,14 +89,14 @@ def loss_mixture(family: SwiftFamily, seed: int = 0) -> NoiseMixture | None:
     return NoiseMixture(*current_world().decide(mixture.rate, mixture.ambiguous))
 
 
-def estimated_cut(family: SwiftFamily, segments: int, seed: int = 0
-                  ) -> tuple[float, SwiftParams | None]:
-    """``(q, params)``: the estimated noisy share ``q`` of the training set
-    (:func:`~sampletune.noisy.estimate_noise_rate` on the loss feature) and "drop the top
+def estimated_cut(family: SwiftFamily, segments: int, seed: int = 0,
+                  mixture: NoiseMixture | None = None) -> tuple[float, SwiftParams | None]:
+    """``(q, params)``: the estimated noisy share ``q`` of the training set (the rate of
+    :func:`loss_mixture`, fitted here unless ``mixture`` is that already) and "drop the top
     q" (:func:`drop_top_loss_params`), or ``params = None`` where there is no loss feature,
     fewer than 3 segments, or ``q < MIN_ESTIMATED_SHARE``. In a distributed job ``q`` is rank
     0's estimate."""
-    mixture = loss_mixture(family, seed)
+    mixture = mixture or loss_mixture(family, seed)
     if mixture is None or segments < 3:
         return 0.0, None
     q = mixture.rate
