@@ -6,9 +6,9 @@ feature), the noisy share ``q`` its two-component mixture estimates, then from-s
 trainings that draw ``N`` examples an epoch (with replacement) from:
 
 - ``oracle``: the clean examples (uses the noise mask);
-- ``cut, round 1``: "drop the top q" by w_share's ``train_loss`` (the pipeline's estimated
+- ``cut at q, round 1``: "drop the top q" by w_share's ``train_loss`` (the pipeline's estimated
   cut);
-- ``cut, round k``: "drop the top q" by the loss of round ``k - 1``'s model at its
+- ``cut at q, round k``: "drop the top q" by the loss of round ``k - 1``'s model at its
   best-validation epoch (eval mode), on every training example
   (:func:`sampletune.swift.reference.rescored_cut`): the pipeline's refinement is round 2.
 
@@ -17,7 +17,7 @@ the sampling mass; the share of the training set each round's cut moves against 
 previous round's (``swapped``); the AUROC of the loss it cuts on against the noise mask;
 and, on round 1, the share of examples the mixture on w_share's loss leaves undecided
 (``ambiguous``: the pipeline re-scores and retrains round 2 where it is at least
-``MIN_AMBIGUOUS`` and the Swift model was kept).
+``MIN_AMBIGUOUS`` and a Swift model was trained).
 
     .venv/bin/python benchmarks/refined_cut.py --datasets digits mnist1d
 """
