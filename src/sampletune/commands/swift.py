@@ -62,9 +62,9 @@ SEARCH_HELP = {  # flags of SearchConfig's fields: what its comments do not say
     "finetune_lr_scale": {"help": "fine-tune LR as a multiple of --lr"},
     "references": {"help": "start the search from the reference samplers (uniform, drop "
                    "the top 10..50% by loss)"},
-    "refine": {"help": "where the loss mixture leaves >= 15%% of the examples undecided, "
-               "re-score the cut with the kept Swift model and retrain it (kept unless "
-               "validation prefers the Swift model)"},
+    "refine": {"help": "where the loss mixture leaves >= 15% of the examples undecided, "
+               "re-score the cut with the Swift model and retrain it (kept unless "
+               "validation prefers the model kept before)"},
     "agent_options": {"help": "keywords of the agent, e.g. '{n_init: 5}' for bo"},
     "parallel_trials": {"metavar": "Q", "help": "trials in flight at a time (1: the "
                         "sequential search)"},

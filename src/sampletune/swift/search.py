@@ -77,7 +77,7 @@ class SearchConfig:
     finetune_budget: float = 1.0
     finetune_lr_scale: float = 1.0
     references: bool = True  # the reference samplers are the first trials (reference.py)
-    refine: bool = True  # retrain the cut on the kept Swift model's losses (reference.py)
+    refine: bool = True  # retrain the cut on the Swift model's losses (reference.py)
     seed: int = 0
     agent_options: dict = field(default_factory=dict)
     parallel_trials: int = 1  # q
