@@ -19,7 +19,20 @@ and, on round 1, the share of examples the mixture on w_share's loss leaves unde
 (``ambiguous``: the pipeline re-scores and retrains round 2 where it is at least
 ``MIN_AMBIGUOUS`` and a Swift model was trained).
 
+``--variants`` adds other second rounds, each from round 1's model or w_share's loss
+(round 6, aimed at the tables, where a cut closes little of a small gap):
+
+- ``round 2, cut at its own q``: "drop the top q2" by round 1's model's loss, ``q2`` the
+  noisy share the mixture estimates on that loss (instead of w_share's ``q``);
+- ``round 2, mixture posterior``: each example weighted by the clean posterior of that
+  mixture (a soft cut, as ``hard_examples.py``'s on w_share's loss);
+- ``cut at q within each class``: "drop the top q" by w_share's loss inside each labelled
+  class, so hard classes lose no more than easy ones;
+- ``keep where round 1 agrees``: the examples whose label round 1's model predicts.
+
     .venv/bin/python benchmarks/refined_cut.py --datasets digits mnist1d
+    .venv/bin/python benchmarks/refined_cut.py --rounds 2 --variants --datasets digits \
+        mnist1d mnist-5k image-segment satimage breast-cancer --out runs/bench/cut_variants
 """
 
 from __future__ import annotations
@@ -29,7 +42,8 @@ import statistics
 from pathlib import Path
 
 import torch
-from swift_noise import run_config  # this folder is on sys.path when run as a script
+from hard_examples import clean_posterior  # this folder is on sys.path when run as a script
+from swift_noise import run_config
 
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.features import TrainLossTracker
@@ -44,8 +58,18 @@ from sampletune.train.evaluation import example_losses
 SEGMENTS = 4
 
 
-def one_seed(name: str, seed: int, noise: float, rounds: int, out: Path
-             ) -> list[tuple[str, dict[str, float]]]:
+def per_class_cut(loss: torch.Tensor, labels: torch.Tensor, q: float) -> torch.Tensor:
+    """``(N,)`` float64 weights: 0 on the ``round(q * n_c)`` highest losses of each labelled
+    class ``c`` (``n_c`` examples), 1 elsewhere."""
+    keep = torch.ones(len(loss), dtype=torch.float64)
+    for c in labels.unique():
+        idx = torch.nonzero(labels == c).flatten()
+        keep[idx[loss[idx].argsort(descending=True)[:round(q * len(idx))]]] = 0.0
+    return keep
+
+
+def one_seed(name: str, seed: int, noise: float, rounds: int, out: Path,
+             variants: bool = False) -> list[tuple[str, dict[str, float]]]:
     """``[(row, {"mass", "test"[, "auroc", "swapped", "ambiguous"]})]`` of one data set and
     seed."""
     run = run_config(name, noise, seed, out)
@@ -74,6 +98,8 @@ def one_seed(name: str, seed: int, noise: float, rounds: int, out: Path
         rows.append((f"cut at q, round {k}", {
             "mass": float((probs * noisy.double()).sum()), "test": result.final["test_acc"],
             "auroc": auroc(family.reference["loss"], noisy), **swapped}))
+        if k == 1 and variants:
+            rows += second_rounds(result.best_model(), data, family, q, seed, fit)
         if k < rounds:
             new, _ = example_losses(result.best_model(), data.train)
             rescored = SwiftFamily({"loss": new.double().cpu()}, ("loss",), "cdf")
@@ -84,12 +110,37 @@ def one_seed(name: str, seed: int, noise: float, rounds: int, out: Path
     return rows
 
 
+def second_rounds(model, data, family: SwiftFamily, q: float, seed: int, fit
+                  ) -> list[tuple[str, dict[str, float]]]:
+    """The ``--variants`` rows, from round 1's ``model`` and w_share's ``family``; ``fit``
+    trains from scratch on ``(N,)`` weights."""
+    noisy = data.train.noisy.cpu()
+    new, agrees = example_losses(model, data.train)
+    new = new.double().cpu()
+    rescored = SwiftFamily({"loss": new}, ("loss",), "cdf")
+    q2 = noise_mixture(new, seed=seed).rate
+    weights = {
+        "round 2, cut at its own q": rescored.probabilities(
+            drop_top_loss_params(rescored, q2, SEGMENTS)),
+        "round 2, mixture posterior": clean_posterior(new, seed),
+        "cut at q within each class": per_class_cut(family.reference["loss"],
+                                                    data.train.y.cpu(), q),
+        "keep where round 1 agrees": agrees.cpu().double()}
+    rows = []
+    for row, w in weights.items():
+        w = w / w.sum()
+        rows.append((row, {"mass": float((w * noisy.double()).sum()),
+                           "test": fit(w).final["test_acc"]}))
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["digits", "mnist1d"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--noise", type=float, default=0.4)
     ap.add_argument("--rounds", type=int, default=3, help="cut rounds (1: w_share's only)")
+    ap.add_argument("--variants", action="store_true", help="add the other second rounds")
     ap.add_argument("--out", default="runs/bench/refined_cut", help="where data files go")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -98,7 +149,8 @@ def main(argv=None) -> None:
     for name in args.datasets:
         table: dict[str, dict[str, list[float]]] = {}
         for seed in args.seeds:
-            for row, values in one_seed(name, seed, args.noise, args.rounds, Path(args.out)):
+            for row, values in one_seed(name, seed, args.noise, args.rounds, Path(args.out),
+                                        args.variants):
                 for k, v in values.items():
                     table.setdefault(row, {}).setdefault(k, []).append(v)
         for row, r in table.items():
