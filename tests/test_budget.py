@@ -48,6 +48,7 @@ def test_epoch_draws_are_whole_batches():
     assert epoch_draws(3600, 0.2, 128) == 640  # rounded down: never over the budget
     assert epoch_draws(100, 0.5, 128) == 50
     assert epoch_draws(300, 0.99, 128) == 256
+    assert epoch_draws(3600, 1.0, 128) == 3600  # a full budget is a full pass
     assert all(epoch_draws(n, b, 32) <= round(n * b) for n in (100, 270, 999)
                for b in (0.2, 0.3, 0.5, 0.9))
 

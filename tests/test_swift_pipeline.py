@@ -1,5 +1,6 @@
 import argparse
 import dataclasses
+import json
 import math
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from sampletune.cli import main
 from sampletune.commands import swift as swift_cli
 from sampletune.errors import ConfigError
+from sampletune.experiments import run_train
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.swift_pipeline import run_swift, verify_run
 from sampletune.features import compute_features, load_features
@@ -255,6 +257,16 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
                                             progress=False)["loss"], w_feats["loss"])
     else:
         assert spec.feature_file == str(feature_file.resolve())
+    # `train --sampler swift` with the sampler file retrains the kept Swift model step for
+    # step, and `--sampler uniform` w_share: 360 examples, not whole batches of 64.
+    for sampler, weights, run_dir in (("swift", str(out / "sampler.json"),
+                                       out / ("refined" if r["kept"] else "swift")),
+                                      ("uniform", None, out / "uniform")):
+        res = run_train(run.replace(sampler=sampler, weights=weights, out=None),
+                        progress=False)
+        logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+        assert [(h["steps"], h["train_loss"]) for h in res.history] == \
+            [(h["steps"], h["train_loss"]) for h in logged]
     c = report["cost"]
     assert c["refine"] > 0 and c["pipeline"] == pytest.approx(
         1 + c["features"] + c["search"] + c["retrain"] + c["refine"])

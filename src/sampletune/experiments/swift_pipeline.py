@@ -67,7 +67,8 @@ from sampletune.features import (
     cached_features,
     compute_features,
 )
-from sampletune.samplers import ShuffleSampler, WeightedSampler, budget_samples
+from sampletune.samplers import ShuffleSampler, WeightedSampler
+from sampletune.samplers.base import epoch_draws
 from sampletune.swift import plots
 from sampletune.swift.diagnostics import feature_auroc, sampler_diagnostics
 from sampletune.swift.engines import EngineConfig
@@ -143,7 +144,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     noisy = data.train.noisy.cpu() if bool(data.train.noisy.any()) else None
 
     tracker = TrainLossTracker(n, run.epochs)
-    uniform = train(new_model(run, data), data, ShuffleSampler(n, budget=run.budget,
+    draws = epoch_draws(n, run.budget, run.batch_size)  # as `train --sampler` draws
+    uniform = train(new_model(run, data), data, ShuffleSampler(n, budget=draws / n,
                                                               seed=run.seed), tcfg,
                     observers=[tracker], run_dir=out / "uniform", progress=progress,
                     description="uniform (w_share)")
@@ -318,7 +320,8 @@ def _retrain(run: RunConfig, data, tcfg, probs, out: Path, progress: bool,
              name: str = "swift") -> TrainResult:
     """Steps 4 and 6: train from scratch with sampling probabilities ``probs`` ``(N,)``,
     same config, seed and budget as w_share, in ``out/name``."""
-    sampler = WeightedSampler(probs, budget_samples(len(data.train), run.budget), seed=run.seed)
+    sampler = WeightedSampler(probs, epoch_draws(len(data.train), run.budget, run.batch_size),
+                              seed=run.seed)
     return train(new_model(run, data), data, sampler, tcfg, run_dir=out / name,
                  progress=progress, description=f"{name} (from scratch)")
 
@@ -495,8 +498,8 @@ def verify_run(out: str | Path, k: int = 10, *, select: str = "last",
     n = len(data.train)
 
     def scratch_score(params, trial: int) -> dict:
-        sampler = WeightedSampler(family.probabilities(params), budget_samples(n, run.budget),
-                                  seed=run.seed)
+        sampler = WeightedSampler(family.probabilities(params),
+                                  epoch_draws(n, run.budget, run.batch_size), seed=run.seed)
         res = train(new_model(run, data), data, sampler, run.train_config(), progress=False)
         return {k_: res.final[k_] for k_ in ("val_acc", "test_acc", "best_val_acc",
                                              "best_test_acc")}

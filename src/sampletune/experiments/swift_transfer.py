@@ -121,13 +121,15 @@ def pretrain_target(cfg, data: DataSplits, out: Path | None, *,
     from sampletune.experiments.setup import new_model
     from sampletune.experiments.swift_pipeline import feature_key
     from sampletune.samplers import ShuffleSampler
+    from sampletune.samplers.base import epoch_draws
     from sampletune.train import train
 
     n = len(data.train)
     tcfg = cfg.train_config()
     tracker = TrainLossTracker(n, cfg.epochs)
     uniform = train(new_model(cfg, data), data,
-                    ShuffleSampler(n, budget=cfg.budget, seed=cfg.seed), tcfg,
+                    ShuffleSampler(n, budget=epoch_draws(n, cfg.budget, cfg.batch_size) / n,
+                                   seed=cfg.seed), tcfg,
                     observers=[tracker], run_dir=None if out is None else out / PRETRAIN_DIR,
                     progress=progress, description=f"uniform {cfg.model} (pre-trained)")
     best = uniform.best_model()

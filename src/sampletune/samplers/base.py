@@ -104,12 +104,13 @@ def budget_samples(n: int, budget: float) -> int:
 
 
 def epoch_draws(n: int, budget: float, batch_size: int) -> int:
-    """Examples per epoch for budget ``B``, for every sampler and method alike:
+    """Examples per epoch for budget ``B``, for every sampler, method and pipeline alike:
     ``round(N * B)`` rounded *down* to whole mini-batches (at least one batch), as the
     paper's code does (``int(N * B)`` with ``drop_last``). Rounding down keeps every method
     at or under the same budget: selective backprop trains about ``N * B`` examples as whole
-    batches too."""
+    batches too. A full budget is a full pass, ``N`` (its last batch partial): the uniform
+    training every other is compared with."""
     k = budget_samples(n, budget)
-    if k <= batch_size:
+    if k >= n or k <= batch_size:
         return k
     return (k // batch_size) * batch_size

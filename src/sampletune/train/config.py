@@ -23,8 +23,9 @@ class TrainConfig:
 
     ``budget`` is B of budgeted-importance-sampling.txt section 3: the fraction of a full
     training's forward/backward passes. Runs draw ``round(N * B)`` examples per epoch,
-    rounded down to whole mini-batches (:func:`sampletune.samplers.base.epoch_draws`), for
-    the same ``epochs`` (unif-SGD, p-SGD and any ``--sampler``); scan-SGD instead
+    rounded down to whole mini-batches below a full budget
+    (:func:`sampletune.samplers.base.epoch_draws`), for the same ``epochs`` (unif-SGD, p-SGD,
+    any ``--sampler`` and ``swift search``'s trainings); scan-SGD instead
     trains ``round(epochs * B)`` full epochs. The LR schedule is always defined on the
     budgeted number of iterations, so it completes its decay within the budget.
     """
