@@ -90,6 +90,20 @@ def test_normalisation_uses_train_statistics():
     assert s.mean is not None and s.mean.shape == (1, 1, 1)
 
 
+def test_a_table_is_standardised_feature_by_feature():
+    # A count in the thousands next to a ratio below 1 and a constant column.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.stack([1000 + 500 * torch.rand(300, generator=gen),
+                     0.01 * torch.rand(300, generator=gen), torch.full((300,), 7.0)], 1)
+    y = torch.arange(300) % 3
+    raw = RawDataset("table", x[:240], y[:240], x[240:], y[240:], 3, kind="vector")
+    s = make_splits(raw, seed=0)
+    assert s.mean.shape == (3,) and s.std[2] == 1.0
+    assert torch.allclose(s.train.x.mean(0), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(s.train.x.std(0), torch.tensor([1.0, 1.0, 0.0]), atol=1e-4)
+    assert torch.equal(s.test.x[:, 2], torch.zeros(60))  # centred, not divided by ~0
+
+
 def test_train_subset():
     s = make_splits(_raw(), seed=0, val_fraction=0.1, train_subset=50)
     assert len(s.train) + len(s.val) == 50

@@ -103,11 +103,14 @@ def _split(x, y: Tensor, index: Tensor) -> Split:
 
 
 def _channel_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and std over all but dim 1 (a single channel for 2-D ``x``)."""
-    dims = [d for d in range(x.dim()) if d != 1] if x.dim() > 2 else list(range(x.dim()))
+    """Mean and std of each channel of images ``(N, C, H, W)`` and sequences ``(N, C, L)``
+    (over all but dim 1), of each feature (column) of a table ``(N, D)``: features on their
+    own scales (a count next to a ratio) each get unit variance, as a standard scaler gives
+    them. A constant channel or feature keeps std 1 (centred only)."""
+    dims = [d for d in range(x.dim()) if d != 1] if x.dim() > 2 else [0]
     mean = x.float().mean(dim=dims, keepdim=True)[0]
-    std = x.float().std(dim=dims, keepdim=True)[0].clamp_min(1e-6)
-    return mean, std
+    std = x.float().std(dim=dims, keepdim=True)[0]
+    return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
 def _normalised(split: Split, mean: Tensor, std: Tensor) -> Split:
