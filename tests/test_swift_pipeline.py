@@ -248,6 +248,7 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     model.load_state_dict(load_torch(out / "model.pt", "model"))
     assert evaluate(model, data.val)["acc"] == chosen["val_acc"]
     spec = load_sampler(out / "sampler.json")
+    assert spec.refined == r["kept"]
     if r["kept"]:  # the sampler file names the re-scored features and the Swift model
         assert spec.feature_file == str(refined_file.resolve()) and spec.features == ("loss",)
         assert torch.equal(spec.probabilities(), rfamily.probabilities(params))

@@ -3,6 +3,7 @@ with the target's own pre-trained features, or the search's as saved."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -135,6 +136,25 @@ def test_the_same_architecture_uses_the_saved_features_as_before(sampler_file):
     own = feature_source(cfg.replace(swift_features="target"), data)
     probs, _ = target_probabilities(cfg, data, own, None, progress=False)
     torch.testing.assert_close(probs, saved, rtol=0, atol=0)
+
+
+def test_a_refined_sampler_keeps_its_features_on_another_model(sampler_file, tmp_path):
+    # A refined file's loss comes from the search's Swift model (trained on a cut), which
+    # the target's uniform pre-training does not reproduce: `auto` keeps the saved features.
+    spec = dataclasses.replace(load_sampler(sampler_file), refined=True)
+    refined = str(save_sampler(Path(sampler_file).parent / "refined.json", spec))
+    assert load_sampler(refined).refined and not load_sampler(sampler_file).refined
+    cfg = _cfg(refined, model="smallcnn")
+    source = feature_source(cfg, load_data(cfg))
+    assert source.kind == "search"
+    assert source.line().endswith("(not the target smallcnn's; refined: the loss of the "
+                                  "search's Swift model, trained on a cut)")
+    assert feature_source(cfg.replace(swift_features="target"), load_data(cfg)).kind == \
+        "target"  # still available when asked for
+    bad = json.loads(Path(refined).read_text()) | {"refined": "yes"}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="^sampler_file: .*refined is 'yes'"):
+        load_sampler(tmp_path / "bad.json")
 
 
 def test_the_cli_says_which_features_it_uses(sampler_file, tmp_path, capsys):

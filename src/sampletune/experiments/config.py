@@ -126,7 +126,7 @@ class SamplingConfig:
     crop_sampling: bool = False  # sample crops, not images, by the Swift sampler (section 4.2)
     # the features a --sampler swift file is applied to: search (its own, as saved), target
     # (the --model's own uniform pre-trained model), auto (target if --model differs from
-    # the file's feature_arch)
+    # the file's feature_arch and the file is not refined)
     swift_features: str = "auto"
 
     def __post_init__(self):

@@ -236,7 +236,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
                 kept_model, kept_metrics, final_probs = r_model, _metrics(refined)[r_kind], rprobs
                 spec = SamplerSpec(rparams, rfamily.names, search.transform, str(rpath),
                                    n, None, search.grad_feature, data.train.fingerprint(),
-                                   str(rpath.with_suffix(".model.pt")), run.model)
+                                   str(rpath.with_suffix(".model.pt")), run.model,
+                                   refined=True)
     if writes:
         save_sampler(out / "sampler.json", spec)
         io.save_torch(out / "model.pt", kept_model.state_dict())

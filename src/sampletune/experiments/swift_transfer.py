@@ -16,7 +16,9 @@ features "from the pre-trained models with the same architectures as the target 
   then trains from scratch with that sampler. With ``--out`` the pre-training resumes in
   ``OUT/pretrained`` and its features are kept in ``OUT/features``;
 - ``auto`` (the default): ``target`` when ``--model`` differs from the file's
-  ``feature_arch``, else ``search``.
+  ``feature_arch``, else ``search``; always ``search`` for a refined sampler file (its
+  features are the loss of the search's Swift model, trained on a cut of the data, which a
+  uniform pre-training of the target does not reproduce: ``sampler_transfer.md``).
 
 The family normalises each feature by its empirical cdf (eq. 7) and fits T (the cdf of G,
 or eq. 10's cumulative gradient) on the values it is built from: target features are
@@ -77,6 +79,8 @@ class FeatureSource:
         if not arch:
             return f"{searched}; features from its feature file, as saved"
         same = "same architecture" if arch == self.model else f"not the target {self.model}'s"
+        if self.spec.refined:
+            same += "; refined: the loss of the search's Swift model, trained on a cut"
         return f"{searched}; features from the search's {arch} (feature_arch), as saved " \
                f"({same})"
 
@@ -96,9 +100,9 @@ def feature_source(cfg, data: DataSplits, *, distributed: bool = False) -> Featu
     combination that cannot work is a one-line :class:`~sampletune.errors.ConfigError`."""
     spec = checked_spec(data, cfg.weights)
     kind = cfg.swift_features
-    if kind == "auto":
+    if kind == "auto":  # a refined sampler's features come from no uniform pre-training
         kind = "target" if spec.feature_arch and spec.feature_arch != cfg.model \
-            and not cfg.crop_sampling else "search"
+            and not cfg.crop_sampling and not spec.refined else "search"
     source = FeatureSource(spec, kind, cfg.model, cfg.epochs)
     if kind == "target":
         unknown = [k for k in source.needed if k not in FEATURE_NAMES]

@@ -42,6 +42,10 @@ class SamplerSpec:
     split: str = ""  # fingerprint of the training split it was fitted on (Split.fingerprint)
     feature_model: str = ""  # state_dict of the model the features came from ("" if unknown)
     feature_arch: str = ""  # its architecture (a sampletune.models name)
+    # The features are the loss of the refinement's Swift model (trained on a cut of the
+    # data), not of a uniform pre-training: another architecture's own pre-training does
+    # not reproduce them, so a transfer keeps them (experiments.swift_transfer).
+    refined: bool = False
 
     def family(self, base: str | Path = ".") -> SwiftFamily:
         """The family on this spec's features (``feature_file`` resolved against ``base``)."""
@@ -66,6 +70,7 @@ def save_sampler(path: str | Path, spec: SamplerSpec) -> Path:
         "split": spec.split, "feature_arch": spec.feature_arch,
         "feature_model": spec.feature_model and _inside(path, spec.feature_model,
                                                         "feature_model"),
+        "refined": spec.refined,
     })
     return path
 
@@ -86,13 +91,15 @@ def load_sampler(path: str | Path) -> SamplerSpec:
     d = read_json(path, "sampler_file")
     check(isinstance(d, dict) and d.get("format") == FORMAT, "sampler_file",
           f"{path} is not a Swift sampler file", FORMAT)
+    check(d.get("refined", False) in (True, False), "sampler_file",
+          f"{path}: refined is {d.get('refined')!r}", "true or false")
     try:
         model = d.get("feature_model", "")
         return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]),
                            d["transform"], str(_contained(path, d["feature_file"])),
                            int(d["n"]), d.get("score"), d.get("grad_feature", GRAD_FEATURE),
                            d.get("split", ""), model and str(_contained(path, model)),
-                           str(d.get("feature_arch", "")))
+                           str(d.get("feature_arch", "")), bool(d.get("refined", False)))
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError("sampler_file", f"{path} is not a valid Swift sampler file "
                           f"(bad or missing {err})", FORMAT) from None
