@@ -1,5 +1,7 @@
 """Shared test helpers (importable: pytest puts ``tests/`` on ``sys.path``)."""
 
+from pathlib import Path
+
 import torch
 
 FAST_BO = {"n_init": 3, "num_restarts": 2, "raw_samples": 32}  # a cheap BO agent for tests
@@ -56,3 +58,18 @@ class CleanMass:
         if trial == self.stop_at:
             raise Stop
         return float(probs[~self.noisy].sum())
+
+
+def spawn_two_ranks(worker, args: tuple, results: list[Path]) -> None:
+    """``torch.multiprocessing.spawn(worker, args, nprocs=2)`` for a gloo job whose ranks
+    each write their file of ``results`` (atomically) before the final barrier. Gloo can
+    abort a rank in its teardown ("terminate called without an active exception", SIGABRT)
+    after both are done: that is not a failure of the test; a rank killed before both files
+    exist is."""
+    import torch.multiprocessing as mp
+
+    try:
+        mp.spawn(worker, args=args, nprocs=2)
+    except mp.ProcessExitedException:
+        if not all(Path(r).exists() for r in results):
+            raise

@@ -21,8 +21,7 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from helpers import KillAfter, Stop, tiny_splits
+from helpers import KillAfter, Stop, spawn_two_ranks, tiny_splits
 from torch import nn
 
 from sampletune import io
@@ -117,7 +116,9 @@ def _worker(rank, rendezvous, run_dir, results):
     try:
         out = run_all(run_dir)
         out["writes"] = len(writes)
-        torch.save(out, os.path.join(results, f"rank{rank}.pt"))
+        path = os.path.join(results, f"rank{rank}.pt")
+        torch.save(out, path + ".tmp")
+        os.replace(path + ".tmp", path)  # whole, or absent (helpers.spawn_two_ranks)
         dist.barrier()  # neither rank disconnects while the other still talks to it
     finally:
         dist.destroy_process_group()
@@ -129,7 +130,8 @@ def runs(tmp_path_factory):
     gloo job (spawned once for all the tests here)."""
     tmp = tmp_path_factory.mktemp("ddp")
     run_dir = tmp / "run"
-    mp.spawn(_worker, args=(str(tmp / "rendezvous"), str(run_dir), str(tmp)), nprocs=2)
+    spawn_two_ranks(_worker, (str(tmp / "rendezvous"), str(run_dir), str(tmp)),
+                    [tmp / f"rank{r}.pt" for r in range(2)])
     ranks = [torch.load(tmp / f"rank{r}.pt", weights_only=True) for r in range(2)]
     return run_all(), ranks, run_dir
 

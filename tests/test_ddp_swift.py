@@ -24,8 +24,7 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from helpers import Stop
+from helpers import Stop, spawn_two_ranks
 
 from sampletune import io, rundir
 from sampletune.cli import main
@@ -99,10 +98,12 @@ def _worker(rank, rendezvous, out, results):
             killed = True
         KilledFineTuner.kill, before = False, list(KilledFineTuner.calls)
         report = run_swift(run, SEARCH, search_cost=COST, progress=False)  # resumes
-        with open(os.path.join(results, f"rank{rank}.json"), "w") as fh:
+        path = os.path.join(results, f"rank{rank}.json")
+        with open(path + ".tmp", "w") as fh:
             json.dump({"killed": killed, "before": before,
                        "after": KilledFineTuner.calls[len(before):], "writes": writes,
                        "decisions": decisions(report)}, fh)
+        os.replace(path + ".tmp", path)  # whole, or absent (helpers.spawn_two_ranks)
         dist.barrier()  # neither rank disconnects while the other still talks to it
     finally:
         dist.destroy_process_group()
@@ -114,7 +115,8 @@ def runs(tmp_path_factory):
     killed mid-search and rerun."""
     tmp = tmp_path_factory.mktemp("ddp_swift")
     out = tmp / "run"
-    mp.spawn(_worker, args=(str(tmp / "rendezvous"), str(out), str(tmp)), nprocs=2)
+    spawn_two_ranks(_worker, (str(tmp / "rendezvous"), str(out), str(tmp)),
+                    [tmp / f"rank{r}.json" for r in range(2)])
     ranks = [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(2)]
     import sampletune.experiments.swift_pipeline as pipeline
 
