@@ -98,11 +98,12 @@ def one_seed(name: str, seed: int, noise: float, rounds: int, out: Path,
         rows.append((f"cut at q, round {k}", {
             "mass": float((probs * noisy.double()).sum()), "test": result.final["test_acc"],
             "auroc": auroc(family.reference["loss"], noisy), **swapped}))
-        if k == 1 and variants:
-            rows += second_rounds(result.best_model(), data, family, q, seed, fit)
-        if k < rounds:
-            new, _ = example_losses(result.best_model(), data.train)
+        if k < rounds or k == 1 and variants:  # this round's model scores every example
+            new, agrees = example_losses(result.best_model(), data.train)
             rescored = SwiftFamily({"loss": new.double().cpu()}, ("loss",), "cdf")
+        if k == 1 and variants:
+            rows += second_rounds(rescored, agrees.cpu(), data, family, q, seed, fit)
+        if k < rounds:
             params, share = rescored_cut(family, rescored, q, SEGMENTS)
             family, swapped = rescored, {"swapped": share}
     print(f"{name} seed {seed}: q = {q:.3f}, " + ", ".join(
@@ -110,14 +111,13 @@ def one_seed(name: str, seed: int, noise: float, rounds: int, out: Path,
     return rows
 
 
-def second_rounds(model, data, family: SwiftFamily, q: float, seed: int, fit
-                  ) -> list[tuple[str, dict[str, float]]]:
-    """The ``--variants`` rows, from round 1's ``model`` and w_share's ``family``; ``fit``
-    trains from scratch on ``(N,)`` weights."""
+def second_rounds(rescored: SwiftFamily, agrees: torch.Tensor, data, family: SwiftFamily,
+                  q: float, seed: int, fit) -> list[tuple[str, dict[str, float]]]:
+    """The ``--variants`` rows, from round 1's model (its losses in ``rescored``, ``agrees``
+    ``(N,)`` whether it predicts each label) and w_share's ``family``; ``fit`` trains from
+    scratch on ``(N,)`` weights."""
     noisy = data.train.noisy.cpu()
-    new, agrees = example_losses(model, data.train)
-    new = new.double().cpu()
-    rescored = SwiftFamily({"loss": new}, ("loss",), "cdf")
+    new = rescored.reference["loss"]
     q2 = noise_mixture(new, seed=seed).rate
     weights = {
         "round 2, cut at its own q": rescored.probabilities(
@@ -125,7 +125,7 @@ def second_rounds(model, data, family: SwiftFamily, q: float, seed: int, fit
         "round 2, mixture posterior": clean_posterior(new, seed),
         "cut at q within each class": per_class_cut(family.reference["loss"],
                                                     data.train.y.cpu(), q),
-        "keep where round 1 agrees": agrees.cpu().double()}
+        "keep where round 1 agrees": agrees.double()}
     rows = []
     for row, w in weights.items():
         w = w / w.sum()
