@@ -116,9 +116,8 @@ def _worker(rank, rendezvous, run_dir, results):
     try:
         out = run_all(run_dir)
         out["writes"] = len(writes)
-        path = os.path.join(results, f"rank{rank}.pt")
-        torch.save(out, path + ".tmp")
-        os.replace(path + ".tmp", path)  # whole, or absent (helpers.spawn_two_ranks)
+        # atomic: whole or absent (helpers.spawn_two_ranks); logged after the count above
+        io.save_torch(os.path.join(results, f"rank{rank}.pt"), out)
         dist.barrier()  # neither rank disconnects while the other still talks to it
     finally:
         dist.destroy_process_group()

@@ -98,12 +98,10 @@ def _worker(rank, rendezvous, out, results):
             killed = True
         KilledFineTuner.kill, before = False, list(KilledFineTuner.calls)
         report = run_swift(run, SEARCH, search_cost=COST, progress=False)  # resumes
-        path = os.path.join(results, f"rank{rank}.json")
-        with open(path + ".tmp", "w") as fh:
-            json.dump({"killed": killed, "before": before,
-                       "after": KilledFineTuner.calls[len(before):], "writes": writes,
-                       "decisions": decisions(report)}, fh)
-        os.replace(path + ".tmp", path)  # whole, or absent (helpers.spawn_two_ranks)
+        # atomic: whole or absent (helpers.spawn_two_ranks); serialised before it is logged
+        io.write_json(os.path.join(results, f"rank{rank}.json"), {
+            "killed": killed, "before": before, "after": KilledFineTuner.calls[len(before):],
+            "writes": list(writes), "decisions": decisions(report)})
         dist.barrier()  # neither rank disconnects while the other still talks to it
     finally:
         dist.destroy_process_group()
