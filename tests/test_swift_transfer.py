@@ -151,10 +151,11 @@ def test_a_refined_sampler_keeps_its_features_on_another_model(sampler_file, tmp
                                   "search's Swift model, trained on a cut)")
     assert feature_source(cfg.replace(swift_features="target"), load_data(cfg)).kind == \
         "target"  # still available when asked for
-    bad = json.loads(Path(refined).read_text()) | {"refined": "yes"}
-    (tmp_path / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(ConfigError, match="^sampler_file: .*refined is 'yes'"):
-        load_sampler(tmp_path / "bad.json")
+    for value in ("yes", 1, 0):  # JSON 1 and 0 are numbers, not booleans
+        bad = json.loads(Path(refined).read_text()) | {"refined": value}
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=f"^sampler_file: .*refined is {value!r}"):
+            load_sampler(tmp_path / "bad.json")
 
 
 def test_the_cli_says_which_features_it_uses(sampler_file, tmp_path, capsys):

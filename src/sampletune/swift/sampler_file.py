@@ -91,7 +91,7 @@ def load_sampler(path: str | Path) -> SamplerSpec:
     d = read_json(path, "sampler_file")
     check(isinstance(d, dict) and d.get("format") == FORMAT, "sampler_file",
           f"{path} is not a Swift sampler file", FORMAT)
-    check(d.get("refined", False) in (True, False), "sampler_file",
+    check(isinstance(d.get("refined", False), bool), "sampler_file",
           f"{path}: refined is {d.get('refined')!r}", "true or false")
     try:
         model = d.get("feature_model", "")
@@ -99,7 +99,7 @@ def load_sampler(path: str | Path) -> SamplerSpec:
                            d["transform"], str(_contained(path, d["feature_file"])),
                            int(d["n"]), d.get("score"), d.get("grad_feature", GRAD_FEATURE),
                            d.get("split", ""), model and str(_contained(path, model)),
-                           str(d.get("feature_arch", "")), bool(d.get("refined", False)))
+                           str(d.get("feature_arch", "")), d.get("refined", False))
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError("sampler_file", f"{path} is not a valid Swift sampler file "
                           f"(bad or missing {err})", FORMAT) from None
