@@ -26,25 +26,14 @@ import argparse
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
 from swift_noise import run_config  # this folder is on sys.path when run as a script
 
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.features import TrainLossTracker
-from sampletune.noisy import estimate_noise_rate
+from sampletune.noisy.estimate import estimate_noise_rate, noisy_posterior
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.train import train
-
-
-def clean_posterior(loss: torch.Tensor, seed: int) -> torch.Tensor:
-    """``(N,)`` posterior of the low-loss component of the mixture ``estimate_noise_rate``
-    fits (same normalisation and settings)."""
-    from sklearn.mixture import GaussianMixture
-
-    z = ((loss - loss.min()) / (loss.max() - loss.min())).numpy()[:, None]
-    gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed).fit(z)
-    return torch.from_numpy(gmm.predict_proba(z)[:, int(np.argmin(gmm.means_[:, 0]))])
 
 
 def weightings(loss: torch.Tensor, noisy: torch.Tensor, hardest: float,
@@ -60,7 +49,7 @@ def weightings(loss: torch.Tensor, noisy: torch.Tensor, hardest: float,
     return {"oracle": clean, f"oracle - hardest {hardest:g} of clean": trimmed,
             "cut at q": (rank <= 1 - q).double(),
             "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
-            "mixture posterior": clean_posterior(loss, seed)}
+            "mixture posterior": 1.0 - noisy_posterior(loss, seed=seed)}
 
 
 def main(argv=None) -> None:

@@ -42,12 +42,11 @@ import statistics
 from pathlib import Path
 
 import torch
-from hard_examples import clean_posterior  # this folder is on sys.path when run as a script
-from swift_noise import run_config
+from swift_noise import run_config  # this folder is on sys.path when run as a script
 
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.features import TrainLossTracker
-from sampletune.noisy.estimate import noise_mixture
+from sampletune.noisy.estimate import noise_mixture, noisy_posterior
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.swift.diagnostics import auroc
 from sampletune.swift.family import SwiftFamily
@@ -122,7 +121,7 @@ def second_rounds(rescored: SwiftFamily, agrees: torch.Tensor, data, family: Swi
     weights = {
         "round 2, cut at its own q": rescored.probabilities(
             drop_top_loss_params(rescored, q2, SEGMENTS)),
-        "round 2, mixture posterior": clean_posterior(new, seed),
+        "round 2, mixture posterior": 1.0 - noisy_posterior(new, seed=seed),
         "cut at q within each class": per_class_cut(family.reference["loss"],
                                                     data.train.y.cpu(), q),
         "keep where round 1 agrees": agrees.double()}

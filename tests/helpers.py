@@ -8,13 +8,19 @@ FAST_BO = {"n_init": 3, "num_restarts": 2, "raw_samples": 32}  # a cheap BO agen
 
 
 def swift_features(n=300):
-    """Features of ``n`` examples, 40% of them noisy with a larger loss, and the noise mask."""
+    """Features of ``n`` examples of one class, 40% of them noisy with a larger loss, and the
+    noise mask (``class_train_loss`` is ``train_loss`` shifted by a constant: the same ranks)."""
+    from sampletune.features import class_relative
+
     g = torch.Generator().manual_seed(0)
     noisy = torch.rand(n, generator=g) < 0.4
     loss = torch.rand(n, generator=g, dtype=torch.float64) + 2.0 * noisy
-    return {"loss": loss, "renormed_entropy": torch.rand(n, generator=g, dtype=torch.float64),
-            "grad_norm": loss + 0.1,
-            "train_loss": loss + torch.rand(n, generator=g, dtype=torch.float64)}, noisy
+    entropy = torch.rand(n, generator=g, dtype=torch.float64)
+    train_loss = loss + torch.rand(n, generator=g, dtype=torch.float64)
+    return {"loss": loss, "renormed_entropy": entropy, "grad_norm": loss + 0.1,
+            "train_loss": train_loss,
+            "class_train_loss": class_relative(train_loss, torch.zeros(n, dtype=torch.int64),
+                                               (~noisy).double())}, noisy
 
 
 def tiny_splits():

@@ -170,6 +170,41 @@ def test_train_loss_tracker_averages_up_to_twice_the_best_epoch():
         bad.mean()
 
 
+def test_class_relative_subtracts_the_clean_weighted_mean_of_each_labelled_class():
+    from sampletune.features import class_relative
+
+    values = torch.tensor([1.0, 2.0, 10.0, 5.0, 6.0, 20.0, 7.0, 9.0])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
+    clean = torch.tensor([1.0, 1.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.0])  # class 2: no clean weight
+    out = class_relative(values, labels, clean)
+    assert out.dtype == torch.float64
+    assert out.tolist() == pytest.approx([-0.5, 0.5, 8.5, -0.5, 0.5, 14.5, -1.0, 1.0])
+    with pytest.raises(ConfigError, match="^features: "):
+        class_relative(values, labels[:-1], clean)
+
+
+def test_a_cut_on_class_train_loss_keeps_a_hard_class_clean_examples():
+    """Class 1's clean losses sit 2 nats above class 0's, as high as class 0's noisy ones:
+    "drop the top 30%" on ``train_loss`` drops hard clean examples and keeps noisy ones; on
+    ``class_train_loss`` (clean weights from the two-component mixture) it drops exactly the
+    noisy labels."""
+    from sampletune.features import train_loss_features
+
+    g = _gen()
+    n = 400
+    labels = torch.arange(n) % 2
+    noisy = torch.rand(n, generator=g) < 0.3
+    train_loss = 2.0 * labels + torch.rand(n, generator=g, dtype=torch.float64) + 2.5 * noisy
+    feats = train_loss_features(train_loss, labels, seed=0)
+    assert torch.equal(feats["train_loss"], train_loss)
+    top = int(noisy.sum())
+    for name, clean_dropped in (("train_loss", 23), ("class_train_loss", 0)):
+        dropped = torch.zeros(n, dtype=torch.bool)
+        dropped[feats[name].argsort(descending=True)[:top]] = True
+        assert int((dropped & ~noisy).sum()) == clean_dropped, name
+        assert int((dropped & ~noisy & (labels == 0)).sum()) == 0, name
+
+
 def _loader_data(n=23):
     x, y = torch.randn(n, 5, generator=_gen()), torch.randint(0, 4, (n,), generator=_gen(1))
     return x, y, TensorDataset(x, y), TensorDataset(torch.arange(n), x, y)

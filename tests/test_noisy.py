@@ -96,6 +96,22 @@ def test_the_noise_mixture_counts_the_examples_it_cannot_decide():
     assert noise_mixture(torch.ones(10)) == NoiseMixture(0.0, 0.0)
 
 
+def test_the_noisy_posterior_is_per_example_and_leaves_non_finite_losses_out():
+    from sampletune.noisy.estimate import noise_mixture, noisy_posterior
+
+    g = torch.Generator().manual_seed(0)
+    losses = torch.cat([0.2 + 0.05 * torch.randn(70, generator=g),
+                        2.0 + 0.3 * torch.randn(30, generator=g)])
+    post = noisy_posterior(losses)
+    assert post.shape == (100,) and post.dtype == torch.float64
+    assert bool((post[:70] < 0.01).all() and (post[70:] > 0.99).all())
+    with_nan = noisy_posterior(torch.cat([losses, torch.tensor([float("nan"), float("inf")])]))
+    assert torch.equal(with_nan[:100], post) and with_nan[100:].tolist() == [1.0, 1.0]
+    assert noise_mixture(torch.cat([losses, torch.tensor([float("nan")])])) == \
+        noise_mixture(losses)
+    assert torch.equal(noisy_posterior(torch.ones(5)), torch.zeros(5, dtype=torch.float64))
+
+
 def test_small_loss_known_backpropagates_fewer_noisy_examples(tiny_data):
     cfg = CFG.replace(epochs=8)
     uniform = build_noisy("uniform", tiny_data, cfg)

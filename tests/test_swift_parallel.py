@@ -12,6 +12,7 @@ import torch
 from helpers import FAST_BO, CleanMass, Stop, swift_features
 
 from sampletune.errors import ConfigError
+from sampletune.features import train_loss_features
 from sampletune.models import build_model
 from sampletune.swift.agents import AGENTS, make_agent
 from sampletune.swift.engines import EngineConfig, LocalEngine
@@ -211,8 +212,8 @@ def finetune_objective():
     n = len(data.train)
     g = torch.Generator().manual_seed(1)
     loss = torch.rand(n, generator=g, dtype=torch.float64) + 2.0 * data.train.noisy.double()
-    feats = {"train_loss": loss, "renormed_entropy": torch.rand(n, generator=g,
-                                                                dtype=torch.float64),
+    feats = {**train_loss_features(loss, data.train.y),
+             "renormed_entropy": torch.rand(n, generator=g, dtype=torch.float64),
              "grad_norm": loss + 0.1}
     search = _cfg("bo", rounds=6, finetune_epochs=1, finetune_budget=0.5, parallel_trials=2)
     return feats, FineTuner(w_share, data, cfg, search), search

@@ -94,13 +94,13 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     assert spec.feature_arch == "mlp" and torch.equal(
         compute_features(w_share, data.train.x, data.train.y, progress=False)["loss"],
         load_features(spec.feature_file)["loss"])
-    # The default loss feature (train_loss) has no value for a new crop: a one-line refusal
+    # The default loss feature (class_train_loss) has no value for a new crop: a one-line refusal
     # (crop sampling itself is tested with a paper-features sampler in test_crop_sampling).
     assert main(["train", "--dataset", "digits", "--train-subset", "400", "--model", "mlp",
                  "--sampler", "swift", "--weights", str(out / "sampler.json"),
                  "--crop-sampling", "--augment", "standard", "--epochs", "1", "--quiet",
                  "--device", "cpu"]) == 2
-    assert "crop_sampling: the sampler uses ['train_loss']" in capsys.readouterr().err
+    assert "crop_sampling: the sampler uses ['class_train_loss']" in capsys.readouterr().err
 
     # Rerunning resumes every step and reproduces the report.
     again = run_swift(run, search, search_cost=0.5, progress=False)

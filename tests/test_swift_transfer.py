@@ -14,12 +14,12 @@ from sampletune.experiments import RunConfig, run_train
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.experiments.swift_transfer import feature_source, target_probabilities
 from sampletune.features import (
-    TRAIN_LOSS,
     FeatureKey,
     TrainLossTracker,
     compute_features,
     load_features,
     save_features,
+    train_loss_features,
 )
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.samplers.base import epoch_draws
@@ -75,7 +75,7 @@ def _own_features(cfg):
     pre = train(new_model(cfg, data), data, ShuffleSampler(n, budget=cfg.budget, seed=cfg.seed),
                 cfg.train_config(), observers=[tracker], progress=False)
     feats = compute_features(pre.best_model(), data.train.x, data.train.y, progress=False)
-    return {**feats, TRAIN_LOSS: tracker.mean()}
+    return {**feats, **train_loss_features(tracker.mean(), data.train.y, cfg.seed)}
 
 
 def test_another_model_gets_the_sampler_on_its_own_pretrained_features(sampler_file, tmp_path):

@@ -17,6 +17,11 @@ the split:
   model). Noisy labels are learnt late, so
   their early training losses stay high: it flags them better than the loss under any one
   checkpoint (``benchmarks/results/loss_statistics.md``).
+- ``class_train_loss``: ``train_loss`` less the typical ``train_loss`` of a clean example
+  of the same labelled class (:func:`class_relative`). A hard class's clean examples have
+  higher losses than an easy class's, so a cut on ``train_loss`` drops them with the noisy
+  labels; on this feature each class is measured against its own clean examples
+  (``benchmarks/results/swift_noise.md``, round 7).
 
 The other features use the model in eval mode, without augmentation. Features are saved as
 ``.npz`` (no pickles) keyed by data set, split, seed and model, and checked against the split
@@ -41,7 +46,8 @@ from sampletune.models import eval_mode
 
 TRAIN_LOSS = "train_loss"
 MODEL_FEATURES = ("loss", "renormed_entropy", "grad_norm", "grad_norm_full")  # of one model
-FEATURE_NAMES = (*MODEL_FEATURES, TRAIN_LOSS)
+CLASS_TRAIN_LOSS = "class_train_loss"
+FEATURE_NAMES = (*MODEL_FEATURES, TRAIN_LOSS, CLASS_TRAIN_LOSS)
 
 
 @dataclass(frozen=True)
@@ -346,6 +352,41 @@ class TrainLossTracker:
                   f"{self.total.numel()}")
             getattr(self, k).copy_(state[k])
         self.end, self.snap_epoch = int(state["end"]), int(state["snap_epoch"])
+
+
+def class_relative(values: Tensor, labels: Tensor, clean: Tensor) -> Tensor:
+    """``(n,)`` float64 ``values[i] - m[labels[i]]``, where ``m[k]`` is the mean of the
+    values of the examples labelled ``k`` weighted by ``clean`` (each example's probability
+    of a clean label, in ``[0, 1]``): a value measured against the clean examples of its own
+    class, as confident learning measures confidence against a per-class threshold
+    (Northcutt et al., JAIR 2021, eq. 2). A class whose ``clean`` weights sum to 0 uses its
+    plain mean. ``values``, ``clean``: ``(n,)``; ``labels``: ``(n,)`` int64."""
+    v = values.detach().to("cpu", torch.float64)
+    w = clean.detach().to("cpu", torch.float64)
+    y = labels.detach().to("cpu", torch.int64)
+    check(v.shape == w.shape == y.shape and v.dim() == 1, "features", f"values {tuple(v.shape)}"
+          f", labels {tuple(y.shape)} and weights {tuple(w.shape)} differ in shape")
+    k = int(y.max()) + 1 if len(y) else 0
+    weighted = torch.zeros(k, dtype=torch.float64).index_add_(0, y, w * v)
+    weight = torch.zeros(k, dtype=torch.float64).index_add_(0, y, w)
+    total = torch.zeros(k, dtype=torch.float64).index_add_(0, y, v)
+    count = torch.zeros(k, dtype=torch.float64).index_add_(0, y, torch.ones_like(v))
+    mean = torch.where(weight > 0, weighted / weight.clamp_min(1e-300),
+                       total / count.clamp_min(1.0))
+    return v - mean[y]
+
+
+def train_loss_features(train_loss: Tensor, labels: Tensor, seed: int = 0) -> dict[str, Tensor]:
+    """``{"train_loss", "class_train_loss"}`` from a :class:`TrainLossTracker`'s ``(n,)``
+    mean and the ``(n,)`` training labels: the clean weights of :func:`class_relative` are
+    the posterior of the low-loss component of DivideMix's two-component mixture on
+    ``train_loss`` (:func:`~sampletune.noisy.estimate.noisy_posterior`, seeded by
+    ``seed``)."""
+    from sampletune.noisy.estimate import noisy_posterior
+
+    clean = 1.0 - noisy_posterior(train_loss, seed=seed)
+    return {TRAIN_LOSS: train_loss.detach().to("cpu", torch.float64),
+            CLASS_TRAIN_LOSS: class_relative(train_loss, labels, clean)}
 
 
 def save_features(path: str | Path, features: dict[str, Tensor], key: FeatureKey) -> Path:

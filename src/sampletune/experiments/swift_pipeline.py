@@ -61,11 +61,11 @@ from sampletune.errors import check
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.features import (
-    TRAIN_LOSS,
     FeatureKey,
     TrainLossTracker,
     cached_features,
     compute_features,
+    train_loss_features,
 )
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.samplers.base import epoch_draws
@@ -153,7 +153,7 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     start = time.perf_counter()
     feats, feat_path = cached_features(
         out / "features", feature_key(run), w_share, data.train.x, data.train.y,
-        extra={TRAIN_LOSS: tracker.mean()}, device=tcfg.device,
+        extra=train_loss_features(tracker.mean(), data.train.y, run.seed), device=tcfg.device,
         full_grad=search.grad_feature == "grad_norm_full", progress=progress)
     feature_seconds = time.perf_counter() - start
     w_share_path = feat_path.with_suffix(".model.pt")  # what crop-level sampling scores with

@@ -39,10 +39,10 @@ from sampletune.data.dataset import DataSplits
 from sampletune.errors import check
 from sampletune.features import (
     FEATURE_NAMES,
-    TRAIN_LOSS,
     TrainLossTracker,
     cached_features,
     compute_features,
+    train_loss_features,
 )
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.sampler_file import SamplerSpec, checked_spec
@@ -138,7 +138,7 @@ def pretrain_target(cfg, data: DataSplits, out: Path | None, *,
                     progress=progress, description=f"uniform {cfg.model} (pre-trained)")
     best = uniform.best_model()
     kw = {"device": tcfg.device, "full_grad": full_grad, "progress": progress}
-    extra = {TRAIN_LOSS: tracker.mean()}
+    extra = train_loss_features(tracker.mean(), data.train.y, cfg.seed)
     if out is None:
         return {**compute_features(best, data.train.x, data.train.y, **kw), **extra}, uniform
     feats, _ = cached_features(out / FEATURE_DIR, feature_key(cfg), best, data.train.x,

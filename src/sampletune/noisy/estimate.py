@@ -31,18 +31,31 @@ class NoiseMixture:
 AMBIGUOUS_LOW = 0.1
 
 
-def noise_mixture(losses: Tensor, *, seed: int = 0, max_rate: float = 0.9) -> NoiseMixture:
-    """DivideMix's two-component GMM on min-max normalised ``losses`` ``(N,)`` (non-finite
-    values left out); ``NoiseMixture(0, 0)`` when all losses are equal."""
+def noisy_posterior(losses: Tensor, *, seed: int = 0) -> Tensor:
+    """``(N,)`` float64 posterior of the high-loss ("noisy") component of DivideMix's
+    two-component GMM on min-max normalised ``losses`` ``(N,)``; non-finite losses are left
+    out of the fit and get 1, and all-equal losses give 0 everywhere (nothing looks noisy)."""
     loss = losses.detach().to("cpu", torch.float64).numpy()
-    loss = loss[np.isfinite(loss)]
-    if loss.size < 2 or float(loss.max() - loss.min()) <= 0:
-        return NoiseMixture(0.0, 0.0)
+    finite = np.isfinite(loss)
+    out = np.where(finite, 0.0, 1.0)
+    kept = loss[finite]
+    if kept.size < 2 or float(kept.max() - kept.min()) <= 0:
+        return torch.from_numpy(out)
     from sklearn.mixture import GaussianMixture
 
-    z = ((loss - loss.min()) / (loss.max() - loss.min()))[:, None]
+    z = ((kept - kept.min()) / (kept.max() - kept.min()))[:, None]
     gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed).fit(z)
-    posterior = gmm.predict_proba(z)[:, int(np.argmax(gmm.means_[:, 0]))]
+    out[finite] = gmm.predict_proba(z)[:, int(np.argmax(gmm.means_[:, 0]))]
+    return torch.from_numpy(out)
+
+
+def noise_mixture(losses: Tensor, *, seed: int = 0, max_rate: float = 0.9) -> NoiseMixture:
+    """The :class:`NoiseMixture` of :func:`noisy_posterior` over the finite ``losses``;
+    ``NoiseMixture(0, 0)`` when all losses are equal."""
+    finite = torch.isfinite(losses.detach().cpu())
+    posterior = noisy_posterior(losses, seed=seed)[finite].numpy()
+    if posterior.size < 2:
+        return NoiseMixture(0.0, 0.0)
     rate = float((posterior > 0.5).mean())
     ambiguous = float(((posterior > AMBIGUOUS_LOW) & (posterior < 1 - AMBIGUOUS_LOW)).mean())
     return NoiseMixture(min(max(rate, 0.0), max_rate), ambiguous)

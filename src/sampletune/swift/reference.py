@@ -4,8 +4,8 @@ They are what a practitioner would try first on noisy labels (small-loss selecti
 static cut), written as points ``z`` of the family (eqs. 5-9) so the search can start from
 them: ``G = loss`` (``c`` = 1 on the loss feature, 0 elsewhere), ``T`` the family's
 transform, and ``H`` a step that is 1 up to the value of ``T`` below which a ``1 - q`` share
-of the examples lies and 0 after it. The loss feature is ``train_loss`` when the family has
-it, else ``loss`` (:func:`loss_feature`).
+of the examples lies and 0 after it. The loss feature is the first of ``class_train_loss``,
+``train_loss`` and ``loss`` the family has (:func:`loss_feature`).
 
 :func:`estimated_cut` sets ``q`` from the data: the share of examples a two-component
 mixture on the loss feature calls noisy (DivideMix's estimate), the cut the pipeline
@@ -27,7 +27,7 @@ from sampletune.swift.params import SwiftParams
 from sampletune.train.distributed import current_world
 
 DEFAULT_DROP_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
-LOSS_FEATURES = ("train_loss", "loss")  # in order of preference
+LOSS_FEATURES = ("class_train_loss", "train_loss", "loss")  # in order of preference
 
 
 def loss_feature(names) -> str | None:
