@@ -345,7 +345,7 @@ def main(argv=None) -> None:
     ap.add_argument("--verify-seed", type=int, default=0)
     ap.add_argument("--ss-features", nargs="+", default=None,
                     help="the features swift search aggregates (default: its own, "
-                    "class_train_loss renormed_entropy); give each choice its own --out")
+                    "train_loss renormed_entropy); give each choice its own --out")
     ap.add_argument("--out", default="runs/bench/swift_noise")
     args = ap.parse_args(argv)
     # One thread per process: these models are tiny, and extra threads only contend.

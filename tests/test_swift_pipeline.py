@@ -12,7 +12,7 @@ from sampletune.errors import ConfigError
 from sampletune.experiments import run_train
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.swift_pipeline import run_swift, verify_run
-from sampletune.features import compute_features, load_features
+from sampletune.features import compute_features, load_features, train_loss_features
 from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
 from sampletune.swift.search import SearchConfig, load_trials
 
@@ -94,13 +94,16 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     assert spec.feature_arch == "mlp" and torch.equal(
         compute_features(w_share, data.train.x, data.train.y, progress=False)["loss"],
         load_features(spec.feature_file)["loss"])
-    # The default loss feature (class_train_loss) has no value for a new crop: a one-line refusal
+    saved = load_features(spec.feature_file)  # the class-relative option is saved beside
+    assert torch.equal(saved["class_train_loss"], train_loss_features(
+        saved["train_loss"], data.train.y, run.seed)["class_train_loss"])
+    # The default loss feature (train_loss) has no value for a new crop: a one-line refusal
     # (crop sampling itself is tested with a paper-features sampler in test_crop_sampling).
     assert main(["train", "--dataset", "digits", "--train-subset", "400", "--model", "mlp",
                  "--sampler", "swift", "--weights", str(out / "sampler.json"),
                  "--crop-sampling", "--augment", "standard", "--epochs", "1", "--quiet",
                  "--device", "cpu"]) == 2
-    assert "crop_sampling: the sampler uses ['class_train_loss']" in capsys.readouterr().err
+    assert "crop_sampling: the sampler uses ['train_loss']" in capsys.readouterr().err
 
     # Rerunning resumes every step and reproduces the report.
     again = run_swift(run, search, search_cost=0.5, progress=False)

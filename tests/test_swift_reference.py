@@ -55,6 +55,16 @@ def test_reference_needs_the_loss_feature_and_three_segments():
     assert [n for n, _ in reference_params(SwiftFamily(f), 2)] == ["uniform"]
 
 
+def test_the_cut_is_on_the_loss_feature_the_family_aggregates():
+    f = _features()
+    f["class_train_loss"] = -f["loss"]  # ranks the other way round
+    for names, score in ((("loss", "renormed_entropy"), f["loss"]),
+                         (("class_train_loss", "renormed_entropy"), f["class_train_loss"])):
+        family = SwiftFamily(f, names=names, transform="cdf")
+        kept = family.probabilities(drop_top_loss_params(family, 0.3, 4)) > 0
+        assert torch.equal(kept, score <= score.sort().values[139]), names
+
+
 def test_auroc_matches_pairwise_counting_with_ties():
     g = torch.Generator().manual_seed(1)
     s = torch.randint(0, 4, (60,), generator=g).double()

@@ -20,8 +20,9 @@ the split:
 - ``class_train_loss``: ``train_loss`` less the typical ``train_loss`` of a clean example
   of the same labelled class (:func:`class_relative`). A hard class's clean examples have
   higher losses than an easy class's, so a cut on ``train_loss`` drops them with the noisy
-  labels; on this feature each class is measured against its own clean examples
-  (``benchmarks/results/swift_noise.md``, round 7).
+  labels; on this feature each class is measured against its own clean examples. An
+  option (``--features class_train_loss renormed_entropy``): it helped on some seen sets
+  and lost the held-out check (``benchmarks/results/swift_noise.md``, round 7).
 
 The other features use the model in eval mode, without augmentation. Features are saved as
 ``.npz`` (no pickles) keyed by data set, split, seed and model, and checked against the split

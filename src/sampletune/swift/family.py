@@ -23,9 +23,10 @@ from sampletune.swift.trials import InvalidCandidate
 TRANSFORMS = ("cdf", "cgf")
 DEFAULT_FEATURES = ("loss", "renormed_entropy")  # the paper's (section 4)
 # What `swift search` aggregates by default: the loss statistic over w_share's training
-# flags noisy labels better than its loss (benchmarks/results/feature_cuts.md), and measured
-# against its own class a hard class keeps its clean examples (swift_noise.md, round 7).
-SEARCH_FEATURES = ("class_train_loss", "renormed_entropy")
+# flags noisy labels better than its loss (benchmarks/results/feature_cuts.md). Its
+# class-relative form, `class_train_loss`, is an option: it lost round 7's held-out check
+# (benchmarks/results/swift_noise.md).
+SEARCH_FEATURES = ("train_loss", "renormed_entropy")
 GRAD_FEATURE = "grad_norm"
 
 
