@@ -1,5 +1,5 @@
 """Why a loss cut closes most of the noisy-label gap on some data sets and none on others
-(issue 8, round 4).
+(issue 8, rounds 4 and 7).
 
 For each data set and seed at 40% symmetric noise: one uniform training (the library's
 defaults, as in ``swift_noise.py``) that records the ``train_loss`` feature, then
@@ -12,12 +12,15 @@ from-scratch trainings that draw uniformly (with replacement, ``N`` draws an epo
 - ``cut at q``: "drop the top q by train_loss" at the estimated noisy share ``q`` (what
   ``swift search`` retrains when its fine-tunes fall back to uniform) and at ``0.75 q``;
 - ``mixture posterior``: each example drawn in proportion to the posterior of the
-  low-loss component of the two-component mixture behind the estimate (a soft cut).
+  low-loss component of the two-component mixture behind the estimate (a soft cut);
+- the cut's two errors apart (round 7; use the noise mask): ``oracle - clean the cut
+  drops`` and ``oracle + noisy the cut keeps``.
 
 Test accuracy (%) of the last epoch, mean ± sample std over the seeds, and the noisy share
 of the sampling mass.
 
     .venv/bin/python benchmarks/hard_examples.py --datasets image-segment mnist-5k
+    .venv/bin/python benchmarks/hard_examples.py --datasets digits satimage magic
 """
 
 from __future__ import annotations
@@ -46,10 +49,12 @@ def weightings(loss: torch.Tensor, noisy: torch.Tensor, hardest: float,
     trimmed = clean.clone()
     idx = torch.nonzero(~noisy).flatten()
     trimmed[idx[loss[idx].argsort(descending=True)[:int(hardest * len(idx))]]] = 0.0
+    cut = (rank <= 1 - q).double()
     return {"oracle": clean, f"oracle - hardest {hardest:g} of clean": trimmed,
-            "cut at q": (rank <= 1 - q).double(),
-            "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
-            "mixture posterior": 1.0 - noisy_posterior(loss, seed=seed)}
+            "cut at q": cut, "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
+            "mixture posterior": 1.0 - noisy_posterior(loss, seed=seed),
+            "oracle - clean the cut drops": clean * cut,
+            "oracle + noisy the cut keeps": torch.maximum(clean, cut)}
 
 
 def main(argv=None) -> None:
