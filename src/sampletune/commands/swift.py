@@ -52,7 +52,8 @@ SEARCH_HELP = {  # flags of SearchConfig's fields: what its comments do not say
     "rounds": {"help": "E_o, agent steps"},
     "finetune_epochs": {"help": "E_f, epochs of each candidate's fine-tune"},
     "segments": {"help": "S, pieces of H"},
-    "features": {"help": "features aggregated by G (the paper's: loss renormed_entropy)"},
+    "features": {"help": "features aggregated by G (the paper's: loss renormed_entropy; "
+                 "also grad_norm, class_train_loss: train_loss against its labelled class)"},
     "transform": {"choices": TRANSFORMS},
     "grad_feature": {"choices": ("grad_norm", "grad_norm_full"), "help": "gradient norm cgf "
                      "weighs by: logit layer (closed form) or all parameters (torch.func)"},
