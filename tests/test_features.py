@@ -133,12 +133,21 @@ def test_cached_features_computes_once(tmp_path):
     assert path == path2 and torch.equal(first["loss"], second["loss"])
     with pytest.raises(ConfigError, match="training set has 8"):
         cached_features(tmp_path, key, model, x[:8], y[:8], progress=False)
-    # a cached file without a feature asked for (or with others) is refused in one line
+    # extra features a file of an older version lacks are added to it, the rest kept
+    third, _ = cached_features(tmp_path, key, model, x, y, extra={"train_loss": y.double()},
+                               progress=False)
+    assert torch.equal(third["loss"], first["loss"]) and torch.equal(third["train_loss"],
+                                                                     y.double())
+    assert torch.equal(load_features(path)["train_loss"], y.double())
+    # a cached file without a model feature asked for (or with others) is refused in one line
     with pytest.raises(ConfigError, match=r"^feature_file: .* holds the features \['grad_norm', "
-                       r"'loss', 'renormed_entropy'\], not \['grad_norm', 'loss', "
-                       r"'renormed_entropy', 'train_loss'\] .allowed: --restart"):
+                       r"'loss', 'renormed_entropy', 'train_loss'\], not \['grad_norm', "
+                       r"'grad_norm_full', 'loss', 'renormed_entropy', 'train_loss'\] "
+                       r".allowed: --restart"):
         cached_features(tmp_path, key, model, x, y, extra={"train_loss": y.double()},
-                        progress=False)
+                        full_grad=True, progress=False)
+    with pytest.raises(ConfigError, match=r"^feature_file: .* holds the features"):
+        cached_features(tmp_path, key, model, x, y, progress=False)  # one more than asked
 
 
 def test_train_loss_tracker_averages_up_to_twice_the_best_epoch():

@@ -431,8 +431,9 @@ def cached_features(root: str | Path, key: FeatureKey, model: nn.Module, x: Tens
                     full_grad: bool = False, progress: bool = True,
                     **kw) -> tuple[dict[str, Tensor], Path]:
     """Load ``root/<key>.npz`` if it exists (checked against ``len(y)`` and the features
-    asked for), else compute the model's features (:func:`compute_features`), add ``extra``
-    ones (e.g. ``train_loss``) and save them together.
+    asked for; ``extra`` ones a file of an older version lacks are added to it), else compute
+    the model's features (:func:`compute_features`), add ``extra`` ones (e.g.
+    ``train_loss``) and save them together.
 
     In a distributed job (:mod:`sampletune.train.distributed`) rank 0 loads or computes
     and writes the file, and every rank gets rank 0's features (a collective: call it on
@@ -447,6 +448,10 @@ def cached_features(root: str | Path, key: FeatureKey, model: nn.Module, x: Tens
     def load_or_compute() -> dict[str, Tensor]:
         if path.exists():
             feats = load_features(path, n=n, key=key)
+            newer = [k for k in extra or {} if k not in feats]  # a file from an older version
+            if newer and sorted([*feats, *newer]) == names:
+                feats = {**feats, **{k: extra[k] for k in newer}}
+                save_features(path, feats, key)
             check(sorted(feats) == names, "feature_file", f"{path} holds the features "
                   f"{sorted(feats)}, not {names}", "--restart to compute them again")
             return feats
