@@ -68,6 +68,8 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     assert d["samplers"]["uniform"]["noisy_mass"] == pytest.approx(0.4, abs=0.01)
     assert d["samplers"]["uniform"]["ess"] == pytest.approx(1.0)
     assert d["samplers"]["drop-top-0.2"]["ess"] == pytest.approx(0.8, abs=0.01)
+    assert d["samplers"]["uniform"]["least_drawn_class_mass"] == pytest.approx(1.0)
+    assert d["samplers"]["drop-top-0.2"]["least_drawn_class_mass"] < 1.0
     assert set(d["feature_auroc"]["w_share (best val epoch)"]) >= {"loss", "renormed_entropy"}
     # model.pt is the kept model: its validation accuracy is the one reported.
     from sampletune.experiments.setup import load_data, new_model

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from sampletune.errors import ConfigError
-from sampletune.swift.diagnostics import auroc, effective_sample_size, noisy_mass
+from sampletune.swift.diagnostics import (
+    auroc,
+    effective_sample_size,
+    least_drawn_class,
+    noisy_mass,
+    sampler_diagnostics,
+)
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.params import from_cube, to_cube
 from sampletune.swift.reference import (
@@ -80,6 +86,19 @@ def test_mass_and_effective_sample_size():
     assert effective_sample_size(p) == pytest.approx(0.5)
     assert effective_sample_size(torch.ones(7)) == pytest.approx(1.0)
     assert noisy_mass(p, torch.tensor([True, False, True, True])) == pytest.approx(0.5)
+
+
+def test_the_least_drawn_class_is_the_one_a_sampler_starves():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])
+    assert least_drawn_class(torch.ones(8), labels) == (0, pytest.approx(1.0))
+    # class 1 keeps one of its two examples: half its uniform share; class 0 gains
+    probs = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0])
+    assert least_drawn_class(probs, labels) == (1, pytest.approx((1 / 7) / (2 / 8)))
+    assert least_drawn_class(torch.tensor([1.0, 1, 1, 1, 0, 0, 1, 1]), labels)[1] == 0.0
+    assert least_drawn_class(torch.ones(3), torch.tensor([0, 2, 2]))[0] == 0  # 1 is absent
+    d = sampler_diagnostics(probs, None, labels)
+    assert d["least_drawn_class"] == 1 and "noisy_mass" not in d
+    assert "least_drawn_class" not in sampler_diagnostics(probs, None)
 
 
 def test_guard_keeps_the_challenger_unless_validation_prefers_the_incumbent():

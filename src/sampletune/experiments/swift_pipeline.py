@@ -230,7 +230,8 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
             refine.update(retrained=True, kept=r_guard["keep"], model=r_kind,
                           val_wins=r_guard["wins"], val_losses=r_guard["losses"],
                           wall_time=refine["wall_time"] + refined.final["wall_time"],
-                          params=rparams.to_dict(), sampler=sampler_diagnostics(rprobs, noisy))
+                          params=rparams.to_dict(),
+                          sampler=sampler_diagnostics(rprobs, noisy, data.train.y))
             if r_guard["keep"]:
                 chosen = "swift"
                 kept_model, kept_metrics, final_probs = r_model, _metrics(refined)[r_kind], rprobs
@@ -372,11 +373,13 @@ def _diagnostics(family: SwiftFamily, result, score: float, probs, noisy,
         origin = r.get("origin", "agent")
         if origin != "agent" and r["score"] is not None:
             p = family.probabilities(SwiftParams.from_dict(r["params"]))
-            samplers[origin] = {"finetune_val_acc": r["score"], **sampler_diagnostics(p, noisy)}
+            samplers[origin] = {"finetune_val_acc": r["score"],
+                                **sampler_diagnostics(p, noisy, data.train.y)}
     samplers["agent's recommendation"] = {
         "finetune_val_acc": result.best_score,
-        **sampler_diagnostics(family.probabilities(result.best), noisy)}
-    samplers["retrained"] = {"finetune_val_acc": score, **sampler_diagnostics(probs, noisy)}
+        **sampler_diagnostics(family.probabilities(result.best), noisy, data.train.y)}
+    samplers["retrained"] = {"finetune_val_acc": score,
+                             **sampler_diagnostics(probs, noisy, data.train.y)}
     out = {"samplers": samplers}
     if noisy is not None:
         last = compute_features(uniform.model, data.train.x, data.train.y, device=tcfg.device,
@@ -463,11 +466,13 @@ def report_markdown(report: dict) -> str:
         "",
         "## Diagnostics",
         "",
-        "| sampler | fine-tune val acc | effective sample size | mass on noisy labels |",
-        "|---|---|---|---|",
+        "| sampler | fine-tune val acc | effective sample size | mass on noisy labels | "
+        "least-drawn class (mass / share) |",
+        "|---|---|---|---|---|",
         *(f"| {name} | {_acc(m['finetune_val_acc'])} | {m['ess']:.3f} | "
-          f"{m['noisy_mass']:.3f} |" if "noisy_mass" in m else
-          f"| {name} | {_acc(m['finetune_val_acc'])} | {m['ess']:.3f} | - |"
+          + (f"{m['noisy_mass']:.3f}" if "noisy_mass" in m else "-") + " | "
+          + (f"{m['least_drawn_class']} ({m['least_drawn_class_mass']:.2f})"
+             if "least_drawn_class" in m else "-") + " |"
           for name, m in d["samplers"].items()),
         "",
     ]

@@ -37,11 +37,34 @@ def effective_sample_size(probs: Tensor) -> float:
     return float(p.sum() ** 2 / (p.pow(2).sum() * len(p)))
 
 
-def sampler_diagnostics(probs: Tensor, noisy: Tensor | None) -> dict:
-    """``{"ess", "noisy_mass"}`` of one sampler (``noisy_mass`` only with a noise mask)."""
+def least_drawn_class(probs: Tensor, labels: Tensor) -> tuple[int, float]:
+    """``(k, ratio)``: the labelled class whose share of the sampling probability ``probs``
+    ``(N,)`` is smallest relative to its share of the examples (``labels`` ``(N,)``), and
+    that ratio (1.0: drawn as often as under uniform sampling; 0.0: never drawn). Needs no
+    noise mask: a loss cut that drops a hard class's clean examples with the noisy labels
+    shows as a class far below the others (symmetric noise alone leaves every class near
+    1)."""
+    p = torch.as_tensor(probs, dtype=torch.float64).cpu()
+    y = torch.as_tensor(labels).cpu().long()
+    k = int(y.max()) + 1
+    mass = torch.zeros(k, dtype=torch.float64).index_add_(0, y, p / p.sum())
+    share = torch.bincount(y, minlength=k).to(torch.float64) / len(y)
+    present = share > 0
+    ratio = torch.where(present, mass / share.clamp_min(1e-300), torch.inf)
+    low = int(ratio.argmin())
+    return low, float(ratio[low])
+
+
+def sampler_diagnostics(probs: Tensor, noisy: Tensor | None,
+                        labels: Tensor | None = None) -> dict:
+    """``{"ess", "noisy_mass", "least_drawn_class", "least_drawn_class_mass"}`` of one
+    sampler (``noisy_mass`` only with a noise mask, the class pair only with ``labels``)."""
     out = {"ess": effective_sample_size(probs)}
     if noisy is not None and bool(noisy.any()):
         out["noisy_mass"] = noisy_mass(probs, noisy)
+    if labels is not None:
+        out["least_drawn_class"], out["least_drawn_class_mass"] = least_drawn_class(probs,
+                                                                                    labels)
     return out
 
 
