@@ -154,7 +154,7 @@ def test_train_loss_tracker_averages_up_to_twice_the_best_epoch():
     from sampletune.features import TrainLossTracker
     from sampletune.train import BatchReport
 
-    tracker = TrainLossTracker(3, epochs=8)  # the window is at least ceil(8 / 4) = 2 epochs
+    tracker = TrainLossTracker(3, epochs=8)
     val = [0.5, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]  # best epoch 1: window = epochs 0..3
     for epoch in range(8):
         # example 2 is never drawn; example 0's loss grows by 1 per epoch
@@ -177,6 +177,23 @@ def test_train_loss_tracker_averages_up_to_twice_the_best_epoch():
                              torch.zeros(1)))
     with pytest.raises(ConfigError, match="^features: non-finite"):
         bad.mean()
+
+
+@pytest.mark.parametrize("best, window", [(0, 2), (3, 8), (None, 10)])
+def test_the_train_loss_window_is_twice_the_best_epoch_even_when_that_is_early(best, window):
+    """40 epochs, example 0's training loss = the epoch: a best epoch of 0 averages epochs
+    0..1 (an earlier floor of a quarter of the schedule averaged 0..9, memorised epochs on
+    data that memorise fast); without validation the window is the first quarter."""
+    from sampletune.features import TrainLossTracker
+    from sampletune.train import BatchReport
+
+    tracker = TrainLossTracker(1, epochs=40)
+    for epoch in range(40):
+        tracker.on_batch(BatchReport(epoch, epoch, torch.tensor([0]), torch.tensor([float(epoch)]),
+                                     torch.zeros(1)))
+        record = {"epoch": epoch} if best is None else {"epoch": epoch, "val_acc": 0.5}
+        tracker.on_epoch_end(record, is_best=epoch == best)
+    assert float(tracker.mean()[0]) == pytest.approx((window - 1) / 2)
 
 
 def test_class_relative_subtracts_the_clean_weighted_mean_of_each_labelled_class():
