@@ -13,6 +13,7 @@ from sampletune.experiments import run_train
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.swift_pipeline import run_swift, verify_run
 from sampletune.features import compute_features, load_features, train_loss_features
+from sampletune.swift.diagnostics import reference_spread
 from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
 from sampletune.swift.search import SearchConfig, load_trials
 
@@ -71,6 +72,11 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     assert d["samplers"]["uniform"]["least_drawn_class_mass"] == pytest.approx(1.0)
     assert d["samplers"]["drop-top-0.2"]["least_drawn_class_mass"] < 1.0
     assert set(d["feature_auroc"]["w_share (best val epoch)"]) >= {"loss", "renormed_entropy"}
+    # Whether the references' fine-tunes differ by more than validation noise (40 examples)
+    refs = [t["score"] for t in trials]
+    assert d["reference_spread"] == reference_spread(refs, 40)
+    assert ("could not tell uniform from" in (out / "report.md").read_text()) \
+        == d["reference_spread"]["flat"]
     # model.pt is the kept model: its validation accuracy is the one reported.
     from sampletune.experiments.setup import load_data, new_model
     from sampletune.io import load_torch

@@ -9,6 +9,7 @@ from sampletune.swift.diagnostics import (
     effective_sample_size,
     least_drawn_class,
     noisy_mass,
+    reference_spread,
     sampler_diagnostics,
 )
 from sampletune.swift.family import SwiftFamily
@@ -86,6 +87,20 @@ def test_mass_and_effective_sample_size():
     assert effective_sample_size(p) == pytest.approx(0.5)
     assert effective_sample_size(torch.ones(7)) == pytest.approx(1.0)
     assert noisy_mass(p, torch.tensor([True, False, True, True])) == pytest.approx(0.5)
+
+
+def test_reference_spread_is_flat_under_two_standard_errors_of_a_validation_accuracy():
+    # mean 0.62 on 100 examples: two standard errors 2 sqrt(0.62 * 0.38 / 100) = 0.0971
+    flat = reference_spread([0.60, 0.62, 0.64], 100)
+    assert flat["spread"] == pytest.approx(0.04)
+    assert flat["two_se"] == pytest.approx(2 * math.sqrt(0.62 * 0.38 / 100))
+    assert flat["flat"]
+    # the same scores on 2,000 examples are told apart (two standard errors 0.0217)
+    assert not reference_spread([0.60, 0.62, 0.64], 2000)["flat"]
+    with pytest.raises(ConfigError, match="^scores: "):
+        reference_spread([0.6], 100)
+    with pytest.raises(ConfigError, match="^n_val: "):
+        reference_spread([0.6, 0.7], 0)
 
 
 def test_the_least_drawn_class_is_the_one_a_sampler_starves():

@@ -70,7 +70,7 @@ from sampletune.features import (
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.samplers.base import epoch_draws
 from sampletune.swift import plots
-from sampletune.swift.diagnostics import feature_auroc, sampler_diagnostics
+from sampletune.swift.diagnostics import feature_auroc, reference_spread, sampler_diagnostics
 from sampletune.swift.engines import EngineConfig
 from sampletune.swift.family import SwiftFamily
 from sampletune.swift.guard import (
@@ -365,9 +365,9 @@ def _diagnostics(family: SwiftFamily, result, score: float, probs, noisy,
                  uniform: TrainResult, data, tcfg, feats) -> dict:
     """What tells why the search worked or not: the fine-tune score, mass on noisy labels
     and effective sample size of each reference sampler, the agent's recommendation and the
-    sampler retrained (its fine-tune ``score`` and probabilities ``probs`` ``(N,)``), and
-    (with a noise mask) each feature's AUROC against it, from ``w_share`` and from the last
-    epoch."""
+    sampler retrained (its fine-tune ``score`` and probabilities ``probs`` ``(N,)``), whether
+    the references' scores are within validation noise of one another, and (with a noise
+    mask) each feature's AUROC against it, from ``w_share`` and from the last epoch."""
     samplers = {}
     for r in result.trials:
         origin = r.get("origin", "agent")
@@ -381,6 +381,10 @@ def _diagnostics(family: SwiftFamily, result, score: float, probs, noisy,
     samplers["retrained"] = {"finetune_val_acc": score,
                              **sampler_diagnostics(probs, noisy, data.train.y)}
     out = {"samplers": samplers}
+    references = [r["score"] for r in result.trials
+                  if r.get("origin", "agent") != "agent" and r["score"] is not None]
+    if len(references) >= 2:
+        out["reference_spread"] = reference_spread(references, len(data.val))
     if noisy is not None:
         last = compute_features(uniform.model, data.train.x, data.train.y, device=tcfg.device,
                                 progress=False)
@@ -476,6 +480,13 @@ def report_markdown(report: dict) -> str:
           for name, m in d["samplers"].items()),
         "",
     ]
+    spread = d.get("reference_spread")
+    if spread and spread["flat"]:
+        lines.append(f"The reference samplers' fine-tunes scored within {spread['spread']:.3f} "
+                     "of one another, under two standard errors of a validation accuracy "
+                     f"({spread['two_se']:.3f}): the search could not tell uniform from "
+                     "dropping the highest-loss examples, so the kept model rests on the "
+                     "from-scratch retrains and the guards.")
     for model, aucs in d.get("feature_auroc", {}).items():
         lines.append(f"Feature AUROC against the noise mask, {model}: " + ", ".join(
             f"{k} {v:.3f}" for k, v in aucs.items() if v is not None) + ".")

@@ -7,8 +7,13 @@ benchmarks (synthetic noise), and the functions that need it say so.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
+
+from sampletune.errors import check
 
 
 def auroc(scores: Tensor, positive: Tensor) -> float | None:
@@ -66,6 +71,22 @@ def sampler_diagnostics(probs: Tensor, noisy: Tensor | None,
         out["least_drawn_class"], out["least_drawn_class_mass"] = least_drawn_class(probs,
                                                                                     labels)
     return out
+
+
+def reference_spread(scores: Sequence[float], n_val: int) -> dict:
+    """Could the inner loop tell the reference samplers apart? ``scores``: their fine-tune
+    validation accuracies in [0, 1]; ``n_val``: validation examples. Returns ``{"spread"``
+    (best less worst), ``"two_se"`` (two binomial standard errors of an accuracy at their
+    mean, ``2 sqrt(p (1 - p) / n_val)``), ``"flat"`` (``spread < two_se``)``}``. Flat: the
+    fine-tunes did not separate uniform from dropping the highest-loss examples, so what is
+    kept rests on the from-scratch retrains and the guards. Needs no noise mask; seen where
+    the noise costs uniform little and where w_share memorised it within a few epochs (its
+    fine-tunes start from the last epoch)."""
+    check(len(scores) >= 2, "scores", f"{len(scores)} reference scores", "at least 2")
+    check(n_val >= 1, "n_val", f"{n_val} validation examples", ">= 1")
+    p = sum(scores) / len(scores)
+    spread, two_se = max(scores) - min(scores), 2.0 * math.sqrt(p * (1.0 - p) / n_val)
+    return {"spread": spread, "two_se": two_se, "flat": spread < two_se}
 
 
 def feature_auroc(features: dict[str, Tensor], noisy: Tensor) -> dict[str, float | None]:
