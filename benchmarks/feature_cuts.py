@@ -4,7 +4,7 @@ For each data set and seed: one uniform training (a shuffled pass per epoch, the
 defaults) that records every example's training loss; then the scores ``loss@best`` (the
 loss under the best-validation model, what `swift search` used until round 2),
 ``mean-loss`` (the mean training loss over epochs 0..best) and ``train_loss`` (the
-library's feature: over the first ``max(2 (best + 1), epochs / 4)`` epochs), each ranked
+library's feature: over the first ``2 (best + 1)`` epochs, ``TrainLossTracker``), each ranked
 over the whole set or, with the suffix ``/class``, within each labelled class; for each
 cut ``q`` a from-scratch training that draws uniformly from the ``1 - q`` lowest-scoring
 examples. Prints the noisy share kept and the test accuracy at the best-validation epoch.
