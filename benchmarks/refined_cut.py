@@ -97,7 +97,7 @@ def one_seed(name: str, seed: int, noise: float, rounds: int, out: Path,
         rows.append((f"cut at q, round {k}", {
             "mass": float((probs * noisy.double()).sum()), "test": result.final["test_acc"],
             "auroc": auroc(family.reference["loss"], noisy), **swapped}))
-        if k < rounds or k == 1 and variants:  # this round's model scores every example
+        if k < rounds or (k == 1 and variants):  # this round's model scores every example
             new, agrees = example_losses(result.best_model(), data.train)
             rescored = SwiftFamily({"loss": new.double().cpu()}, ("loss",), "cdf")
         if k == 1 and variants:

@@ -375,14 +375,13 @@ def _diagnostics(family: SwiftFamily, result, score: float, probs, noisy,
             p = family.probabilities(SwiftParams.from_dict(r["params"]))
             samplers[origin] = {"finetune_val_acc": r["score"],
                                 **sampler_diagnostics(p, noisy, data.train.y)}
+    references = [m["finetune_val_acc"] for m in samplers.values()]  # the references' only
     samplers["agent's recommendation"] = {
         "finetune_val_acc": result.best_score,
         **sampler_diagnostics(family.probabilities(result.best), noisy, data.train.y)}
     samplers["retrained"] = {"finetune_val_acc": score,
                              **sampler_diagnostics(probs, noisy, data.train.y)}
     out = {"samplers": samplers}
-    references = [r["score"] for r in result.trials
-                  if r.get("origin", "agent") != "agent" and r["score"] is not None]
     if len(references) >= 2:
         out["reference_spread"] = reference_spread(references, len(data.val))
     if noisy is not None:
