@@ -56,13 +56,19 @@ def _search(out, cfg, score=None, engine="local", references=True):
 @pytest.mark.parametrize("agent", AGENTS)
 def test_a_sequential_search_gives_the_trials_of_earlier_versions(tmp_path, agent):
     """The points, scores and pick of a 14-trial search (6 references, then the agent; BO
-    fits its GP from trial 6), recorded before trials could run in parallel."""
+    fits its GP from trial 6), recorded before trials could run in parallel.
+
+    Each GP fit amplifies the float rounding of the one before about tenfold: on another CPU
+    of the same build the points agree to 1e-11 at trial 6 and 6e-8 at trial 12, and the last
+    trial's by only 4e-4. So every point but the last is compared to 1e-5 (a changed
+    algorithm moves the first proposal by far more) and the last by its origin alone."""
     golden = json.loads(GOLDEN.read_text())[agent]
     result = _search(tmp_path / "s", _cfg(agent, rounds=14))
     assert [t["origin"] for t in result.trials] == golden["origin"]
-    for got, want in zip(result.trials, golden["x"], strict=True):
-        assert got["x"] == pytest.approx(want, abs=1e-9)
-    assert [t["score"] for t in result.trials] == pytest.approx(golden["score"], abs=1e-12)
+    for got, want in zip(result.trials[:-1], golden["x"][:-1], strict=True):
+        assert got["x"] == pytest.approx(want, abs=1e-5)
+    assert [t["score"] for t in result.trials[:-1]] == pytest.approx(golden["score"][:-1],
+                                                                     abs=1e-5)
     assert result.pick == golden["pick"]
     assert "parallel_trials" not in json.loads((tmp_path / "s" / "search.json").read_text())[
         "search"]  # a sequential search's identity is the one earlier versions recorded
