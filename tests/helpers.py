@@ -53,6 +53,12 @@ class KillAfter:
             raise Stop
 
 
+def checkpoint_epoch(run_dir):
+    """The last finished epoch that ``run_dir``'s checkpoint holds (a killed run's resume
+    point: tests of resuming mid-way check that there is one)."""
+    return torch.load(Path(run_dir) / "checkpoint.pt", weights_only=True)["epoch"]
+
+
 class CleanMass:
     """A cheap, picklable stand-in for the fine-tune: the probability mass on clean examples;
     raises :class:`Stop` at trial ``stop_at`` (a killed search)."""

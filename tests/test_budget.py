@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from helpers import checkpoint_epoch
 
 from sampletune.budget import (
     METHOD_NAMES,
@@ -121,7 +122,7 @@ class Interrupt:
 
 @pytest.mark.parametrize("name", ["p-sgd", "sb"])
 def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, name):
-    cfg = CFG.replace(epochs=4, budget=0.5)
+    cfg = CFG.replace(epochs=4, budget=0.5, checkpoint_every=0)
 
     def run(run_dir, stop_at):
         model = seeded_model(lambda: build_model("mlp", tiny_data.input_shape, 3), 0)
@@ -132,6 +133,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, name):
     ref = run(tmp_path / "a", stop_at=-1)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", stop_at=2)
+    assert checkpoint_epoch(tmp_path / "b") == 1
     resumed = run(tmp_path / "b", stop_at=-1)
     for p, q in zip(ref.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(p, q)

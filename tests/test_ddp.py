@@ -21,7 +21,7 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-from helpers import KillAfter, Stop, spawn_two_ranks, tiny_splits
+from helpers import KillAfter, Stop, checkpoint_epoch, spawn_two_ranks, tiny_splits
 from torch import nn
 
 from sampletune import io
@@ -33,7 +33,9 @@ from sampletune.train import TrainConfig, seeded_model, train
 from sampletune.train.distributed import World, process_group
 
 RTOL = ATOL = 1e-5
-CFG = TrainConfig(epochs=3, batch_size=32, lr=0.05, lr_schedule="linear", seed=0)
+# checkpoint_every: a checkpoint after every epoch, each on rank 0's clock (a collective)
+CFG = TrainConfig(epochs=3, batch_size=32, lr=0.05, lr_schedule="linear", seed=0,
+                  checkpoint_every=1e-9)
 N_KILL = 8  # the resumed run is killed after this step (mid-way through epoch 1)
 
 
@@ -96,6 +98,7 @@ def run_all(run_dir=None):
             out["killed"] = False
         except Stop:
             out["killed"] = True
+        out["checkpoint_epoch"] = checkpoint_epoch(run_dir)
         resumed = job()
         out["resume"] = {"params": params(resumed.model), "full": params(full.model),
                          "epochs": [h["epoch"] for h in resumed.history]}
@@ -192,7 +195,7 @@ def test_only_rank_0_writes_and_a_killed_ddp_run_resumes(runs):
     _, ranks, run_dir = runs
     assert ranks[0]["writes"] > 0 and ranks[1]["writes"] == 0
     for rank in ranks:
-        assert rank["killed"]
+        assert rank["killed"] and rank["checkpoint_epoch"] == 0
         assert torch.equal(rank["resume"]["params"], rank["resume"]["full"])
         assert rank["resume"]["epochs"] == [0, 1, 2]
     assert (run_dir / "metrics.jsonl").read_text().count("\n") == 3

@@ -479,7 +479,7 @@ def test_heavy_but_learnable_noise_trains():
 
 RUN_NUMERIC = ["--noise", "--val-fraction", "--train-subset", "--budget", "--epochs",
                "--batch-size", "--lr", "--momentum", "--weight-decay", "--milestones", "--seed",
-               "--gamma", "--final-lr", "--eval-every", "--loader-workers"]
+               "--gamma", "--final-lr", "--eval-every", "--loader-workers", "--checkpoint-every"]
 NUMERIC_FLAGS = {  # subcommand -> numeric flags it takes
     ("train",): [*RUN_NUMERIC, "--noise-rate"],
     ("swift", "search"): ["--rounds", "--finetune-epochs", "--segments", "--finetune-budget",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import KillAfter, Stop
+from helpers import KillAfter, Stop, checkpoint_epoch
 from torch import nn
 
 from sampletune.cli import main
@@ -94,10 +94,11 @@ def test_bf16_evaluation_gives_float32_losses(tiny_data):
 
 
 def test_bf16_resumes_to_the_weights_of_an_uninterrupted_run(tiny_data, tmp_path):
-    cfg = CFG.replace(amp="bf16")
+    cfg = CFG.replace(amp="bf16", checkpoint_every=0)
     full = run(tiny_data, cfg)
     with pytest.raises(Stop):  # killed in epoch 2 (9 steps an epoch)
         run(tiny_data, cfg, run_dir=tmp_path, observers=[KillAfter(20)])
+    assert checkpoint_epoch(tmp_path) == 1
     resumed = run(tiny_data, cfg, run_dir=tmp_path)
     assert torch.equal(params(full.model), params(resumed.model))
 
@@ -144,7 +145,7 @@ def test_compile_trains_like_eager(tiny_data):
 
 @CUDA
 def test_fp16_trains_with_a_grad_scaler_and_resumes_it(tiny_data, tmp_path):
-    cfg = CFG.replace(amp="fp16", device="cuda")
+    cfg = CFG.replace(amp="fp16", device="cuda", checkpoint_every=0)
     losses = Losses()
     full = run(tiny_data, cfg, observers=[losses])
     assert all(t.dtype == torch.float32 for t in losses.seen)

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import KillAfter, Stop
+from helpers import KillAfter, Stop, checkpoint_epoch
 from torch import nn
 
 from sampletune.augment import build_augment
@@ -349,7 +349,7 @@ def test_cli_bad_noisy_input_is_one_line(capsys, extra, message):
 
 @pytest.mark.parametrize("name", ["small-loss", "self-paced", "l2rw"])
 def test_a_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, name):
-    cfg = CFG.replace(epochs=5)
+    cfg = CFG.replace(epochs=5, checkpoint_every=0)
 
     def method():
         return build_noisy(name, tiny_data, cfg, ramp_epochs=2)
@@ -359,6 +359,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, name):
     killed.observers = [*killed.observers, KillAfter(31)]  # mid-way through epoch 3
     with pytest.raises(Stop):
         killed.train(small_model(), tiny_data, cfg, run_dir=tmp_path, progress=False)
+    assert checkpoint_epoch(tmp_path) == 2
     resumed = method().train(small_model(), tiny_data, cfg, run_dir=tmp_path, progress=False)
     assert torch.equal(params(full.model), params(resumed.model))
     keys = ("noise_rate_used", "kept_noisy_share", "l2rw_steps")

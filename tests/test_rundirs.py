@@ -61,6 +61,18 @@ def test_resume_does_not_depend_on_how_out_is_spelled_or_where_it_lies(
         assert _summary(tmp_path / spelling) == first
 
 
+def test_the_checkpoint_interval_is_not_part_of_a_runs_identity(tmp_path, capsys):
+    """It changes how often a run is saved, not its results: a run resumes under another."""
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--out", str(out)]) == 0
+    first = _summary(out)
+    assert main([*TRAIN, "--checkpoint-every", "0", "--out", str(out)]) == 0, \
+        capsys.readouterr().err
+    again = _summary(out)
+    assert again.pop("config")["checkpoint_every"] == 0
+    assert first.pop("config")["checkpoint_every"] == 30 and again == first
+
+
 def test_a_directory_in_use_is_refused(tmp_path, capsys):
     out = tmp_path / "busy"
     out.mkdir()

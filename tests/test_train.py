@@ -3,7 +3,7 @@ import sys
 
 import pytest
 import torch
-from helpers import KillAfter, Stop
+from helpers import KillAfter, Stop, checkpoint_epoch
 from torch import nn
 
 from sampletune.errors import ConfigError
@@ -85,15 +85,85 @@ def test_resume_after_kill_gives_identical_weights(tiny_data, tmp_path):
     sampler = lambda: WeightedSampler(torch.rand(len(tiny_data.train),  # noqa: E731
                                                  generator=torch.Generator().manual_seed(0)),
                                       seed=3)
-    full = train(small_model(), tiny_data, sampler(), CFG, progress=False)
+    cfg = CFG.replace(checkpoint_every=0)  # a checkpoint after every epoch
+    full = train(small_model(), tiny_data, sampler(), cfg, progress=False)
     run = tmp_path / "run"
     with pytest.raises(Stop):  # killed mid-way through epoch 3 (9 steps per epoch)
-        train(small_model(), tiny_data, sampler(), CFG, run_dir=run, progress=False,
+        train(small_model(), tiny_data, sampler(), cfg, run_dir=run, progress=False,
               observers=[KillAfter(31)])
-    resumed = train(small_model(), tiny_data, sampler(), CFG, run_dir=run, progress=False)
+    assert checkpoint_epoch(run) == 2
+    resumed = train(small_model(), tiny_data, sampler(), cfg, run_dir=run, progress=False)
     assert torch.equal(params(full.model), params(resumed.model))
     assert [r["epoch"] for r in resumed.history] == list(range(6))
     assert (run / "metrics.jsonl").read_text().count("\n") == 6
+
+
+class _Clock:
+    """A wall clock for the training loop that moves ``step`` seconds at each epoch's end."""
+
+    def __init__(self, step):
+        self.now, self.step = 0.0, step
+
+    def perf_counter(self):
+        return self.now
+
+    def on_batch(self, report):
+        pass
+
+    def on_epoch_end(self, record, is_best):
+        self.now += self.step
+
+
+def _saved_epochs(monkeypatch):
+    """The last finished epoch of each checkpoint ``train`` writes, in order."""
+    import sampletune.train.loop as loop
+
+    saved, real = [], loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint", lambda run_dir, trainer, sampler, observers,
+                        progress: (saved.append(progress.next_epoch - 1),
+                                   real(run_dir, trainer, sampler, observers, progress)))
+    return saved
+
+
+def test_a_run_checkpoints_on_its_wall_clock_interval_and_after_its_last_epoch(
+        tiny_data, tmp_path, monkeypatch):
+    import sampletune.train.loop as loop
+
+    clock, saved = _Clock(2.0), _saved_epochs(monkeypatch)
+    monkeypatch.setattr(loop, "time", clock)
+    sampler = UniformSampler(len(tiny_data.train), seed=0)
+    train(small_model(), tiny_data, sampler, CFG.replace(checkpoint_every=5.0),
+          run_dir=tmp_path / "a", observers=[clock], progress=False)
+    assert saved == [2, 5]  # 6 s after the start, then the last epoch (12 s)
+    saved.clear()
+    train(small_model(), tiny_data, sampler, CFG.replace(checkpoint_every=0),
+          run_dir=tmp_path / "b", observers=[clock], progress=False)
+    assert saved == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_short_run_writes_one_checkpoint_and_a_kill_before_it_starts_over(
+        tiny_data, tmp_path, monkeypatch):
+    """The default interval (30 s) outlasts a tiny run: its one checkpoint follows the last
+    epoch, and a run killed before that resumes from the start to the same weights."""
+    saved = _saved_epochs(monkeypatch)
+    sampler = lambda: UniformSampler(len(tiny_data.train), seed=0)  # noqa: E731
+    full = train(small_model(), tiny_data, sampler(), CFG, run_dir=tmp_path / "a",
+                 progress=False)
+    assert saved == [5] and checkpoint_epoch(tmp_path / "a") == 5
+    with pytest.raises(Stop):
+        train(small_model(), tiny_data, sampler(), CFG, run_dir=tmp_path / "b",
+              progress=False, observers=[KillAfter(31)])
+    assert not (tmp_path / "b" / "checkpoint.pt").exists()
+    resumed = train(small_model(), tiny_data, sampler(), CFG, run_dir=tmp_path / "b",
+                    progress=False)
+    assert torch.equal(params(full.model), params(resumed.model))
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_a_checkpoint_interval_that_is_not_seconds_is_one_line(value):
+    with pytest.raises(ConfigError, match=r"^checkpoint_every: .* is not a number of seconds "
+                       r"\(allowed: >= 0 \(0: after every epoch\)\)$"):
+        TrainConfig(checkpoint_every=value)
 
 
 def test_observers_get_per_example_losses_by_index(tiny_data):

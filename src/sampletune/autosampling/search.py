@@ -135,8 +135,10 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
     per_epoch = plan_intervals(steps, cfg.interval)
     stage_epochs = sorted({max(1, round(epochs * (k + 1) / cfg.stages))
                            for k in range(cfg.stages)})
+    train_identity = {k: v for k, v in train_cfg.to_dict().items()
+                      if k != "checkpoint_every"}  # the search checkpoints each cycle
     identity = {"model": model, "dataset": data.name, "num_train": n,
-                "train": train_cfg.to_dict(), "search": cfg.identity()}
+                "train": train_identity, "search": cfg.identity()}
     with rundir.held(out, {**identity, "data": data.train.fingerprint(), **(settings or {})},
                      file="search.json", restart=restart):
         ckpt = out / "checkpoint.pt"

@@ -160,10 +160,10 @@ ADDED_SETTINGS = {"gamma": RUN_TRAIN.gamma, "final_lr": RUN_TRAIN.final_lr,
 
 
 def config_identity(cfg: RunConfig) -> dict:
-    """``cfg``'s fields that decide results: all but the run directory, ``download`` and
-    ``loader_workers``, with the device resolved."""
+    """``cfg``'s fields that decide results: all but the run directory, ``download``,
+    ``loader_workers`` and ``checkpoint_every``, with the device resolved."""
     identity = {k: v for k, v in cfg.to_dict().items()
-                if k not in ("out", "download", "loader_workers")
+                if k not in ("out", "download", "loader_workers", "checkpoint_every")
                 and not (k in ADDED_SETTINGS and v == ADDED_SETTINGS[k])}
     identity["device"] = cfg.resolved_device
     return identity

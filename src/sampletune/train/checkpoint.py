@@ -1,6 +1,7 @@
-"""A run directory's checkpoint: written atomically after every epoch, with the epoch
-records in ``metrics.jsonl`` beside it, and read back so that a killed run resumes where
-it stopped and ends with exactly the weights of an uninterrupted run.
+"""A run directory's checkpoint: written atomically after an epoch (every
+``TrainConfig.checkpoint_every`` seconds, and after the last), with the epoch records in
+``metrics.jsonl`` beside it, and read back so that a killed run resumes from its last
+checkpoint and ends with exactly the weights of an uninterrupted run.
 
 ``checkpoint.pt`` holds the trainer (weights, optimizer, step, generator, selector), the
 sampler's and every other stateful observer's state, the epoch records, the last finished

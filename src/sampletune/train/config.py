@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from sampletune.errors import check
@@ -49,6 +50,10 @@ class TrainConfig:
     # mixed precision: off, bf16 (CPU or CUDA) or fp16 (CUDA, with a grad scaler)
     amp: str = "off"
     compile: bool = False  # train through torch.compile(model) (gains: benchmarks/gpu.py)
+    # wall seconds between a run directory's checkpoints (0: after every epoch); the last
+    # epoch always writes one, so a killed run loses at most this much work. Not a result
+    # setting: run identities leave it out (benchmarks/checkpoint_cost.py).
+    checkpoint_every: float = 30.0
 
     def __post_init__(self):
         check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
@@ -79,6 +84,9 @@ class TrainConfig:
         check(self.loader_workers >= 0, "loader_workers", f"{self.loader_workers} is negative",
               ">= 0")
         check(self.eval_every >= 1, "eval_every", f"{self.eval_every} must be positive", ">= 1")
+        check(math.isfinite(self.checkpoint_every) and self.checkpoint_every >= 0,
+              "checkpoint_every", f"{self.checkpoint_every} is not a number of seconds",
+              ">= 0 (0: after every epoch)")
         check_amp(self.amp, self.device)
 
     def replace(self, **changes) -> TrainConfig:

@@ -87,9 +87,10 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     """Train ``model`` for ``epochs`` (default ``cfg.epochs``) epochs of ``sampler``'s indices.
 
     With ``run_dir``, a checkpoint (model, optimizer, step, sampler, generator and
-    history) is written atomically after every epoch and a killed run resumes from it,
-    ending with exactly the weights of an uninterrupted run; ``metrics.jsonl`` holds one
-    record per epoch. A sampler with ``on_batch`` is observed automatically.
+    history) is written atomically after the first epoch that ends ``cfg.checkpoint_every``
+    wall seconds after the last one, and after the last epoch; a killed run resumes from
+    it, ending with exactly the weights of an uninterrupted run. ``metrics.jsonl``, written
+    with it, holds one record per epoch. A sampler with ``on_batch`` is observed automatically.
     ``steps_per_epoch`` (default: batches in one epoch of ``sampler``) lays out the LR
     schedule when a selector trains fewer batches than the sampler yields (selective backprop).
 
@@ -111,7 +112,7 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     run_dir = Path(run_dir) if run_dir is not None else None
     run = resume(run_dir, trainer, sampler, observers) if run_dir is not None else Progress()
 
-    t0 = time.perf_counter() - run.elapsed
+    t0 = saved = time.perf_counter() - run.elapsed
     with progress_bar(description, total=epochs, completed=run.next_epoch,
                       enabled=progress and world.rank == 0) as bar:
         for epoch in range(run.next_epoch, epochs):
@@ -120,10 +121,20 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
             record["time"] = time.perf_counter() - t0
             _finish_epoch(run, record, trainer, observers)
             bar.advance(_describe(record))
-            if run_dir is not None:
+            if run_dir is not None and _checkpoint_due(epoch + 1 == epochs, saved, cfg, world):
                 save_checkpoint(run_dir, trainer, sampler, observers, run)
+                saved = time.perf_counter()
     return TrainResult(trainer.model, run.history, _final(run.history, trainer.step, epochs),
                        run.best_state)
+
+
+def _checkpoint_due(last_epoch: bool, saved: float, cfg: TrainConfig, world: World) -> bool:
+    """Whether this epoch writes the checkpoint: the last one does, any other once
+    ``cfg.checkpoint_every`` seconds have passed since ``saved`` (a ``perf_counter``
+    reading) on rank 0, whose clock every rank follows (saving is a collective)."""
+    if last_epoch or cfg.checkpoint_every == 0:
+        return True
+    return bool(world.decide(float(time.perf_counter() - saved >= cfg.checkpoint_every))[0])
 
 
 def best_record(history: list[dict]) -> dict | None:
