@@ -51,8 +51,8 @@ class TrainConfig:
     amp: str = "off"
     compile: bool = False  # train through torch.compile(model) (gains: benchmarks/gpu.py)
     # wall seconds between a run directory's checkpoints (0: after every epoch); the last
-    # epoch always writes one, so a killed run loses at most this much work. Not a result
-    # setting: run identities leave it out (benchmarks/checkpoint_cost.py).
+    # epoch always writes one, so a killed run loses at most this much work. It does not
+    # change results: a run resumes under another value
     checkpoint_every: float = 30.0
 
     def __post_init__(self):
