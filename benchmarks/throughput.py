@@ -51,17 +51,17 @@ def run_sampletune(data, weights, cfg, hidden) -> float:
     return result.final["steps"] / (time.perf_counter() - t0)
 
 
-def run_plain(data, weights, cfg, hidden) -> float:
-    """The hand-written loop a careful PyTorch user would write for in-memory data."""
-    model = make_model(data.input_shape[0], data.num_classes, hidden)
+def plain_loop(model: nn.Module, data: DataSplits, cfg: TrainConfig, draw) -> int:
+    """The hand-written loop a careful PyTorch user would write for in-memory data:
+    ``cfg.epochs`` epochs of the indices ``draw(generator)`` returns, SGD with momentum, and
+    the same one validation pass an epoch sampletune does. Returns the steps taken."""
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     x, y = data.train.x, data.train.y
     g = torch.Generator().manual_seed(0)
     steps = 0
-    t0 = time.perf_counter()
     for _ in range(cfg.epochs):
-        idx = torch.multinomial(weights, len(weights), replacement=True, generator=g)
+        idx = draw(g)
         for s in range(0, len(idx), cfg.batch_size):
             b = idx[s : s + cfg.batch_size]
             loss = F.cross_entropy(model(x[b]), y[b])
@@ -69,10 +69,19 @@ def run_plain(data, weights, cfg, hidden) -> float:
             loss.backward()
             opt.step()
             steps += 1
-        with torch.no_grad():  # the same one validation pass per epoch sampletune does
+        with torch.no_grad():
             model.eval()
             F.cross_entropy(model(data.val.x), data.val.y)
             model.train()
+    return steps
+
+
+def run_plain(data, weights, cfg, hidden) -> float:
+    """Steps/s of :func:`plain_loop` drawing ``torch.multinomial`` each epoch."""
+    model = make_model(data.input_shape[0], data.num_classes, hidden)
+    t0 = time.perf_counter()
+    steps = plain_loop(model, data, cfg, lambda g: torch.multinomial(
+        weights, len(weights), replacement=True, generator=g))
     return steps / (time.perf_counter() - t0)
 
 
