@@ -112,7 +112,8 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     run_dir = Path(run_dir) if run_dir is not None else None
     run = resume(run_dir, trainer, sampler, observers) if run_dir is not None else Progress()
 
-    t0 = saved = time.perf_counter() - run.elapsed
+    saved = time.perf_counter()  # the last checkpoint, or this session's start
+    t0 = saved - run.elapsed
     with progress_bar(description, total=epochs, completed=run.next_epoch,
                       enabled=progress and world.rank == 0) as bar:
         for epoch in range(run.next_epoch, epochs):
