@@ -461,10 +461,12 @@ def report_markdown(report: dict) -> str:
         f"Search: {s['agent']}-{s['transform']}, {s['rounds']} trials x {s['finetune_epochs']} "
         f"fine-tune epochs at budget {s['finetune_budget']:.3f}, {s['failed_trials']} failed, "
         + _search_outcome(s),
-        f"Cost in trainings of wall time: whole pipeline {c['pipeline']:.2f} (w_share 1, "
+        f"Cost in trainings of wall time (one training: {report['uniform']['wall_time']:.1f} s):"
+        f" whole pipeline {c['pipeline']:.2f} (w_share 1, "
         f"features {c['features']:.2f}, search {c['search']:.2f}, retrain "
         f"{c['retrain']:.2f}, refinement {c.get('refine', 0.0):.2f}); search alone "
-        f"{s['cost_wall_trainings']:.2f}.",
+        f"{s['cost_wall_trainings']:.2f}, of which the agent's proposals "
+        f"{s['agent_wall_trainings']:.2f}.",
         *_refine_lines(report.get("refine")),
         "",
         "## Diagnostics",
