@@ -14,13 +14,20 @@ from-scratch trainings that draw uniformly (with replacement, ``N`` draws an epo
 - ``mixture posterior``: each example drawn in proportion to the posterior of the
   low-loss component of the two-component mixture behind the estimate (a soft cut);
 - the cut's two errors apart (round 7; use the noise mask): ``oracle - clean the cut
-  drops`` and ``oracle + noisy the cut keeps``.
+  drops`` and ``oracle + noisy the cut keeps``;
+- ``entropy within the top m q``: as many examples dropped as ``cut at q``, chosen as the
+  ones with the lowest ``renormed_entropy`` (w_share's best-validation model) among the top
+  ``m q`` by ``train_loss``, for m = 1.25 and 1.5 (a lead from
+  ``entropy_among_dropped.md``: among what a loss cut drops, a noisy label's prediction
+  leaves little entropy outside the labelled class, a hard clean example's more).
 
 Test accuracy (%) of the last epoch, mean ± sample std over the seeds, and the noisy share
 of the sampling mass.
 
     .venv/bin/python benchmarks/hard_examples.py --datasets image-segment mnist-5k
     .venv/bin/python benchmarks/hard_examples.py --datasets digits satimage magic
+    .venv/bin/python benchmarks/hard_examples.py --datasets pendigits satimage \
+        --rows oracle "cut at q" "entropy within the top 1.25 q" "entropy within the top 1.5 q"
 """
 
 from __future__ import annotations
@@ -33,15 +40,30 @@ import torch
 from swift_noise import run_config  # this folder is on sys.path when run as a script
 
 from sampletune.experiments.setup import load_data, new_model
-from sampletune.features import TrainLossTracker
+from sampletune.features import TrainLossTracker, compute_features
 from sampletune.noisy.estimate import estimate_noise_rate, noisy_posterior
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.train import train
 
+MARGINS = (1.25, 1.5)  # the entropy rows' candidate shares, in multiples of q
 
-def weightings(loss: torch.Tensor, noisy: torch.Tensor, hardest: float,
-               seed: int) -> dict[str, torch.Tensor]:
-    """The ``(N,)`` float64 sampling weights of each row, from ``train_loss`` and the mask."""
+
+def entropy_within(loss: torch.Tensor, entropy: torch.Tensor, q: float,
+                   margin: float) -> torch.Tensor:
+    """``(N,)`` float64 weights: 0 on the ``round(q N)`` examples of lowest ``entropy`` among
+    the top ``min(margin q, 1)`` share by ``loss``, 1 elsewhere."""
+    n = len(loss)
+    candidates = loss.argsort(descending=True)[:round(min(margin * q, 1.0) * n)]
+    dropped = candidates[entropy[candidates].argsort()[:round(q * n)]]
+    w = torch.ones(n, dtype=torch.float64)
+    w[dropped] = 0.0
+    return w
+
+
+def weightings(loss: torch.Tensor, entropy: torch.Tensor, noisy: torch.Tensor,
+               hardest: float, seed: int) -> dict[str, torch.Tensor]:
+    """The ``(N,)`` float64 sampling weights of each row, from ``train_loss``, w_share's
+    ``renormed_entropy`` and the mask."""
     rank = torch.empty_like(loss)
     rank[loss.argsort()] = torch.arange(len(loss), dtype=loss.dtype) / (len(loss) - 1)
     q = estimate_noise_rate(loss, seed=seed)
@@ -54,7 +76,9 @@ def weightings(loss: torch.Tensor, noisy: torch.Tensor, hardest: float,
             "cut at q": cut, "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
             "mixture posterior": 1.0 - noisy_posterior(loss, seed=seed),
             "oracle - clean the cut drops": clean * cut,
-            "oracle + noisy the cut keeps": torch.maximum(clean, cut)}
+            "oracle + noisy the cut keeps": torch.maximum(clean, cut),
+            **{f"entropy within the top {m:g} q": entropy_within(loss, entropy, q, m)
+               for m in MARGINS}}
 
 
 def main(argv=None) -> None:
@@ -64,6 +88,8 @@ def main(argv=None) -> None:
     ap.add_argument("--noise", type=float, default=0.4)
     ap.add_argument("--hardest", type=float, default=0.1,
                     help="share of the clean examples the second row drops")
+    ap.add_argument("--rows", nargs="+", default=None,
+                    help="the rows to train (default: all; uniform always runs)")
     ap.add_argument("--out", default="runs/bench/hard_examples", help="where data files go")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -82,8 +108,15 @@ def main(argv=None) -> None:
             noisy = data.train.noisy.cpu()
             acc.setdefault("uniform", []).append(u.final["test_acc"])
             mass.setdefault("uniform", []).append(float(noisy.double().mean()))
-            for row, w in weightings(tracker.mean().double(), noisy, args.hardest,
-                                     seed).items():
+            entropy = compute_features(u.best_model(), data.train.x, data.train.y,
+                                       progress=False)["renormed_entropy"]
+            rows = weightings(tracker.mean().double(), entropy, noisy, args.hardest, seed)
+            if args.rows is not None and not set(args.rows) <= set(rows):
+                ap.error(f"--rows: unknown {sorted(set(args.rows) - set(rows))}; "
+                         f"allowed: {', '.join(rows)}")
+            for row, w in rows.items():
+                if args.rows is not None and row not in args.rows:
+                    continue
                 r = train(new_model(run, data), data, WeightedSampler(w / w.sum(), n, seed=seed),
                           cfg, progress=False)
                 acc.setdefault(row, []).append(r.final["test_acc"])
