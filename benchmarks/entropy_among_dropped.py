@@ -25,20 +25,13 @@ import torch
 from swift_noise import run_config  # this folder is on sys.path when run as a script
 
 from sampletune.experiments.setup import load_data, new_model
-from sampletune.features import TrainLossTracker, compute_features
+from sampletune.features import TrainLossTracker, cdf_normalise, compute_features
 from sampletune.samplers import ShuffleSampler
 from sampletune.swift.diagnostics import auroc
 from sampletune.train import train
 
 CUTS = (0.4, 0.5)
 COEFFICIENTS = (-0.25, -0.5, -1.0)
-
-
-def ranks(v: torch.Tensor) -> torch.Tensor:
-    """Empirical cdf of ``v`` ``(n,)`` in (0, 1] (ties broken by position)."""
-    r = torch.empty(len(v), dtype=torch.float64)
-    r[torch.argsort(v, stable=True)] = torch.arange(1, len(v) + 1, dtype=torch.float64)
-    return r / len(v)
 
 
 def fmt(value: float | None) -> str:
@@ -77,8 +70,9 @@ def main(argv=None) -> None:
                 among = auroc(-entropy[dropped], noisy[dropped])
                 cells.append(f"{fmt(among)} ({int((~noisy[dropped]).sum())} / "
                              f"{int(noisy[~dropped].sum())})")
-            for c in COEFFICIENTS:
-                cells.append(fmt(auroc(ranks(loss) + c * ranks(entropy), noisy)))
+            for c in COEFFICIENTS:  # eq. 6 on eq. 7's cdfs, as the family aggregates
+                cells.append(fmt(auroc(cdf_normalise(loss) + c * cdf_normalise(entropy),
+                                       noisy)))
             print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
 
 
