@@ -119,9 +119,12 @@ def _saved_epochs(monkeypatch):
     import sampletune.train.loop as loop
 
     saved, real = [], loop.save_checkpoint
-    monkeypatch.setattr(loop, "save_checkpoint", lambda run_dir, trainer, sampler, observers,
-                        progress: (saved.append(progress.next_epoch - 1),
-                                   real(run_dir, trainer, sampler, observers, progress)))
+
+    def recording(run_dir, trainer, sampler, observers, progress):
+        saved.append(progress.next_epoch - 1)
+        real(run_dir, trainer, sampler, observers, progress)
+
+    monkeypatch.setattr(loop, "save_checkpoint", recording)
     return saved
 
 

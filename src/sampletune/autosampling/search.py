@@ -38,6 +38,7 @@ from sampletune.autosampling.worker import Engine, WorkerSpec, interval_seed
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
 from sampletune.train import TrainConfig, progress_bar
+from sampletune.train.config import NOT_IN_IDENTITY
 
 ENGINES = ("local", "ray")
 
@@ -136,7 +137,7 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
     stage_epochs = sorted({max(1, round(epochs * (k + 1) / cfg.stages))
                            for k in range(cfg.stages)})
     train_identity = {k: v for k, v in train_cfg.to_dict().items()
-                      if k != "checkpoint_every"}  # the search checkpoints each cycle
+                      if k not in NOT_IN_IDENTITY}
     identity = {"model": model, "dataset": data.name, "num_train": n,
                 "train": train_identity, "search": cfg.identity()}
     with rundir.held(out, {**identity, "data": data.train.fingerprint(), **(settings or {})},

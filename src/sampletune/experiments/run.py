@@ -17,6 +17,7 @@ from sampletune.plots import learning_curves
 from sampletune.samplers import build_sampler
 from sampletune.samplers.base import epoch_draws
 from sampletune.train import TrainResult, train
+from sampletune.train.config import NOT_IN_IDENTITY
 from sampletune.train.distributed import current_world
 
 
@@ -161,9 +162,10 @@ ADDED_SETTINGS = {"gamma": RUN_TRAIN.gamma, "final_lr": RUN_TRAIN.final_lr,
 
 def config_identity(cfg: RunConfig) -> dict:
     """``cfg``'s fields that decide results: all but the run directory, ``download``,
-    ``loader_workers`` and ``checkpoint_every``, with the device resolved."""
+    ``loader_workers`` and :data:`~sampletune.train.config.NOT_IN_IDENTITY`, with the
+    device resolved."""
     identity = {k: v for k, v in cfg.to_dict().items()
-                if k not in ("out", "download", "loader_workers", "checkpoint_every")
+                if k not in ("out", "download", "loader_workers", *NOT_IN_IDENTITY)
                 and not (k in ADDED_SETTINGS and v == ADDED_SETTINGS[k])}
     identity["device"] = cfg.resolved_device
     return identity

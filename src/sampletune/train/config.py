@@ -16,6 +16,9 @@ AMP_MODES = ("off", "bf16", "fp16")
 MAX_LR = 10.0
 MAX_WEIGHT_DECAY = 1.0
 MAX_EPOCHS = 100_000
+# Settings that change how a run is saved, not its results: run identities leave them out,
+# so a run resumes under other values.
+NOT_IN_IDENTITY = ("checkpoint_every",)
 
 
 @dataclass(frozen=True)
