@@ -11,6 +11,8 @@ from-scratch trainings that draw uniformly (with replacement, ``N`` draws an epo
   if it also drops the hard clean examples a loss cut drops;
 - ``cut at q``: "drop the top q by train_loss" at the estimated noisy share ``q`` (what
   ``swift search`` retrains when its fine-tunes fall back to uniform) and at ``0.75 q``;
+- ``cut at q within each class``: the top ``q`` share by ``train_loss`` dropped within each
+  labelled class, so the cut cannot empty a hard class (round 11);
 - ``mixture posterior``: each example drawn in proportion to the posterior of the
   low-loss component of the two-component mixture behind the estimate (a soft cut);
 - the cut's two errors apart (round 7; use the noise mask): ``oracle - clean the cut
@@ -60,10 +62,20 @@ def entropy_within(loss: torch.Tensor, entropy: torch.Tensor, q: float,
     return w
 
 
-def weightings(loss: torch.Tensor, entropy: torch.Tensor, noisy: torch.Tensor,
-               hardest: float, seed: int) -> dict[str, torch.Tensor]:
+def cut_within_classes(loss: torch.Tensor, labels: torch.Tensor, q: float) -> torch.Tensor:
+    """``(N,)`` float64 weights: 0 on the ``round(q n_k)`` examples of highest ``loss`` among
+    the ``n_k`` labelled ``k``, for each class ``k``; 1 elsewhere."""
+    w = torch.ones(len(loss), dtype=torch.float64)
+    for k in labels.unique():
+        idx = torch.nonzero(labels == k).flatten()
+        w[idx[loss[idx].argsort(descending=True)[:round(q * len(idx))]]] = 0.0
+    return w
+
+
+def weightings(loss: torch.Tensor, entropy: torch.Tensor, labels: torch.Tensor,
+               noisy: torch.Tensor, hardest: float, seed: int) -> dict[str, torch.Tensor]:
     """The ``(N,)`` float64 sampling weights of each row, from ``train_loss``, w_share's
-    ``renormed_entropy`` and the mask."""
+    ``renormed_entropy``, the given labels and the mask."""
     rank = torch.empty_like(loss)
     rank[loss.argsort()] = torch.arange(len(loss), dtype=loss.dtype) / (len(loss) - 1)
     q = estimate_noise_rate(loss, seed=seed)
@@ -74,6 +86,7 @@ def weightings(loss: torch.Tensor, entropy: torch.Tensor, noisy: torch.Tensor,
     cut = (rank <= 1 - q).double()
     return {"oracle": clean, f"oracle - hardest {hardest:g} of clean": trimmed,
             "cut at q": cut, "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
+            "cut at q within each class": cut_within_classes(loss, labels, q),
             "mixture posterior": 1.0 - noisy_posterior(loss, seed=seed),
             "oracle - clean the cut drops": clean * cut,
             "oracle + noisy the cut keeps": torch.maximum(clean, cut),
@@ -110,7 +123,8 @@ def main(argv=None) -> None:
             mass.setdefault("uniform", []).append(float(noisy.double().mean()))
             entropy = compute_features(u.best_model(), data.train.x, data.train.y,
                                        progress=False)["renormed_entropy"]
-            rows = weightings(tracker.mean().double(), entropy, noisy, args.hardest, seed)
+            rows = weightings(tracker.mean().double(), entropy, data.train.y.cpu(), noisy,
+                             args.hardest, seed)
             if args.rows is not None and not set(args.rows) <= set(rows):
                 ap.error(f"--rows: unknown {sorted(set(args.rows) - set(rows))}; "
                          f"allowed: {', '.join(rows)}")
