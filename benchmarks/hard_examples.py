@@ -12,7 +12,8 @@ from-scratch trainings that draw uniformly (with replacement, ``N`` draws an epo
 - ``cut at q``: "drop the top q by train_loss" at the estimated noisy share ``q`` (what
   ``swift search`` retrains when its fine-tunes fall back to uniform) and at ``0.75 q``;
 - ``cut at q within each class``: the top ``q`` share by ``train_loss`` dropped within each
-  labelled class, so the cut cannot empty a hard class (round 11);
+  labelled class, so the cut cannot empty a hard class (round 11); ``cut at each class's
+  own q``: the same with each class's share estimated by a mixture on its own losses;
 - ``mixture posterior``: each example drawn in proportion to the posterior of the
   low-loss component of the two-component mixture behind the estimate (a soft cut);
 - the cut's two errors apart (round 7; use the noise mask): ``oracle - clean the cut
@@ -62,13 +63,16 @@ def entropy_within(loss: torch.Tensor, entropy: torch.Tensor, q: float,
     return w
 
 
-def cut_within_classes(loss: torch.Tensor, labels: torch.Tensor, q: float) -> torch.Tensor:
-    """``(N,)`` float64 weights: 0 on the ``round(q n_k)`` examples of highest ``loss`` among
-    the ``n_k`` labelled ``k``, for each class ``k``; 1 elsewhere."""
+def cut_within_classes(loss: torch.Tensor, labels: torch.Tensor, q: float | None,
+                       seed: int) -> torch.Tensor:
+    """``(N,)`` float64 weights: 0 on the ``round(q_k n_k)`` examples of highest ``loss``
+    among the ``n_k`` labelled ``k``, for each class ``k``; 1 elsewhere. ``q_k = q``, or
+    where ``q`` is ``None`` the class's own mixture estimate on its losses."""
     w = torch.ones(len(loss), dtype=torch.float64)
     for k in labels.unique():
         idx = torch.nonzero(labels == k).flatten()
-        w[idx[loss[idx].argsort(descending=True)[:round(q * len(idx))]]] = 0.0
+        q_k = estimate_noise_rate(loss[idx], seed=seed) if q is None else q
+        w[idx[loss[idx].argsort(descending=True)[:round(q_k * len(idx))]]] = 0.0
     return w
 
 
@@ -86,7 +90,8 @@ def weightings(loss: torch.Tensor, entropy: torch.Tensor, labels: torch.Tensor,
     cut = (rank <= 1 - q).double()
     return {"oracle": clean, f"oracle - hardest {hardest:g} of clean": trimmed,
             "cut at q": cut, "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
-            "cut at q within each class": cut_within_classes(loss, labels, q),
+            "cut at q within each class": cut_within_classes(loss, labels, q, seed),
+            "cut at each class's own q": cut_within_classes(loss, labels, None, seed),
             "mixture posterior": 1.0 - noisy_posterior(loss, seed=seed),
             "oracle - clean the cut drops": clean * cut,
             "oracle + noisy the cut keeps": torch.maximum(clean, cut),
