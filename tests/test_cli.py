@@ -61,3 +61,18 @@ def test_config_file_values_are_type_checked(values, field):
 def test_config_round_trips_through_its_dict():
     cfg = RunConfig(method="sb", budget=0.5, milestones=(0.25, 0.5), gamma=0.5, eval_every=2)
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_commands_import_torchvision_and_scipy_stats_only_where_they_use_them():
+    """torchvision (with torch._dynamo) and scipy.stats cost a new process about 1.8 s
+    (benchmarks/results/import_time.md), more than a training of a small table."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import sampletune.cli as cli, sampletune.experiments.swift_pipeline; "
+            "cli.build_parser(); "
+            "print(' '.join(m for m in ('torchvision', 'torch._dynamo', 'scipy.stats') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.strip() == ""

@@ -2,15 +2,27 @@
 
 Inputs are normalised batches ``(B, C, H, W)`` on any device; every random choice comes
 from the ``torch.Generator`` passed in (on the batch's device), never the global RNG.
+
+torchvision is imported on RandAugment's first use (:func:`_tf`): its import pulls in
+``torch._dynamo`` and costs about 1.3 s of every process that imports this package, which
+is every command (``benchmarks/results/import_time.md``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
-import torchvision.transforms.v2.functional as TF
 from torch import Tensor
+
+
+@functools.cache
+def _tf():
+    """``torchvision.transforms.v2.functional``, imported once, when first needed."""
+    import torchvision.transforms.v2.functional as tf
+
+    return tf
 
 
 class CropFlip:
@@ -58,25 +70,27 @@ def _black(x: Tensor, mean: Tensor | None, std: Tensor | None) -> Tensor:
 # RandAugment's 14 operations and their magnitude at level M of 30 (Cubuk et al. 2020; the
 # ranges of torchvision.transforms.RandAugment, num_magnitude_bins=31).
 def _shear_x(x, m):
-    return TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0,
-                     shear=[math.degrees(math.atan(m)), 0.0], center=[0, 0])
+    return _tf().affine(x, angle=0.0, translate=[0, 0], scale=1.0,
+                        shear=[math.degrees(math.atan(m)), 0.0], center=[0, 0])
 
 
 def _shear_y(x, m):
-    return TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0,
-                     shear=[0.0, math.degrees(math.atan(m))], center=[0, 0])
+    return _tf().affine(x, angle=0.0, translate=[0, 0], scale=1.0,
+                        shear=[0.0, math.degrees(math.atan(m))], center=[0, 0])
 
 
 def _translate_x(x, m):
-    return TF.affine(x, angle=0.0, translate=[int(m * x.shape[-1]), 0], scale=1.0, shear=[0.0, 0.0])
+    return _tf().affine(x, angle=0.0, translate=[int(m * x.shape[-1]), 0], scale=1.0,
+                        shear=[0.0, 0.0])
 
 
 def _translate_y(x, m):
-    return TF.affine(x, angle=0.0, translate=[0, int(m * x.shape[-2])], scale=1.0, shear=[0.0, 0.0])
+    return _tf().affine(x, angle=0.0, translate=[0, int(m * x.shape[-2])], scale=1.0,
+                        shear=[0.0, 0.0])
 
 
 def _posterize(x, bits):
-    return TF.posterize((x * 255).round().to(torch.uint8), int(bits)).to(x.dtype) / 255
+    return _tf().posterize((x * 255).round().to(torch.uint8), int(bits)).to(x.dtype) / 255
 
 
 # name -> (op(x in [0,1], magnitude), max magnitude at level 30, signed)
@@ -86,15 +100,15 @@ RANDAUGMENT_OPS = {
     "shear_y": (_shear_y, 0.3, True),
     "translate_x": (_translate_x, 150.0 / 331.0, True),
     "translate_y": (_translate_y, 150.0 / 331.0, True),
-    "rotate": (lambda x, m: TF.rotate(x, m), 30.0, True),
-    "brightness": (lambda x, m: TF.adjust_brightness(x, 1.0 + m), 0.9, True),
-    "color": (lambda x, m: TF.adjust_saturation(x, 1.0 + m), 0.9, True),
-    "contrast": (lambda x, m: TF.adjust_contrast(x, 1.0 + m), 0.9, True),
-    "sharpness": (lambda x, m: TF.adjust_sharpness(x, 1.0 + m), 0.9, True),
+    "rotate": (lambda x, m: _tf().rotate(x, m), 30.0, True),
+    "brightness": (lambda x, m: _tf().adjust_brightness(x, 1.0 + m), 0.9, True),
+    "color": (lambda x, m: _tf().adjust_saturation(x, 1.0 + m), 0.9, True),
+    "contrast": (lambda x, m: _tf().adjust_contrast(x, 1.0 + m), 0.9, True),
+    "sharpness": (lambda x, m: _tf().adjust_sharpness(x, 1.0 + m), 0.9, True),
     "posterize": (_posterize, None, False),  # bits: 8 - round(M / 7.5)
-    "solarize": (lambda x, m: TF.solarize(x, m), None, False),  # threshold 1 - M / 30
-    "autocontrast": (lambda x, m: TF.autocontrast(x), 0.0, False),
-    "equalize": (lambda x, m: TF.equalize(x), 0.0, False),
+    "solarize": (lambda x, m: _tf().solarize(x, m), None, False),  # threshold 1 - M / 30
+    "autocontrast": (lambda x, m: _tf().autocontrast(x), 0.0, False),
+    "equalize": (lambda x, m: _tf().equalize(x), 0.0, False),
 }
 
 

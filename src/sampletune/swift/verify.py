@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata, spearmanr
 
 from sampletune import io, rundir
 from sampletune.errors import check
@@ -31,6 +30,8 @@ def rank_metrics(approx: Sequence[float], truth: Sequence[float]) -> dict:
     TR ranks by descending score, ties sharing the best rank; the approximated top-1 is the
     earliest of tied approximated maxima. SR is NaN when either list is constant.
     """
+    from scipy.stats import rankdata, spearmanr  # 0.5 s of import: only when verifying
+
     a, t = np.asarray(approx, dtype=float), np.asarray(truth, dtype=float)
     check(len(a) == len(t) and len(a) >= 2, "verify", f"needs two equal-length score lists "
           f"of at least 2, got {len(a)} and {len(t)}")
