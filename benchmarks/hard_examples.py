@@ -14,6 +14,8 @@ from-scratch trainings that draw uniformly (with replacement, ``N`` draws an epo
 - ``cut at q within each class``: the top ``q`` share by ``train_loss`` dropped within each
   labelled class, so the cut cannot empty a hard class (round 11); ``cut at each class's
   own q``: the same with each class's share estimated by a mixture on its own losses;
+- ``cut at q, the rest at weight r``: the examples the cut drops drawn at ``r`` times the
+  rate of the rest, so the hardest clean ones still count (round 11);
 - ``mixture posterior``: each example drawn in proportion to the posterior of the
   low-loss component of the two-component mixture behind the estimate (a soft cut);
 - the cut's two errors apart (round 7; use the noise mask): ``oracle - clean the cut
@@ -49,6 +51,7 @@ from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.train import train
 
 MARGINS = (1.25, 1.5)  # the entropy rows' candidate shares, in multiples of q
+REST_WEIGHTS = (0.1, 0.25)  # a soft cut's weight beyond the cut (round 11)
 
 
 def entropy_within(loss: torch.Tensor, entropy: torch.Tensor, q: float,
@@ -90,6 +93,8 @@ def weightings(loss: torch.Tensor, entropy: torch.Tensor, labels: torch.Tensor,
     cut = (rank <= 1 - q).double()
     return {"oracle": clean, f"oracle - hardest {hardest:g} of clean": trimmed,
             "cut at q": cut, "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
+            **{f"cut at q, the rest at weight {r:g}": cut + r * (1.0 - cut)
+               for r in REST_WEIGHTS},
             "cut at q within each class": cut_within_classes(loss, labels, q, seed),
             "cut at each class's own q": cut_within_classes(loss, labels, None, seed),
             "mixture posterior": 1.0 - noisy_posterior(loss, seed=seed),
