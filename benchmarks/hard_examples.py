@@ -11,6 +11,9 @@ from-scratch trainings that draw uniformly (with replacement, ``N`` draws an epo
   if it also drops the hard clean examples a loss cut drops;
 - ``cut at q``: "drop the top q by train_loss" at the estimated noisy share ``q`` (what
   ``swift search`` retrains when its fine-tunes fall back to uniform) and at ``0.75 q``;
+- ``cut at q, sparing second choices``: the cut, except the examples whose label is
+  w_share's (best-validation model's) second choice, which a hard clean example's label
+  often is and a randomly flipped label rarely (round 11);
 - ``cut at q within each class``: the top ``q`` share by ``train_loss`` dropped within each
   labelled class, so the cut cannot empty a hard class (round 11); ``cut at each class's
   own q``: the same with each class's share estimated by a mixture on its own losses;
@@ -46,6 +49,7 @@ from swift_noise import run_config  # this folder is on sys.path when run as a s
 
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.features import TrainLossTracker, compute_features
+from sampletune.noisy.cleanlab_filter import predict_proba
 from sampletune.noisy.estimate import estimate_noise_rate, noisy_posterior
 from sampletune.samplers import ShuffleSampler, WeightedSampler
 from sampletune.train import train
@@ -79,10 +83,12 @@ def cut_within_classes(loss: torch.Tensor, labels: torch.Tensor, q: float | None
     return w
 
 
-def weightings(loss: torch.Tensor, entropy: torch.Tensor, labels: torch.Tensor,
-               noisy: torch.Tensor, hardest: float, seed: int) -> dict[str, torch.Tensor]:
+def weightings(loss: torch.Tensor, entropy: torch.Tensor, second: torch.Tensor,
+               labels: torch.Tensor, noisy: torch.Tensor, hardest: float,
+               seed: int) -> dict[str, torch.Tensor]:
     """The ``(N,)`` float64 sampling weights of each row, from ``train_loss``, w_share's
-    ``renormed_entropy``, the given labels and the mask."""
+    ``renormed_entropy``, whether the label is w_share's second choice (``second``, bool),
+    the given labels and the mask."""
     rank = torch.empty_like(loss)
     rank[loss.argsort()] = torch.arange(len(loss), dtype=loss.dtype) / (len(loss) - 1)
     q = estimate_noise_rate(loss, seed=seed)
@@ -95,6 +101,7 @@ def weightings(loss: torch.Tensor, entropy: torch.Tensor, labels: torch.Tensor,
             "cut at q": cut, "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
             **{f"cut at q, the rest at weight {r:g}": cut + r * (1.0 - cut)
                for r in REST_WEIGHTS},
+            "cut at q, sparing second choices": torch.maximum(cut, second.double()),
             "cut at q within each class": cut_within_classes(loss, labels, q, seed),
             "cut at each class's own q": cut_within_classes(loss, labels, None, seed),
             "mixture posterior": 1.0 - noisy_posterior(loss, seed=seed),
@@ -133,8 +140,10 @@ def main(argv=None) -> None:
             mass.setdefault("uniform", []).append(float(noisy.double().mean()))
             entropy = compute_features(u.best_model(), data.train.x, data.train.y,
                                        progress=False)["renormed_entropy"]
-            rows = weightings(tracker.mean().double(), entropy, data.train.y.cpu(), noisy,
-                             args.hardest, seed)
+            ranked = predict_proba(u.best_model(), data.train.x).argsort(1, descending=True)
+            second = ranked[:, 1] == data.train.y.cpu()
+            rows = weightings(tracker.mean().double(), entropy, second, data.train.y.cpu(),
+                              noisy, args.hardest, seed)
             if args.rows is not None and not set(args.rows) <= set(rows):
                 ap.error(f"--rows: unknown {sorted(set(args.rows) - set(rows))}; "
                          f"allowed: {', '.join(rows)}")
