@@ -14,6 +14,10 @@ from-scratch trainings that draw uniformly (with replacement, ``N`` draws an epo
 - ``cut at q, sparing second choices``: the cut, except the examples whose label is
   w_share's (best-validation model's) second choice, which a hard clean example's label
   often is and a randomly flipped label rarely (round 11);
+- ``re-scored cut at q`` / ``at its own q``: the training set scored again by the
+  ``cut at q`` model (best-validation epoch), and "drop the top q" on those losses at the
+  first estimate ``q`` (the library's refinement) or at the mixture's estimate on the new
+  losses (round 11);
 - ``cut at q within each class``: the top ``q`` share by ``train_loss`` dropped within each
   labelled class, so the cut cannot empty a hard class (round 11); ``cut at each class's
   own q``: the same with each class's share estimated by a mixture on its own losses;
@@ -111,6 +115,29 @@ def weightings(loss: torch.Tensor, entropy: torch.Tensor, second: torch.Tensor,
                for m in MARGINS}}
 
 
+RESCORED = ("re-scored cut at q", "re-scored cut at its own q")
+
+
+def rescored(model, data, train_loss: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+    """The rows of :data:`RESCORED`: the training set scored by ``model`` (the cut's
+    best-validation model, eval mode), then "drop the top q" on its losses at ``q``, the
+    share estimated on ``train_loss`` (what the library's refinement retrains), or at the
+    share the mixture estimates on the new losses."""
+    loss = compute_features(model, data.train.x, data.train.y, progress=False)["loss"]
+    rank = torch.empty_like(loss, dtype=torch.float64)
+    rank[loss.argsort()] = torch.arange(len(loss), dtype=torch.float64) / (len(loss) - 1)
+    q = estimate_noise_rate(train_loss, seed=seed)
+    return {RESCORED[0]: (rank <= 1 - q).double(),
+            RESCORED[1]: (noisy_posterior(loss, seed=seed) <= 0.5).double()}
+
+
+def _train_on(run, data, w: torch.Tensor, seed: int):
+    """A from-scratch training drawing ``N`` examples an epoch in proportion to ``w``."""
+    return train(new_model(run, data), data,
+                 WeightedSampler(w / w.sum(), len(data.train), seed=seed),
+                 run.train_config(), progress=False)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["image-segment", "mnist-5k"])
@@ -144,14 +171,21 @@ def main(argv=None) -> None:
             second = ranked[:, 1] == data.train.y.cpu()
             rows = weightings(tracker.mean().double(), entropy, second, data.train.y.cpu(),
                               noisy, args.hardest, seed)
-            if args.rows is not None and not set(args.rows) <= set(rows):
-                ap.error(f"--rows: unknown {sorted(set(args.rows) - set(rows))}; "
-                         f"allowed: {', '.join(rows)}")
-            for row, w in rows.items():
-                if args.rows is not None and row not in args.rows:
+            allowed = [*rows, *RESCORED]
+            if args.rows is not None and not set(args.rows) <= set(allowed):
+                ap.error(f"--rows: unknown {sorted(set(args.rows) - set(allowed))}; "
+                         f"allowed: {', '.join(allowed)}")
+            wanted = allowed if args.rows is None else args.rows
+            models = {}
+            for row, w in [*rows.items(), *[(r, None) for r in RESCORED]]:
+                if row not in wanted:
                     continue
-                r = train(new_model(run, data), data, WeightedSampler(w / w.sum(), n, seed=seed),
-                          cfg, progress=False)
+                if w is None:  # a re-scored cut: the losses of the cut's model
+                    if "cut at q" not in models:
+                        models["cut at q"] = _train_on(run, data, rows["cut at q"], seed)
+                    w = rescored(models["cut at q"].best_model(), data, tracker.mean().double(),
+                                 seed)[row]
+                models[row] = r = _train_on(run, data, w, seed)
                 acc.setdefault(row, []).append(r.final["test_acc"])
                 mass.setdefault(row, []).append(float((w * noisy.double()).sum() / w.sum()))
         for row in acc:
