@@ -176,15 +176,16 @@ def main(argv=None) -> None:
                 ap.error(f"--rows: unknown {sorted(set(args.rows) - set(allowed))}; "
                          f"allowed: {', '.join(allowed)}")
             wanted = allowed if args.rows is None else args.rows
-            models = {}
+            models, again = {}, None
             for row, w in [*rows.items(), *[(r, None) for r in RESCORED]]:
                 if row not in wanted:
                     continue
                 if w is None:  # a re-scored cut: the losses of the cut's model
                     if "cut at q" not in models:
                         models["cut at q"] = _train_on(run, data, rows["cut at q"], seed)
-                    w = rescored(models["cut at q"].best_model(), data, tracker.mean().double(),
-                                 seed)[row]
+                    again = again or rescored(models["cut at q"].best_model(), data,
+                                              tracker.mean().double(), seed)
+                    w = again[row]
                 models[row] = r = _train_on(run, data, w, seed)
                 acc.setdefault(row, []).append(r.final["test_acc"])
                 mass.setdefault(row, []).append(float((w * noisy.double()).sum() / w.sum()))
