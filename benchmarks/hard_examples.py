@@ -10,7 +10,8 @@ from-scratch trainings that draw uniformly (with replacement, ``N`` draws an epo
   the highest ``train_loss`` (uses the noise mask): what a perfect noise detector loses
   if it also drops the hard clean examples a loss cut drops;
 - ``cut at q``: "drop the top q by train_loss" at the estimated noisy share ``q`` (what
-  ``swift search`` retrains when its fine-tunes fall back to uniform) and at ``0.75 q``;
+  ``swift search`` retrains when its fine-tunes fall back to uniform) and at ``0.75 q`` and
+  ``1.25 q`` (round 12);
 - ``cut at q, sparing second choices``: the cut, except the examples whose label is
   w_share's (best-validation model's) second choice, which a hard clean example's label
   often is and a randomly flipped label rarely (round 11);
@@ -60,6 +61,7 @@ from sampletune.train import train
 
 MARGINS = (1.25, 1.5)  # the entropy rows' candidate shares, in multiples of q
 REST_WEIGHTS = (0.1, 0.25)  # a soft cut's weight beyond the cut (round 11)
+CUT_FACTORS = (0.75, 1.25)  # other cut points, in multiples of q (1.25: round 12)
 
 
 def entropy_within(loss: torch.Tensor, entropy: torch.Tensor, q: float,
@@ -107,7 +109,8 @@ def weightings(loss: torch.Tensor, q: float, entropy: torch.Tensor, second: torc
     trimmed[idx[loss[idx].argsort(descending=True)[:int(hardest * len(idx))]]] = 0.0
     cut = drop_top(loss, q)
     return {"oracle": clean, f"oracle - hardest {hardest:g} of clean": trimmed,
-            "cut at q": cut, "cut at 0.75 q": drop_top(loss, 0.75 * q),
+            "cut at q": cut,
+            **{f"cut at {m:g} q": drop_top(loss, min(m * q, 1.0)) for m in CUT_FACTORS},
             **{f"cut at q, the rest at weight {r:g}": cut + r * (1.0 - cut)
                for r in REST_WEIGHTS},
             "cut at q, sparing second choices": torch.maximum(cut, second.double()),
