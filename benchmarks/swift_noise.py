@@ -393,8 +393,8 @@ def run_verify(group: str, datasets, noises, seed: int, k: int, out: Path) -> li
             res = verify_run(out / "ss" / tag, k, select="spread", progress=False)
             es = rank_metrics([r["approx"] for r in res["records"]],
                               [r["best_val_acc"] for r in res["records"]])
-            lines.append(f"| {name} | {noise} | {res['SR']:.2f} | {res['TR']} | {es['SR']:.2f} "
-                         f"| {es['TR']} |")
+            sr = ["tie" if m["SR"] is None else f"{m['SR']:.2f}" for m in (res, es)]
+            lines.append(f"| {name} | {noise} | {sr[0]} | {res['TR']} | {sr[1]} | {es['TR']} |")
             print(lines[-1], flush=True)
     return lines
 

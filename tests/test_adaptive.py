@@ -75,6 +75,14 @@ def test_state_dict_resumes_exactly():
         PSGDSampler(31, budget=0.4).load_state_dict(a.state_dict())
 
 
+@pytest.mark.parametrize("true_prob", [float("nan"), 2.0])
+def test_a_diverged_observation_is_an_error_not_uniform_sampling(true_prob):
+    for sampler in (PSGDSampler(4), CSGDSampler(4)):
+        sampler.on_batch(report([0, 1, 2, 3], [true_prob, 0.1, 0.5, 0.5]))
+        with pytest.raises(ConfigError, match="^importance: 1 example"):
+            sampler.probabilities()
+
+
 def test_bad_arguments():
     with pytest.raises(ConfigError, match="^budget"):
         PSGDSampler(10, budget=0)

@@ -306,3 +306,9 @@ def test_uniform_stream_is_plain_training():
     assert stream.shape == (30,)
     for epoch in stream.reshape(3, 10):
         assert sorted(epoch.tolist()) == list(range(10))
+
+
+def test_a_ray_address_without_the_ray_engine_is_refused_not_ignored():
+    with pytest.raises(ConfigError, match="^ray_address: is an option of the ray engine"):
+        SearchConfig(ray_address="head:6379")
+    assert SearchConfig(engine="ray", ray_address="head:6379").ray_address == "head:6379"

@@ -52,12 +52,26 @@ def test_a_search_never_appends_after_a_corrupt_trial(tmp_path):
         load_trials(tmp_path)
     trial = {"trial": 0, "x": [0.5, 0.5, 0.5], "params": {"e": [0, 1], "v": [0, 1], "c": [1]},
              "score": 0.5, "seconds": 1.0}
-    for bad in ({"x": ["a"]}, {"params": {"e": [0]}}, {"score": "high"}, {"x": None}):
+    for bad in ({"x": ["a"]}, {"params": {"e": [0]}}, {"score": "high"}, {"x": None},
+                {"score": float("nan")}, {"seconds": float("inf")}):
         io.write_jsonl(tmp_path / "trials.jsonl", [{**trial, **bad}])
         with pytest.raises(ConfigError, match="^out: .*trials.jsonl (trial|record) 0 has (a )?bad"):
             load_trials(tmp_path)
     io.write_jsonl(tmp_path / "trials.jsonl", [trial])
     assert load_trials(tmp_path) == [{**trial, "id": 0, "state": "done"}]  # earlier format
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 5.0, -0.1, True, "0.5", None])
+def test_journal_measures_out_of_their_range_are_refused(tmp_path, value):
+    path = tmp_path / "cells.jsonl"
+    io.write_jsonl(path, [{"key": "a", "test_acc": 0.5}, {"key": "b", "test_acc": value}])
+    with pytest.raises(ConfigError, match=r"^out: .*cells.jsonl record 1 has a bad or missing "
+                                          r"'test_acc'"):
+        io.check_records(path, io.read_jsonl(path, "key"), {"test_acc": (float, int)},
+                         bounds={"test_acc": (0.0, 1.0)})
+    io.write_jsonl(path, [{"key": "a", "test_acc": 0.5}, {"key": "b", "test_acc": 1}])
+    io.check_records(path, io.read_jsonl(path, "key"), {"test_acc": (float, int)},
+                     bounds={"test_acc": (0.0, 1.0)})
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

@@ -118,3 +118,21 @@ def test_val_noise_noises_validation_and_keeps_the_training_draw():
     assert int(noisy_val.val.noisy.sum()) == sum(round(0.4 * c) for c in counts)  # per class
     assert torch.equal(noisy_val.val.clean_y, clean_val.val.y)
     assert not noisy_val.test.noisy.any()
+
+
+def test_a_class_the_validation_carve_empties_is_refused():
+    """A class with one example that lands in validation would train on no example of it."""
+    y = torch.cat([torch.arange(40) % 3, torch.tensor([3])])
+    x = torch.rand(len(y), 2, generator=torch.Generator().manual_seed(0))
+    raw = RawDataset("rare", x, y, x[:8], torch.arange(8) % 4, 4, kind="vector")
+    outcomes = set()
+    for seed in range(12):
+        try:
+            splits = make_splits(raw, val_fraction=0.3, seed=seed)
+            outcomes.add("trains")
+            assert 3 in splits.train.y.tolist()
+        except ConfigError as err:
+            outcomes.add("refused")
+            assert str(err).startswith("val_fraction: the validation carve takes every "
+                                       "training example of class 3")
+    assert outcomes == {"trains", "refused"}

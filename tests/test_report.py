@@ -116,6 +116,30 @@ def test_missing_unknown_and_damaged_run_directories_are_one_line(tmp_path, trai
         if name == "search.json":
             (kind / "curves.json").write_text('[{"epoch": 0}]')
         one_line_error(capsys, kind)
+    deep = tmp_path / "deep"  # nested past Python's recursion limit
+    deep.mkdir()
+    (deep / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
+    (deep / "metrics.jsonl").write_text((train_run / "metrics.jsonl").read_text())
+    one_line_error(capsys, deep)
+    (deep / "summary.json").write_text((train_run / "summary.json").read_text())
+    (deep / "metrics.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    one_line_error(capsys, deep)
+    endless = tmp_path / "endless"  # a float where an integer count belongs
+    endless.mkdir()
+    (endless / "search.json").write_text('{"search": {"exploration": "pbt"}}')
+    (endless / "curves.json").write_text(
+        '[{"epoch": 0, "worker_epochs": Infinity, "time": 1.0, "val_acc": 0.5}]')
+    one_line_error(capsys, endless)
+
+
+def test_a_report_it_cannot_write_is_one_line(tmp_path, train_run, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(train_run, run)
+    (run / "report.md").unlink(missing_ok=True)
+    (run / "report.md").mkdir()
+    assert "cannot write the report" in one_line_error(capsys, run)
 
 
 def test_tensorboard_events_hold_the_scalars(tmp_path):
@@ -155,3 +179,16 @@ def test_tensorboard_needs_a_run_directory_and_the_package(tmp_path, capsys, mon
     assert len(err) == 1 and err[0].startswith("sampletune: error: tensorboard: ")
     assert "pip install" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_reader_that_goes_away_is_no_traceback(train_run):
+    """``sampletune report RUN --no-write | head -0``: the pipe closes before we print."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "sampletune.cli", "--threads", "1",
+                             "report", str(train_run), "--no-write"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err

@@ -111,6 +111,15 @@ def test_the_lock_is_released_after_a_run_and_after_an_error(tmp_path):
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it any more
 
 
+def test_a_lock_that_is_a_link_is_refused_not_followed(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / rundir.LOCK_FILE).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match=r"^out: cannot create the lock"):
+        rundir.claim(run, {"lr": 0.1})
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_restart_never_deletes_a_folder_that_is_not_a_run_directory(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
     assert main([*TRAIN, "--out", str(tmp_path), "--restart"]) == 2

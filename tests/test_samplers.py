@@ -123,6 +123,15 @@ def test_alias_table_edge_cases(w):
     assert bool((torch.from_numpy(w)[d] > 0).all())
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e-320, 1e300, 5e307])
+def test_alias_table_holds_weights_of_any_scale(scale):
+    """Weights whose sum underflows the bucket scale or overflows float64 keep their
+    proportions (they once put all the mass on one example)."""
+    w = np.array([1.0, 1.0, 2.0, 0.0]) * scale
+    p = AliasTable(torch.from_numpy(w)).probabilities()
+    np.testing.assert_allclose(p, [0.25, 0.25, 0.5, 0.0], rtol=1e-9, atol=1e-15)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_weighted_draws_pass_chi_square(seed):
     """Frequencies of 400k draws from 60 skewed weights (some zero) against the weights."""

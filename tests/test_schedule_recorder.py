@@ -66,6 +66,21 @@ def test_bad_steps_name_the_field(steps, field, match):
             rec.record(indices, epoch)
 
 
+@pytest.mark.parametrize("offsets", ["reversed", "spread", "not from 0", "infinite n"])
+def test_a_schedule_file_with_inconsistent_offsets_is_refused(tmp_path, offsets):
+    rec, _ = _record()
+    rec.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as z:
+        a = dict(z)
+    a.update({"reversed": {"offsets": a["offsets"][::-1]},
+              "spread": {"offsets": a["offsets"] * 10},
+              "not from 0": {"offsets": a["offsets"] + 1},
+              "infinite n": {"num_examples": np.array(np.inf)}}[offsets])
+    np.savez(tmp_path / "bad.npz", **a)
+    with pytest.raises(ConfigError, match="^schedule: "):
+        RecordedSchedule.load(tmp_path / "bad.npz")
+
+
 def test_a_partial_last_epoch_or_nothing_is_not_saved(tmp_path):
     with pytest.raises(ConfigError, match="^schedule: no batch recorded"):
         ScheduleRecorder(10, 2).save(tmp_path / "s.npz")

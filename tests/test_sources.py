@@ -118,6 +118,18 @@ def test_fashion_mnist_missing_and_corrupt(tmp_path, monkeypatch):
     assert "IDX" in one_line_config_error("fashion-mnist", tmp_path)
 
 
+@pytest.mark.parametrize("spoil", ["short header", "negative dims", "not gzip"])
+def test_fashion_mnist_damaged_headers_are_one_line_errors(tmp_path, spoil):
+    write_fashion(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes({
+        "short header": gzip.compress(b"\x00\x00\x08\xff" + b"\x00" * 8),
+        "negative dims": gzip.compress(b"\x00\x00\x08\x02" + np.array([-2, -30], ">i4")
+                                       .tobytes()),
+        "not gzip": b"plain bytes, not gzip",
+    }[spoil])
+    one_line_config_error("fashion-mnist", tmp_path)
+
+
 # --- cifar / svhn ---------------------------------------------------------------------------
 
 
@@ -146,6 +158,26 @@ def test_cifar10_from_fake_batches(tmp_path):
     assert (raw.num_classes, raw.hflip, raw.classes[3]) == (10, True, "c3")
 
 
+@pytest.mark.parametrize("spoil", ["float pixels", "pixels above 255", "rows of 100",
+                                   "fractional labels", "text labels", "no label names"])
+def test_cifar_files_are_checked_not_cast(tmp_path, spoil):
+    """A wrong value is refused in one line: never wrapped into [0, 255], truncated to an
+    integer or reshaped from the wrong width."""
+    base = tmp_path / "cifar-10-batches-py"
+    for i in range(5):
+        rows, labels = fake_rows(2, i), [2 * i, 2 * i + 1]
+        if i == 0:
+            rows = {"float pixels": rows * 1000.0, "pixels above 255": rows.astype(int) + 300,
+                    "rows of 100": rows[:, :100]}.get(spoil, rows)
+            labels = {"fractional labels": [0.5, 1.5], "text labels": ["a", "b"]
+                      }.get(spoil, labels)
+        dump(base / f"data_batch_{i + 1}", {"data": rows, "labels": labels})
+    dump(base / "test_batch", {"data": fake_rows(3, 9), "labels": [7, 8, 9]})
+    meta = {} if spoil == "no label names" else {"label_names": [f"c{i}" for i in range(10)]}
+    dump(base / "batches.meta", meta)
+    one_line_config_error("cifar10", tmp_path)
+
+
 def test_cifar100_from_fake_files(tmp_path):
     base = tmp_path / "cifar-100-python"
     fine = [0, 99, 5, 6, *range(1, 5), *range(7, 99)]  # every class present
@@ -172,6 +204,19 @@ def test_svhn_from_fake_mat_files(tmp_path):
     assert raw.x_train.shape == (10, 3, 32, 32) and raw.x_test.shape == (2, 3, 32, 32)
     assert raw.x_train[4, 2, 5, 7] == pytest.approx(xs["train"][5, 7, 2, 4] / 255)
     assert raw.y_train.tolist() == list(range(10)) and not raw.hflip  # label 10 is digit 0
+
+
+@pytest.mark.parametrize("content", ["no X", "garbage"])
+def test_svhn_damaged_mat_files_are_one_line_errors(tmp_path, content):
+    from scipy.io import savemat
+
+    for split in ("train", "test"):
+        path = tmp_path / f"{split}_32x32.mat"
+        if content == "no X":
+            savemat(path, {"y": np.ones((2, 1), np.uint8)})
+        else:
+            path.write_bytes(b"not a MATLAB file at all" * 10)
+    one_line_config_error("svhn", tmp_path)
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
@@ -218,6 +263,8 @@ def test_npz_holdout_and_uint8_images(tmp_path):
       "y_test": np.zeros(2, int)}, "npz.x_test"),
     ({"x": np.zeros((4, 3)), "y": np.zeros(4, int), "x_test": np.zeros((2, 3)),
       "y_test": np.zeros(3, int)}, "npz.y_test"),
+    ({"x": np.zeros((4, 3)), "y": np.zeros(4, int), "X_test": np.zeros((2, 3)),
+      "Y_test": np.zeros(2, int)}, "npz"),  # wrong case: once silently dropped
 ])
 def test_npz_bad_arrays_name_the_field(tmp_path, arrays, field):
     np.savez(tmp_path / "d.npz", **arrays)

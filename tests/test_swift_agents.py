@@ -1,3 +1,6 @@
+import math
+import re
+
 import pytest
 import torch
 
@@ -77,6 +80,24 @@ def test_rl_policy_mean_moves_towards_a_better_point():
 def test_unknown_agent_is_a_config_error():
     with pytest.raises(ConfigError, match="agent"):
         make_agent("cmaes", 3)
+
+
+@pytest.mark.parametrize("name, options, field, match", [
+    ("bo", {"num_restarts": 0}, "num_restarts", "0 must be positive"),
+    ("bo", {"raw_samples": 0}, "raw_samples", "0 must be positive"),
+    ("rl", {"init_sigma": 0.0}, "init_sigma", "0.0 must be positive"),
+    ("bo", {"beta": math.inf}, "agent_options.beta", "inf is not a finite number"),
+    ("rl", {"lr": math.nan}, "agent_options.lr", "nan is not a finite number"),
+    ("bo", {"n_init": 1.5}, "agent_options.n_init", "1.5 is not an integer"),
+    ("bo", {"ard": "no"}, "agent_options.ard", "'no' is not true or false"),
+    ("bo", {"unknown_key": 1}, "agent_options", "the bo agent has no option 'unknown_key'"),
+    ("random", {"n_init": 5}, "agent_options", "the random agent has no option 'n_init'"),
+    ("bo", {"seed": 3}, "agent_options", "the bo agent has no option 'seed'"),
+])
+def test_agent_options_are_checked_before_the_search_not_cast(name, options, field, match):
+    """Each would otherwise be cast (int(1.5), bool("no")) or fail mid-search."""
+    with pytest.raises(ConfigError, match=f"^{re.escape(field)}: {re.escape(match)}"):
+        make_agent(name, 10, 0, **options)
 
 
 def test_bo_closed_form_posterior_matches_the_gp():

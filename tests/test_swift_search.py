@@ -152,6 +152,8 @@ def test_rank_metrics_sr_and_tr():
     assert rank_metrics([0.1, 0.2, 0.3], [0.7, 0.6, 0.5]) == {"SR": pytest.approx(-1.0), "TR": 3}
     tied = rank_metrics([0.9, 0.2, 0.3], [0.6, 0.6, 0.5])
     assert tied["TR"] == 1
+    constant = rank_metrics([0.5, 0.5], [0.7, 0.6])
+    assert constant == {"SR": None, "TR": 1}  # undefined; JSON null, not a bare NaN
 
 
 def test_select_trials_last_or_spread_over_the_ranking():

@@ -155,3 +155,30 @@ def test_save_best_round_trips_through_sampler_from_file(tmp_path):
         sampler_from_file(path, features=[1, 2])
     with pytest.raises(ConfigError, match="^feature_file: "):
         study.save_best(tmp_path / "sub" / "sampler.json", feature_file=tmp_path / "f.npz")
+    assert not (tmp_path / "f.npz").exists()  # refused before anything was written
+
+
+def test_a_sampler_file_records_its_split_or_warns_when_used_without_one(tmp_path, tiny_data):
+    from sampletune.swift.sampler_file import checked_spec
+
+    n = len(tiny_data.train)
+    feats, _ = swift_features(n)
+    study = SwiftStudy(feats, seed=0, agent="random")
+    for _ in range(2):
+        trial = study.ask()
+        study.tell(trial, 0.5)
+    bare = study.save_best(tmp_path / "bare" / "sampler.json")
+    with pytest.warns(UserWarning, match="records no training split"):
+        checked_spec(tiny_data, bare)
+    fingerprint = tiny_data.train.fingerprint()
+    pinned = study.save_best(tmp_path / "pinned" / "sampler.json", split=fingerprint)
+    assert checked_spec(tiny_data, pinned).split == fingerprint
+
+
+@pytest.mark.parametrize("spoil", [lambda f: f[:-1], lambda f: f.reshape(-1, 1),
+                                   lambda f: f.tolist()])
+def test_features_of_another_length_or_shape_are_one_line(spoil):
+    feats, _ = swift_features(50)
+    feats = {**feats, "renormed_entropy": spoil(feats["renormed_entropy"])}
+    with pytest.raises(ConfigError, match=r"^features: shapes .*renormed_entropy"):
+        SwiftStudy(feats)

@@ -18,6 +18,8 @@ from sampletune.swift.sampler_file import SamplerSpec, save_sampler
 TRAIN = ["--threads", "1", "train", "--dataset", "digits", "--train-subset", "300",
          "--model", "mlp", "--epochs", "1", "--lr", "0.05", "--quiet"]
 N_TRAIN = 270  # 300 minus 10% validation
+# the files these tests craft record no split; the warning that says so is not under test
+pytestmark = pytest.mark.filterwarnings("ignore:.*records no training split")
 
 
 class Payload:
@@ -99,6 +101,43 @@ def test_sampler_file_cannot_name_a_feature_file_elsewhere(tmp_path, capsys, whe
     field = "feature_file" if where == "evil.pt" else "sampler_file"
     _fails([*TRAIN, "--sampler", "swift", "--weights", str(sampler)], field, capsys)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("n", float("inf")), ("n", N_TRAIN + 0.5), ("n", str(N_TRAIN)), ("n", True),
+    ("grad_feature", ["x"]), ("features", "loss"), ("features", {"loss": 1}),
+    ("transform", 3), ("split", 7), ("score", "high"), ("refined", "yes"),
+])
+def test_sampler_file_fields_are_type_checked_not_cast(tmp_path, capsys, field, value):
+    sampler = _sampler_file(tmp_path / "s", "features.npz")
+    d = json.loads(sampler.read_text())
+    d[field] = value
+    sampler.write_text(json.dumps(d))
+    _fails([*TRAIN, "--sampler", "swift", "--weights", str(sampler)], "sampler_file", capsys)
+
+
+def test_json_nested_past_the_recursion_limit_is_one_line(tmp_path, capsys):
+    sampler = _sampler_file(tmp_path / "s", "features.npz")
+    sampler.write_text("[" * 100_000 + "]" * 100_000)
+    _fails([*TRAIN, "--sampler", "swift", "--weights", str(sampler)], "sampler_file", capsys)
+    out = _train_run(tmp_path)
+    (out / "identity.json").write_text("{" + '"a":{' * 100_000 + "}" * 100_001)
+    _fails([*TRAIN, "--out", str(out)], "out", capsys)
+
+
+@pytest.mark.parametrize("tamper", ["history not a list", "negative epoch", "history lost",
+                                    "elapsed NaN"])
+def test_tampered_checkpoint_progress_is_refused(tmp_path, capsys, tamper):
+    """A checkpoint whose progress does not add up is refused, not resumed into a run with
+    lost, repeated or garbled epochs."""
+    out = _train_run(tmp_path, "run", "--checkpoint-every", "0")
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    {"history not a list": lambda: state.update(history="abc"),
+     "negative epoch": lambda: state.update(epoch=-5),
+     "history lost": lambda: state.update(history=[]),
+     "elapsed NaN": lambda: state.update(elapsed=float("nan"))}[tamper]()
+    torch.save(state, out / "checkpoint.pt")
+    _fails([*TRAIN, "--checkpoint-every", "0", "--out", str(out)], "checkpoint", capsys)
 
 
 def test_crafted_features_inside_the_folder_are_refused_not_run(tmp_path, capsys):

@@ -58,7 +58,7 @@ def mapping(text: str) -> dict:
 
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"{text!r} is not a mapping such as '{{key: 1}}'")

@@ -58,13 +58,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
-def read_json(path: str | os.PathLike, field: str = "out") -> Any:
-    """The JSON value in ``path``; an unreadable file is a :class:`ConfigError` on ``field``."""
+def read_json(path: str | os.PathLike, field: str = "out", allowed: str = _REPAIR) -> Any:
+    """The JSON value in ``path``; an unreadable file (or one nested too deeply to decode)
+    is a :class:`ConfigError` on ``field``, ``allowed`` saying what is expected."""
     try:
         return json.loads(Path(path).read_bytes().decode())
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise ConfigError(field, f"{path} is not readable JSON ({describe_error(err)})",
-                          _REPAIR) from None
+                          allowed) from None
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
@@ -86,15 +87,20 @@ def save_npy(path: str | os.PathLike, array) -> None:
     _atomic_replace(Path(path), lambda fh: np.save(fh, array))
 
 
-def load_torch(path: str | os.PathLike, field: str, map_location: str | torch.device = "cpu"
-               ) -> Any:
+def load_torch(path: str | os.PathLike, field: str, map_location: str | torch.device = "cpu",
+               allowed: str = _REPAIR) -> Any:
     """``torch.load`` with ``weights_only=True`` (tensors and plain containers, never a
-    pickled object); an unreadable or foreign file is a :class:`ConfigError` on ``field``."""
+    pickled object); an unreadable or foreign file is a :class:`ConfigError` on ``field``,
+    ``allowed`` saying what is expected (default: a run directory's own file)."""
+    import warnings
+
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns before it refuses a pickled object
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds for a bad file; all mean "unreadable"
         raise ConfigError(field, f"{path} is not a readable torch file of tensors "
-                          f"({describe_error(err)})", _REPAIR) from None
+                          f"({describe_error(err)})", allowed) from None
 
 
 def load_numpy(path: str | os.PathLike, field: str) -> Any:
@@ -174,7 +180,7 @@ def read_jsonl(path: str | os.PathLike, key: str | None = None, *, sequential: b
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             record = None
         where = f"{path} line {number}"
         if not isinstance(record, dict):
@@ -192,15 +198,27 @@ def read_jsonl(path: str | os.PathLike, key: str | None = None, *, sequential: b
 
 
 def check_records(path: str | os.PathLike, records: list[dict], fields: dict[str, tuple],
-                  field: str = "out") -> None:
-    """Refuse (one :class:`ConfigError`) a record whose ``fields`` are missing or not of the
-    given types (``{"score": (float, int, type(None))}``): a journal may have been edited."""
+                  field: str = "out", bounds: dict[str, tuple[float, float]] | None = None
+                  ) -> None:
+    """Refuse (one :class:`ConfigError`) a record whose ``fields`` are missing, not of the
+    given types (``{"score": (float, int, type(None))}``), a NaN or infinite number, or
+    outside ``bounds`` (``{"test_acc": (0, 1)}``): a journal may have been edited."""
+    import math
+
     for number, record in enumerate(records):
         for name, kinds in fields.items():
             value = record.get(name, KeyError)
-            if not isinstance(value, kinds) or isinstance(value, bool):
+            lo, hi = (bounds or {}).get(name, (-math.inf, math.inf))
+            if (not isinstance(value, kinds) or isinstance(value, bool)
+                    or isinstance(value, float) and not math.isfinite(value)
+                    or isinstance(value, int | float) and not lo <= value <= hi):
                 raise ConfigError(field, f"{path} record {number} has a bad or missing "
-                                  f"{name!r}", _REPAIR)
+                                  f"{name!r} ({_short(value)})", _REPAIR)
+
+
+def _short(value: Any) -> str:
+    text = "missing" if value is KeyError else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _jsonable(obj: Any) -> Any:

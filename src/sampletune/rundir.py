@@ -115,7 +115,14 @@ def _lock(out: Path) -> bool:
     key = os.path.realpath(out)
     if key in _HELD:
         return False
-    fh = open(out / LOCK_FILE, "a")  # stays open: closing it releases the lock
+    try:  # never through a link: a run directory handed to us may point .lock anywhere
+        fd = os.open(out / LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+                     0o666)
+    except OSError as err:
+        raise ConfigError("out", f"cannot create the lock {out / LOCK_FILE} "
+                          f"({type(err).__name__}: {err.strerror})",
+                          "a run directory whose .lock is a plain file") from None
+    fh = os.fdopen(fd, "a")  # stays open: closing it releases the lock
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -105,13 +105,18 @@ class RecordedSchedule:
             if int(a["format"]) != FORMAT:
                 raise ConfigError("schedule", f"format {int(a['format'])} is not {FORMAT}")
             flat, offsets = np.asarray(a["indices"], np.int64), np.asarray(a["offsets"])
+            if not (offsets.ndim == 1 and len(offsets) >= 1 and offsets.dtype.kind in "iu"
+                    and offsets[0] == 0 and offsets[-1] == len(flat)
+                    and bool((np.diff(offsets) >= 0).all())):
+                raise ConfigError("schedule", "its offsets do not run from 0 up to the number "
+                                  "of indices", "schedule.npz of an autosampling search")
             schedule = cls(
                 int(a["num_examples"]), int(a["batch_size"]), int(a["steps_per_epoch"]),
                 [flat[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:], strict=True)],
                 [int(e) for e in a["epoch"]], [int(w) for w in a["worker"]],
                 [float(v) for v in a["val_acc"]], str(a["split"]) if "split" in a else "",
             )
-        except (KeyError, IndexError, TypeError, ValueError) as err:
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as err:
             raise ConfigError("schedule", f"not a recorded schedule ({io.describe_error(err)})",
                               "schedule.npz of an autosampling search") from None
         n, intervals = schedule.num_examples, schedule.intervals

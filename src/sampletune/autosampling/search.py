@@ -77,6 +77,8 @@ class SearchConfig:
         check(self.engine in ENGINES, "engine", f"unknown engine {self.engine!r}",
               ", ".join(ENGINES))
         check(self.ray_num_cpus >= 1, "ray_num_cpus", f"{self.ray_num_cpus} must be positive")
+        check(self.ray_address is None or self.engine == "ray", "ray_address",
+              "is an option of the ray engine", "--engine ray")
 
     @property
     def population(self) -> int:

@@ -173,7 +173,8 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
         path = Path(out) / "cells.jsonl"
         io.write_json(Path(out) / "grid.json", asdict(spec))
         records = io.read_jsonl(path, "key")
-        io.check_records(path, records, {k: (float, int) for k in _MEASURES})
+        io.check_records(path, records, {k: (float, int) for k in _MEASURES},
+                         bounds=MEASURE_BOUNDS)
         done = {r["key"]: r for r in records}
         cells = spec.cells()
         todo = [c for c in cells if cell_key(c) not in done]
@@ -202,6 +203,10 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
 
 
 _MEASURES = ("test_acc", "val_acc", "wall_time", "used_budget", "entropy", "entropy_normalized")
+# what a cell's measures can be (a journal outside them was edited)
+MEASURE_BOUNDS = {"test_acc": (0.0, 1.0), "val_acc": (0.0, 1.0), "wall_time": (0.0, math.inf),
+                  "used_budget": (0.0, math.inf), "entropy": (0.0, math.inf),
+                  "entropy_normalized": (0.0, math.inf)}
 
 
 # ---- aggregation and tables ---------------------------------------------------------------

@@ -71,15 +71,19 @@ def render(run: str | Path, write: bool = True) -> tuple[str, list[Path]]:
     kind = run_kind(run)
     try:
         md, written = _RENDERERS[kind](run, write)
+        if write:
+            io.write_text(run / "report.md", md)
+            written.insert(0, run / "report.md")
     except ConfigError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError
-            ) as err:  # a file that reads as JSON but is not what the run wrote
+    except OSError as err:  # e.g. a figure's or report.md's name taken by a folder
+        raise ConfigError("run", f"cannot write the report into {run} "
+                          f"({io.describe_error(err)})", "a run directory you can write to"
+                          ) from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError,
+            OverflowError) as err:  # a file that reads as JSON but is not what the run wrote
         raise ConfigError("run", f"{run} holds damaged {kind} files "
                           f"({io.describe_error(err)})", KINDS) from None
-    if write:
-        io.write_text(run / "report.md", md)
-        written.insert(0, run / "report.md")
     return md, written
 
 
@@ -133,12 +137,18 @@ def _swift(run: Path, write: bool) -> tuple[str, list[Path]]:
 
 
 def _budget(run: Path, write: bool) -> tuple[str, list[Path]]:
-    from sampletune.budget.table import _MEASURES, aggregate, markdown_tables, write_report
+    from sampletune.budget.table import (
+        _MEASURES,
+        MEASURE_BOUNDS,
+        aggregate,
+        markdown_tables,
+        write_report,
+    )
 
     path = run / "cells.jsonl"
     records = io.read_jsonl(path, "key", field="run")
     check(bool(records), "run", f"{path} holds no finished cell", KINDS)
-    io.check_records(path, records, {k: (float, int) for k in _MEASURES}, "run")
+    io.check_records(path, records, {k: (float, int) for k in _MEASURES}, "run", MEASURE_BOUNDS)
     if not write:
         return markdown_tables(aggregate(records)), []
     md, _ = write_report(records, run)

@@ -58,7 +58,8 @@ def _unit_float(u8: np.ndarray) -> Tensor:
 
 
 def _labels(y) -> Tensor:
-    return torch.as_tensor(np.asarray(y, dtype=np.int64))
+    """Class ids from a data set's files, checked (:func:`_class_ids`), as int64."""
+    return torch.from_numpy(_class_ids(np.asarray(y), "data_dir"))
 
 
 def _raw(name: str, x_train, y_train, x_test, y_test, num_classes: int, **kw) -> RawDataset:
@@ -152,14 +153,19 @@ _FASHION_FILES = {
 
 def read_idx(path: Path) -> np.ndarray:
     """Parse an IDX file of unsigned bytes (optionally gzipped) into a uint8 array."""
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise ConfigError("data_dir", f"cannot read {path} ({type(err).__name__}: {err})",
+                          "the data set's own IDX files") from None
     check(
-        len(data) >= 4 and data[:3] == b"\x00\x00\x08", "data_dir",
-        f"{path} is not an IDX file of unsigned bytes",
+        len(data) >= 4 and data[:3] == b"\x00\x00\x08" and len(data) >= 4 + 4 * data[3],
+        "data_dir", f"{path} is not an IDX file of unsigned bytes",
     )
     ndim = data[3]
     dims = tuple(int(d) for d in np.frombuffer(data, ">i4", count=ndim, offset=4))
+    check(all(d >= 0 for d in dims), "data_dir", f"{path} has negative dimensions {dims}")
     body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     check(body.size == int(np.prod(dims)), "data_dir", f"{path} is truncated: header says {dims}")
     return body.reshape(dims)
@@ -271,7 +277,7 @@ def _torchvision_split(name: str, make, data_dir: Path | None, download: bool):
     root = data_dir or CACHE_DIR / name
     try:
         return make(str(root), download)
-    except (RuntimeError, OSError) as err:  # "Dataset not found or corrupted", or a download
+    except Exception as err:  # not found or corrupted, a download, a .mat file scipy rejects
         hint = "" if download else "; add --download to fetch it"
         raise ConfigError("data_dir", f"cannot load {name} from {root}: {err}{hint}") from None
 
@@ -298,14 +304,28 @@ def _cifar(name: str, base: type, num_classes: int, data_dir: Path | None, downl
             labels = entry.get("labels", entry.get("fine_labels"))
             check("data" in entry and labels is not None, "data_dir",
                   f"{folder / fname} has no data and labels")
-            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            xs.append(_cifar_pixels(entry["data"], folder / fname))
             ys.extend(labels)
         return np.concatenate(xs), ys
 
     (xtr, ytr), (xte, yte) = split(base.train_list), split(base.test_list)
-    classes = _load_arrays_pickle(folder / base.meta["filename"], "data_dir")[base.meta["key"]]
+    meta = _load_arrays_pickle(folder / base.meta["filename"], "data_dir")
+    check(base.meta["key"] in meta, "data_dir",
+          f"{folder / base.meta['filename']} has no {base.meta['key']!r}")
+    classes = meta[base.meta["key"]]
     return _raw(name, _unit_float(xtr), ytr, _unit_float(xte), yte, num_classes, kind="image",
                 hflip=True, classes=list(classes))
+
+
+def _cifar_pixels(data, path: Path) -> np.ndarray:
+    """A CIFAR file's ``data`` as uint8 ``(n, 3, 32, 32)``, refused unless it holds integers
+    in [0, 255] in rows of 3,072 (never wrapped or truncated by a cast)."""
+    a = np.asarray(data)
+    ok = a.dtype.kind in "iu" and a.size % (3 * 32 * 32) == 0
+    check(ok and (a.size == 0 or 0 <= int(a.min()) <= int(a.max()) <= 255), "data_dir",
+          f"{path}: data is not rows of 3,072 bytes (dtype {a.dtype}, shape {a.shape})",
+          "CIFAR's own files: uint8 rows of 3 x 32 x 32")
+    return a.astype(np.uint8).reshape(-1, 3, 32, 32)
 
 
 @register_dataset("cifar10", data_dir="folder", download=True)
@@ -372,9 +392,12 @@ def load_npz(data_dir: Path | None, download: bool) -> RawDataset:
                           f"{type(err).__name__}: {err}") from None
     for k in ("x", "y"):
         check(k in arrays, f"npz.{k}", f"missing from {path}", "x, y, x_test, y_test")
+    unknown = sorted(set(arrays) - {"x", "y", "x_test", "y_test"})
+    check(not unknown, "npz", f"{path} holds arrays it would ignore: {', '.join(unknown)}",
+          "x, y, x_test, y_test (names are case-sensitive)")
     check(("x_test" in arrays) == ("y_test" in arrays), "npz.x_test",
           "x_test and y_test must be given together")
-    x, y = _npz_inputs(arrays["x"], "x"), _npz_labels(arrays["y"], "y")
+    x, y = _npz_inputs(arrays["x"], "x"), _class_ids(arrays["y"], "npz.y")
     check(len(x) == len(y), "npz.y", f"has {len(y)} labels for {len(x)} inputs in x")
     # The class count comes from the labels: bound it by the rows before anything loops
     # over classes (a label of 10**7 once meant minutes in the noise code).
@@ -383,7 +406,7 @@ def load_npz(data_dir: Path | None, download: bool) -> RawDataset:
           f"classes for {len(y)} training rows", f"class ids 0..C-1 with C <= min(rows, "
           f"{MAX_CLASSES})")
     if "x_test" in arrays:
-        xt, yt = _npz_inputs(arrays["x_test"], "x_test"), _npz_labels(arrays["y_test"], "y_test")
+        xt, yt = _npz_inputs(arrays["x_test"], "x_test"), _class_ids(arrays["y_test"], "npz.y_test")
         check(len(xt) == len(yt), "npz.y_test", f"has {len(yt)} labels for {len(xt)} inputs")
         check(xt.shape[1:] == x.shape[1:], "npz.x_test",
               f"examples shaped {xt.shape[1:]} but x's are {x.shape[1:]}")
@@ -415,16 +438,17 @@ def _npz_inputs(x: np.ndarray, key: str) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def _npz_labels(y: np.ndarray, key: str) -> np.ndarray:
-    """Validate labels: 1-D class ids 0..C-1, integers or floats with integral values."""
-    check(y.ndim == 1, f"npz.{key}", f"has shape {y.shape}", "(N,)")
-    check(len(y) > 0, f"npz.{key}", "holds no labels")
-    check(y.dtype.kind in "iuf", f"npz.{key}", f"has dtype {y.dtype}", "integer class ids")
+def _class_ids(y: np.ndarray, field: str) -> np.ndarray:
+    """Validate labels: 1-D class ids 0..C-1, integers or floats with integral values (never
+    cast: a fractional label is refused, not truncated); int64 ``(N,)``."""
+    check(y.ndim == 1, field, f"labels of shape {y.shape}", "(N,)")
+    check(len(y) > 0, field, "holds no labels")
+    check(y.dtype.kind in "iuf", field, f"labels of dtype {y.dtype}", "integer class ids")
     if y.dtype.kind == "f":
-        check(bool(np.isfinite(y).all()) and bool((y == np.round(y)).all()), f"npz.{key}",
+        check(bool(np.isfinite(y).all()) and bool((y == np.round(y)).all()), field,
               "holds non-integral labels", "integer class ids 0..C-1")
-    check(float(y.min()) >= 0, f"npz.{key}", f"has label {y.min()} < 0", "0..C-1")
-    check(float(y.max()) < MAX_CLASSES, f"npz.{key}", f"has label {y.max()}",
+    check(float(y.min()) >= 0, field, f"has label {y.min()} < 0", "0..C-1")
+    check(float(y.max()) < MAX_CLASSES, field, f"has label {y.max()}",
           f"class ids below {MAX_CLASSES}")
     return y.astype(np.int64)
 

@@ -68,6 +68,11 @@ def make_splits(
 
     train = _split(raw.x_train, raw.y_train, train_idx)
     val = _split(raw.x_train, raw.y_train, val_idx)
+    carved = torch.nonzero((torch.bincount(raw.y_train[order].long(), minlength=k) > 0)
+                           & (torch.bincount(train.clean_y, minlength=k) == 0)).flatten()
+    check(len(carved) == 0, "val_fraction", f"the validation carve takes every training "
+          f"example of class {int(carved[0]) if len(carved) else 0}", "more examples of "
+          "that class, or another --seed or --val-fraction (each class needs one to train on)")
     test = _split(raw.x_test, raw.y_test, torch.arange(len(raw.y_test)))
 
     if noise > 0:

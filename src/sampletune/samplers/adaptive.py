@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sampletune.errors import check
+from sampletune.errors import ConfigError, check
 from sampletune.samplers.base import IndexSampler, budget_samples
 from sampletune.samplers.weighted import sample_with_replacement, sample_without_replacement
 
@@ -46,7 +46,14 @@ def csgd_importance(mean: Tensor) -> Tensor:
 
 def smoothed_probabilities(importance: Tensor) -> Tensor:
     """Eqs. 2-3: ``P^t = (imp + eps^t) / sum``, ``eps^t`` the mean importance, from
-    ``importance`` ``(N,)`` float64 >= 0; uniform when that sum is not positive."""
+    ``importance`` ``(N,)`` float64 >= 0; uniform when that sum is not positive. A NaN,
+    infinite or negative importance (a diverged loss, a ``true_prob`` outside [0, 1]) is a
+    one-line :class:`ConfigError`, not a silent fall back to uniform."""
+    bad = ~torch.isfinite(importance) | (importance < 0)
+    if bool(bad.any()):
+        raise ConfigError("importance", f"{int(bad.sum())} example(s) with a NaN, infinite or "
+                          "negative running hardness (a diverged loss, or true_prob outside "
+                          "[0, 1])", "finite >= 0")
     p = importance + importance.mean()
     if not bool(p.sum() > 0):  # every example fitted perfectly: fall back to uniform
         return torch.full((len(p),), 1.0 / len(p), dtype=torch.float64)

@@ -8,6 +8,7 @@ global draw before each takes its shard.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator
 
 import torch
@@ -47,7 +48,9 @@ class IndexSampler(Sampler[int]):
     def __init__(self, num_samples: int, *, seed: int = 0, num_replicas: int | None = None,
                  rank: int | None = None, drop_last: bool = False):
         num_replicas, rank = distributed_defaults(num_replicas, rank)
-        check(num_samples >= 1, "num_samples", f"{num_samples} must be positive", ">= 1")
+        check(isinstance(num_samples, numbers.Integral) and not isinstance(num_samples, bool)
+              and num_samples >= 1, "num_samples", f"{num_samples!r} is not a positive "
+              "integer", "an integer >= 1")
         check(num_replicas >= 1, "num_replicas", f"{num_replicas} must be positive", ">= 1")
         check(0 <= rank < num_replicas, "rank", f"{rank} is outside [0, {num_replicas})")
         self.num_samples = int(num_samples)  # global draws per epoch

@@ -50,7 +50,13 @@ class AliasTable:
         self.bits = max(1, (n - 1).bit_length())  # alias field width
         self.shift = 62 - self.bits  # a bucket holds 2**shift units; n * 2**shift < 2**62
         cap = 1 << self.shift
-        m = np.rint(w * (n * cap / w.sum())).astype(np.int64)
+        with np.errstate(over="ignore"):
+            total = w.sum()
+            scale = n * cap / total
+        if not (np.isfinite(total) and np.isfinite(scale)):  # weights near 1e-300 or 1e308
+            w = w / w.max()
+            scale = n * cap / w.sum()
+        m = np.rint(w * scale).astype(np.int64)
         np.maximum(m, w > 0, out=m)  # a positive weight is never rounded away
         m[int(np.argmax(m))] += n * cap - int(m.sum())  # sum exactly n * cap
         light = m < cap
@@ -143,8 +149,8 @@ class WeightedSampler(IndexSampler):
                  replacement: bool = True, seed: int = 0, num_replicas: int | None = None,
                  rank: int | None = None, drop_last: bool = False):
         w = validate_weights(weights)
-        super().__init__(num_samples or len(w), seed=seed, num_replicas=num_replicas, rank=rank,
-                         drop_last=drop_last)
+        super().__init__(len(w) if num_samples is None else num_samples, seed=seed,
+                         num_replicas=num_replicas, rank=rank, drop_last=drop_last)
         self.weights = w
         self.replacement = bool(replacement)
         self.alias = AliasTable(w) if self.replacement else None  # built once: weights are static

@@ -152,6 +152,8 @@ class BOAgent(_History):
         check(beta >= 0, "beta", f"{beta} must be non-negative", ">= 0")
         check(fit_maxiter >= 1, "fit_maxiter", f"{fit_maxiter} must be positive", ">= 1")
         self.n_init, self.beta = int(n_init), float(beta)
+        check(num_restarts >= 1, "num_restarts", f"{num_restarts} must be positive", ">= 1")
+        check(raw_samples >= 1, "raw_samples", f"{raw_samples} must be positive", ">= 1")
         self.num_restarts, self.raw_samples = int(num_restarts), int(raw_samples)
         check(acqf_maxiter >= 1, "acqf_maxiter", f"{acqf_maxiter} must be positive", ">= 1")
         self.fit_maxiter, self.acqf_maxiter = int(fit_maxiter), int(acqf_maxiter)
@@ -311,6 +313,7 @@ class RLAgent(_History):
                  init_sigma: float = 1.0):
         super().__init__(dim, seed)
         check(lr > 0 and lr_sigma >= 0, "lr", "learning rates must be positive")
+        check(init_sigma > 0, "init_sigma", f"{init_sigma} must be positive", "> 0")
         self.lr, self.lr_sigma = float(lr), float(lr_sigma)
         self.mu = torch.zeros(dim, dtype=torch.float64)
         self.log_sigma = torch.full((dim,), math.log(init_sigma), dtype=torch.float64)
@@ -336,7 +339,33 @@ class RLAgent(_History):
             math.log(0.05), math.log(3.0))
 
 
-def make_agent(name: str, dim: int, seed: int = 0, **kw) -> Agent:
-    """An agent by name (one of :data:`AGENTS`)."""
+def make_agent(name: str, dim: int, seed: int = 0, /, **kw) -> Agent:
+    """An agent by name (one of :data:`AGENTS`); ``kw`` are its options, each checked
+    against the agent's keyword-only arguments (:func:`check_options`)."""
     check(name in AGENTS, "agent", f"unknown agent {name!r}", ", ".join(AGENTS))
-    return {"bo": BOAgent, "random": RandomAgent, "rl": RLAgent}[name](dim, seed, **kw)
+    cls = {"bo": BOAgent, "random": RandomAgent, "rl": RLAgent}[name]
+    check_options(name, cls, kw)
+    return cls(dim, seed, **kw)
+
+
+def check_options(name: str, cls: type, options: dict) -> None:
+    """One-line :class:`ConfigError` on ``agent_options.KEY`` for an option ``cls`` does not
+    take, or a value not of its default's type (bool, int, or a finite number): never a
+    cast (``int(1.5)``, ``bool("no")``)."""
+    import inspect
+
+    taken = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    for key, value in options.items():
+        check(key in taken, "agent_options", f"the {name} agent has no option {key!r}",
+              ", ".join(taken) or "none")
+        default = taken[key]
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        else:
+            ok = (isinstance(value, int | float) and not isinstance(value, bool)
+                  and math.isfinite(value))
+            kind = "a finite number"
+        check(ok, f"agent_options.{key}", f"{value!r} is not {kind}", kind)

@@ -108,6 +108,12 @@ class SwiftFamily:
         missing = [k for k in names + ((grad_feature,) if transform == "cgf" else ())
                    if k not in features]
         check(not missing, "features", f"missing {missing}", ", ".join(sorted(features)))
+        used = names + ((grad_feature,) if transform == "cgf" else ())
+        shapes = {k: tuple(features[k].shape) if isinstance(features[k], Tensor) else None
+                  for k in used}
+        check(all(s is not None and len(s) == 1 for s in shapes.values())
+              and len({s[0] for s in shapes.values()}) == 1, "features",
+              f"shapes {shapes}", "one 1-D tensor (n,) per feature, all of the same n")
         self.names, self.transform = names, transform
         self.reference = {k: features[k] for k in names}  # raw values: eq. 7 for new points
         self.f = torch.stack([cdf_normalise(features[k]) for k in names], dim=1)  # eq. 7

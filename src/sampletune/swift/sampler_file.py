@@ -11,6 +11,7 @@ folder too, and its architecture), which crop-level sampling needs to score new 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,18 +65,18 @@ def save_sampler(path: str | Path, spec: SamplerSpec) -> Path:
     path = Path(path)
     write_json(path, {
         "format": FORMAT, "params": spec.params.to_dict(), "features": list(spec.features),
-        "transform": spec.transform, "feature_file": _inside(path, spec.feature_file,
+        "transform": spec.transform, "feature_file": inside_folder(path, spec.feature_file,
                                                              "feature_file"),
         "n": spec.n, "score": spec.score, "grad_feature": spec.grad_feature,
         "split": spec.split, "feature_arch": spec.feature_arch,
-        "feature_model": spec.feature_model and _inside(path, spec.feature_model,
+        "feature_model": spec.feature_model and inside_folder(path, spec.feature_model,
                                                         "feature_model"),
         "refined": spec.refined,
     })
     return path
 
 
-def _inside(path: Path, file: str, field: str) -> str:
+def inside_folder(path: Path, file: str, field: str) -> str:
     """``file`` relative to ``path``'s folder, refused if it is not inside it."""
     rel = Path(os.path.relpath(Path(file).resolve(), path.resolve().parent))
     check(".." not in rel.parts, field, f"{file} is outside the folder of {path}",
@@ -85,24 +86,49 @@ def _inside(path: Path, file: str, field: str) -> str:
 
 def load_sampler(path: str | Path) -> SamplerSpec:
     """Read a sampler file; its ``feature_file`` (relative, inside the sampler file's folder)
-    is returned resolved to an absolute path."""
+    is returned resolved to an absolute path. Every field is checked for its JSON type (a
+    hand-edited file is a one-line :class:`ConfigError`, never a cast)."""
     path = Path(path)
     check(path.exists(), "sampler_file", f"{path} does not exist")
-    d = read_json(path, "sampler_file")
+    d = read_json(path, "sampler_file", f"a {FORMAT} file written by swift search")
     check(isinstance(d, dict) and d.get("format") == FORMAT, "sampler_file",
           f"{path} is not a Swift sampler file", FORMAT)
-    check(isinstance(d.get("refined", False), bool), "sampler_file",
-          f"{path}: refined is {d.get('refined')!r}", "true or false")
+    for name, kinds, default, allowed in _FIELDS:
+        value = d.get(name, default)  # bool is an int in Python, not in a sampler file
+        ok = isinstance(value, kinds) and (kinds is bool or not isinstance(value, bool))
+        if name == "features":
+            ok = ok and all(isinstance(f, str) for f in value)
+        elif name == "n":
+            ok = ok and value >= 1
+        check(ok, "sampler_file", f"{path}: {name} is {_short(value)}", allowed)
     try:
         model = d.get("feature_model", "")
         return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]),
                            d["transform"], str(_contained(path, d["feature_file"])),
-                           int(d["n"]), d.get("score"), d.get("grad_feature", GRAD_FEATURE),
+                           d["n"], d.get("score"), d.get("grad_feature", GRAD_FEATURE),
                            d.get("split", ""), model and str(_contained(path, model)),
-                           str(d.get("feature_arch", "")), d.get("refined", False))
-    except (KeyError, TypeError, ValueError) as err:
+                           d.get("feature_arch", ""), d.get("refined", False))
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise ConfigError("sampler_file", f"{path} is not a valid Swift sampler file "
                           f"(bad or missing {err})", FORMAT) from None
+
+
+# (field, JSON types, default when absent (KeyError: required), what is allowed)
+_FIELDS = (
+    ("features", list, KeyError, "a list of feature names"),
+    ("transform", str, KeyError, "a transform name"),
+    ("n", int, KeyError, "a positive integer (training examples)"),
+    ("score", (int, float, type(None)), None, "a number or null"),
+    ("grad_feature", str, GRAD_FEATURE, "a feature name"),
+    ("split", str, "", "a split fingerprint (text)"),
+    ("feature_arch", str, "", "a model name"),
+    ("refined", bool, False, "true or false"),
+)
+
+
+def _short(value) -> str:
+    text = repr(value) if value is not KeyError else "missing"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _contained(path: Path, feature_file) -> Path:
@@ -152,6 +178,10 @@ def checked_spec(data: DataSplits, weights_path: str | Path | None) -> SamplerSp
     check(spec.n == n and spec.split in ("", data.train.fingerprint()), "weights",
           f"the sampler file covers {spec.n} examples of another training split than this "
           f"one ({n})", "a sampler fitted with this data set, seed, noise and subset")
+    if not spec.split:
+        warnings.warn(f"{weights_path} records no training split (SwiftStudy.save_best "
+                      "without split=): its weights are applied to this split's examples "
+                      "by position", stacklevel=1)  # one location: shown once a process
     return spec
 
 

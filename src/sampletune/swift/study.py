@@ -35,7 +35,7 @@ from sampletune.swift.agents import AGENTS, make_agent
 from sampletune.swift.family import DEFAULT_FEATURES, GRAD_FEATURE, InvalidSampler, SwiftFamily
 from sampletune.swift.params import SwiftParams, SwiftSpace
 from sampletune.swift.reference import reference_params
-from sampletune.swift.sampler_file import SamplerSpec, save_sampler
+from sampletune.swift.sampler_file import SamplerSpec, inside_folder, save_sampler
 from sampletune.swift.trials import propose
 
 MAX_INVALID = 100  # proposals in a row without a usable sampler before ask() gives up
@@ -175,11 +175,13 @@ class SwiftStudy:
         return None if pick is None else self.trials[pick]
 
     def save_best(self, path: str | Path, *, feature_file: str | Path | None = None,
-                  key: FeatureKey | None = None) -> Path:
+                  key: FeatureKey | None = None, split: str = "") -> Path:
         """Write the best trial as a sampler file ``path`` (``sampler.json``), with the
         features beside it in ``feature_file`` (default ``<stem>-features.npz`` in the
-        same folder; it must be in that folder or below). Read it back with
-        :func:`sampletune.swift.sampler_from_file`. Returns ``path``."""
+        same folder; it must be in that folder or below). ``split``: the fingerprint of the
+        training split the features index (``data.train.fingerprint()``), so that
+        ``train --sampler swift`` refuses the file on another split of the same size. Read
+        it back with :func:`sampletune.swift.sampler_from_file`. Returns ``path``."""
         best = self.best
         check(best is not None, "study", f"no successful trial among {len(self.trials)}",
               "tell() a finite score first")
@@ -187,8 +189,9 @@ class SwiftStudy:
         feature_file = Path(feature_file) if feature_file is not None else (
             path.parent / f"{path.stem}-features.npz")
         key = key or FeatureKey("user", "train", self.seed, "user")
+        inside_folder(path, str(feature_file), "feature_file")  # before writing anything
         save_features(feature_file, self.features, key)
         return save_sampler(path, SamplerSpec(best.params, self.family.names,
                                               self.family.transform, str(feature_file),
                                               self.family.n, best.score,
-                                              self.family.grad_feature))
+                                              self.family.grad_feature, split))

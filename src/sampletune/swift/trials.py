@@ -184,6 +184,7 @@ class Journal:
         if final:
             kinds.update(score=(*number, type(None)), seconds=number)
         ok = all(isinstance(r.get(k), v) and not isinstance(r.get(k), bool)
+                 and not (isinstance(r.get(k), float) and not math.isfinite(r[k]))
                  for k, v in kinds.items())
         ok = ok and len(r["x"]) == self.space.dim and all(
             isinstance(v, number) and not isinstance(v, bool) for v in r["x"])

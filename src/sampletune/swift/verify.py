@@ -28,7 +28,8 @@ def rank_metrics(approx: Sequence[float], truth: Sequence[float]) -> dict:
     """``{"SR": Spearman rho in [-1, 1], "TR": from-scratch rank of the approximated top-1}``.
 
     TR ranks by descending score, ties sharing the best rank; the approximated top-1 is the
-    earliest of tied approximated maxima. SR is NaN when either list is constant.
+    earliest of tied approximated maxima. SR is ``None`` (JSON null: undefined) when either
+    list is constant.
     """
     from scipy.stats import rankdata, spearmanr  # 0.5 s of import: only when verifying
 
@@ -36,7 +37,7 @@ def rank_metrics(approx: Sequence[float], truth: Sequence[float]) -> dict:
     check(len(a) == len(t) and len(a) >= 2, "verify", f"needs two equal-length score lists "
           f"of at least 2, got {len(a)} and {len(t)}")
     constant = np.all(a == a[0]) or np.all(t == t[0])
-    sr = float("nan") if constant else float(spearmanr(a, t).statistic)
+    sr = None if constant else float(spearmanr(a, t).statistic)
     tr = int(rankdata(-t, method="min")[int(np.argmax(a))])
     return {"SR": sr, "TR": tr}
 
@@ -73,7 +74,8 @@ def verify_search(search_dir: str | Path, scratch_score: Callable[[SwiftParams, 
     path = Path(out_dir or search_dir) / VERIFY_FILE
     with rundir.locked(path.parent):
         records = io.read_jsonl(path, "trial", field="run")
-        io.check_records(path, records, {"approx": (float, int), "val_acc": (float, int)}, "run")
+        io.check_records(path, records, {"approx": (float, int), "val_acc": (float, int)}, "run",
+                         {"approx": (0.0, 1.0), "val_acc": (0.0, 1.0)})
         done = {r["trial"]: r for r in records}
         with progress_bar("swift verify", total=len(chosen), enabled=progress) as bar:
             for r in chosen:

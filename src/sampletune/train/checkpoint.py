@@ -10,6 +10,7 @@ epoch, the wall seconds so far and early stopping's best weights.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +83,15 @@ def _restore(state: dict, trainer: Trainer, sampler: Sampler[int],
                          f"{len(stateful)} stateful observers")
     for obs, obs_state in zip(stateful, state["observers"], strict=True):
         obs.load_state_dict(obs_state)
-    return Progress(state["history"], state["epoch"] + 1, state["elapsed"],
-                    state.get("best_state"))
+    history, epoch, elapsed = state["history"], state["epoch"], state["elapsed"]
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= -1
+            and isinstance(history, list)
+            and [r.get("epoch") if isinstance(r, dict) else None for r in history]
+            == list(range(epoch + 1))):
+        raise ValueError(f"its history does not hold one record for each of epochs 0..{epoch}")
+    if not (isinstance(elapsed, int | float) and math.isfinite(elapsed) and elapsed >= 0):
+        raise ValueError(f"its elapsed time is {elapsed!r}")
+    return Progress(history, epoch + 1, float(elapsed), state.get("best_state"))
 
 
 def _stateful(observers: Sequence[Observer], sampler: Sampler[int]) -> list[Stateful]:
