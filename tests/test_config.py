@@ -129,6 +129,9 @@ def test_yaml_by_part_and_flat_with_flags_on_top(tmp_path):
     ("milestones: [0.5, x]\n", r"^milestones: 'x' is not a number"),
     ("gamma: 2\n", r"^gamma: 2.0 is outside \(0, 1\]"),
     ("loader_workers: -1\n", r"^loader_workers: -1 is negative"),
+    ("lr: 0.1\nlr: 0.2\n", r"^lr: is set twice in one mapping"),
+    ("noise: 0.2\ndata: {noise: 0.4}\n", r"^noise: is set twice in one configuration"),
+    ("final-lr: 0.1\nfinal_lr: 0.2\n", r"^final_lr: is set twice in one configuration"),
 ])
 def test_bad_yaml_values_are_one_line(tmp_path, content, message):
     path = tmp_path / "c.yaml"
@@ -212,6 +215,7 @@ def test_list_fields_from_flags_and_yaml(tmp_path):
     ("search: {seed: 3}\n", "search.seed"),  # the run's seed is the search's
     ("agent_options: {bogus: 1}\n", "agent_options"),
     ("search_cost: -1\n", "search_cost"),
+    ("rounds: 7\nsearch: {rounds: 6}\n", "rounds"),
 ])
 def test_bad_search_settings_in_yaml_are_one_line(tmp_path, capsys, content, field):
     path = tmp_path / "c.yaml"

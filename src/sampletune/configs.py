@@ -57,7 +57,7 @@ def mapping(text: str) -> dict:
     import yaml
 
     try:
-        value = yaml.safe_load(text)
+        value = safe_load_yaml(text)
     except (yaml.YAMLError, RecursionError):
         value = None
     if not isinstance(value, dict):
@@ -225,8 +225,38 @@ def route(values: dict, sections: dict[str, tuple[str, ...]]) -> dict[str, dict[
                       key, f"unknown field {sub!r}", ", ".join(names))
                 check(sub.replace("-", "_") in names, f"{key}.{sub}",
                       "unknown config field", ", ".join(names))
-                out[key][sub.replace("-", "_")] = v
+                _set_once(out[key], sub.replace("-", "_"), v)
             continue
         check(key in owner, key, "unknown config field", allowed)
-        out[owner[key]][key] = value
+        _set_once(out[owner[key]], key, value)
     return out
+
+
+def _set_once(section: dict[str, Any], name: str, value: Any) -> None:
+    """``section[name] = value``, refused if an earlier key of the mapping set it (flat and
+    under its part, or spelled with ``-`` and ``_``): one of the two would be dropped."""
+    check(name not in section, name, "is set twice in one configuration (flat and under its "
+          "part, or spelled with both - and _)", "one value")
+    section[name] = value
+
+
+def safe_load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a mapping with a repeated key (a one-line
+    :class:`ConfigError`; plain YAML keeps the last value silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+        loader.flatten_mapping(node)
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) or key is None:
+                check(key not in seen, str(key), "is set twice in one mapping", "one value")
+                seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)

@@ -316,7 +316,9 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
     check(Path(path).is_file(), "config", f"{str(path)!r} is not a file",
           "a YAML file of field: value lines")
     try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        loaded = configs.safe_load_yaml(Path(path).read_text(encoding="utf-8"))
+    except ConfigError:  # a key set twice
+        raise
     except UnicodeDecodeError:
         raise ConfigError("config", f"{path} is not UTF-8 text") from None
     except (yaml.YAMLError, ValueError, RecursionError) as err:
