@@ -37,6 +37,7 @@ def _fails(argv, field, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"sampletune: error: {field}: "), err
     assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
 
 
 def _train_run(tmp_path, name="run", *flags):
@@ -72,8 +73,10 @@ def test_crafted_weights_files_are_refused_not_run(tmp_path, capsys, suffix):
         torch.save(Payload(marker), path)
     else:
         np.save(path, np.array([Payload(marker)] * N_TRAIN, dtype=object), allow_pickle=True)
-    _fails([*TRAIN, "--sampler", "weights", "--weights", str(path)], "weights", capsys)
+    err = _fails([*TRAIN, "--sampler", "weights", "--weights", str(path)], "weights", capsys)
     assert not marker.exists()
+    assert "pickled object" in err  # and none of torch's or numpy's advice to load it unsafely
+    assert "weights_only" not in err and "allow_pickle" not in err and "trust" not in err, err
 
 
 def _sampler_file(folder, feature_file) -> pathlib.Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -100,7 +101,18 @@ def load_torch(path: str | os.PathLike, field: str, map_location: str | torch.de
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds for a bad file; all mean "unreadable"
         raise ConfigError(field, f"{path} is not a readable torch file of tensors "
-                          f"({describe_error(err)})", allowed) from None
+                          f"({_torch_reason(err)})", allowed) from None
+
+
+def _torch_reason(err: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to load
+    it unsafely."""
+    text = str(err)
+    if "Weights only load failed" not in text:
+        return describe_error(err)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    return (f"it holds a pickled object ({found.group(1)}), which is never loaded" if found
+            else "not a torch file of tensors and plain containers")
 
 
 def load_numpy(path: str | os.PathLike, field: str) -> Any:
@@ -115,7 +127,13 @@ def load_numpy(path: str | os.PathLike, field: str) -> Any:
                 return dict(loaded)
         return loaded
     except Exception as err:  # numpy raises many kinds for a bad file
-        raise ConfigError(field, f"{path} is not a readable numpy file ({describe_error(err)})",
+        reason = describe_error(err)
+        if "pickle" in str(err):  # also what numpy says of a file that is not .npy or .npz
+            with open(path, "rb") as fh:
+                numpy_file = fh.read(6).startswith((b"\x93NUMPY", b"PK\x03\x04"))
+            reason = ("it holds pickled objects, which are never loaded" if numpy_file
+                      else "not a .npy or .npz file")
+        raise ConfigError(field, f"{path} is not a readable numpy file ({reason})",
                           ".npy/.npz without pickled objects") from None
 
 
