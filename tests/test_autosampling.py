@@ -311,4 +311,6 @@ def test_uniform_stream_is_plain_training():
 def test_a_ray_address_without_the_ray_engine_is_refused_not_ignored():
     with pytest.raises(ConfigError, match="^ray_address: is an option of the ray engine"):
         SearchConfig(ray_address="head:6379")
+    with pytest.raises(ConfigError, match="^ray_num_cpus: is an option of the ray engine"):
+        SearchConfig(ray_num_cpus=4)
     assert SearchConfig(engine="ray", ray_address="head:6379").ray_address == "head:6379"

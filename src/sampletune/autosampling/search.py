@@ -63,7 +63,7 @@ class SearchConfig:
     stages: int = 3  # loss snapshots for the figures
     engine: str = "local"  # local (in this process) or ray (actors, one per CPU or GPU)
     ray_address: str | None = None  # join this Ray cluster (default: start a local one)
-    ray_num_cpus: int = 2  # CPUs of a local Ray instance
+    ray_num_cpus: int | None = None  # CPUs of a local Ray instance (default 2)
 
     def __post_init__(self):
         check(self.workers >= 1, "workers", f"{self.workers} must be positive", ">= 1")
@@ -76,9 +76,11 @@ class SearchConfig:
         check(self.stages >= 1, "stages", f"{self.stages} must be positive", ">= 1")
         check(self.engine in ENGINES, "engine", f"unknown engine {self.engine!r}",
               ", ".join(ENGINES))
-        check(self.ray_num_cpus >= 1, "ray_num_cpus", f"{self.ray_num_cpus} must be positive")
-        check(self.ray_address is None or self.engine == "ray", "ray_address",
-              "is an option of the ray engine", "--engine ray")
+        check(self.ray_num_cpus is None or self.ray_num_cpus >= 1, "ray_num_cpus",
+              f"{self.ray_num_cpus} must be positive", ">= 1")
+        for name in ("ray_address", "ray_num_cpus"):
+            check(getattr(self, name) is None or self.engine == "ray", name,
+                  "is an option of the ray engine", "--engine ray")
 
     @property
     def population(self) -> int:
@@ -109,7 +111,7 @@ def make_engine(cfg: SearchConfig, spec: WorkerSpec) -> Engine:
         from sampletune.autosampling.engine_ray import RayEngine
 
         return RayEngine(spec, cfg.population, address=cfg.ray_address,
-                         num_cpus=cfg.ray_num_cpus)
+                         num_cpus=cfg.ray_num_cpus or 2)
     from sampletune.autosampling.engine_local import LocalEngine
 
     return LocalEngine(spec, cfg.population)
