@@ -61,6 +61,19 @@ def test_a_search_never_appends_after_a_corrupt_trial(tmp_path):
     assert load_trials(tmp_path) == [{**trial, "id": 0, "state": "done"}]  # earlier format
 
 
+def test_a_journal_score_outside_what_the_objective_returns_is_refused(tmp_path):
+    from sampletune.swift.params import SwiftSpace
+    from sampletune.swift.trials import Journal
+
+    trial = {"trial": 0, "x": [0.5, 0.5, 0.5], "params": {"e": [0, 1], "v": [0, 1], "c": [1]},
+             "score": 5.0, "seconds": 1.0}
+    io.write_jsonl(tmp_path / "trials.jsonl", [trial])
+    space = SwiftSpace(1, 1)
+    assert Journal(tmp_path / "trials.jsonl", space).finished[0]["score"] == 5.0
+    with pytest.raises(ConfigError, match="^out: .*trial 0 has a bad or missing"):
+        Journal(tmp_path / "trials.jsonl", space, score_bounds=(0.0, 1.0))
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 5.0, -0.1, True, "0.5", None])
 def test_journal_measures_out_of_their_range_are_refused(tmp_path, value):
     path = tmp_path / "cells.jsonl"

@@ -165,7 +165,7 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
     refs = reference_params(family, search.segments) if search.references else []
     result = run_search(out / "search", family, FineTuner(uniform.model, data, tcfg, search),
                         search, initial=refs, context={"feature_file": feat_path.name},
-                        progress=progress, engine=engine)
+                        progress=progress, engine=engine, score_bounds=(0.0, 1.0))
     reference = next((r["score"] for r in result.trials if r.get("origin") == "uniform"), None)
     pick = simplest_clear_winner(result.trials, result.trials[result.pick], len(data.val))
     best, origin, score = SwiftParams.from_dict(pick["params"]), pick.get("origin", "agent"), \

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,7 +202,8 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
                score: Callable[[Tensor, int], float], cfg: SearchConfig, *,
                initial: Sequence[tuple[str, SwiftParams]] = (),
                context: dict | None = None, progress: bool = True,
-               engine: EngineConfig | str = "local") -> SearchResult:
+               engine: EngineConfig | str = "local",
+               score_bounds: tuple[float, float] = (-math.inf, math.inf)) -> SearchResult:
     """Algorithm 1: ``cfg.rounds`` trials of ``cfg.agent``, each scored by
     ``score(probabilities (N,), trial) -> float`` (higher is better), ``cfg.parallel_trials``
     at a time on ``engine`` (:class:`~sampletune.swift.engines.EngineConfig` or its kind:
@@ -220,7 +222,8 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
     time), ``agent_seconds`` (that share) and ``elapsed`` (the search's wall time so far).
     A sampler with all-zero probability, or a NaN score, is a failed trial, not an error.
     ``context`` (e.g. the feature file) is stored with the settings; resuming with different
-    settings is a :class:`ConfigError`.
+    settings is a :class:`ConfigError`, and so is a journal score outside ``score_bounds``
+    (what ``score`` can return: an edited journal).
 
     In a distributed job every rank calls it with the same arguments (see the module
     docstring); ``score`` is then a collective, e.g. :class:`FineTuner`.
@@ -239,8 +242,8 @@ def run_search(run_dir: str | Path, family: SwiftFamily,
             run_dir if writes else None, {"search": cfg.to_dict(), "n": family.n,
                                           **(context or {})}, file=SEARCH_FILE)), world.device)
         space = SwiftSpace(cfg.segments, len(cfg.features))
-        journal = world.agree(lambda: Journal(run_dir / TRIALS_FILE, space, writes),
-                              world.device)
+        journal = world.agree(lambda: Journal(run_dir / TRIALS_FILE, space, writes,
+                                              score_bounds), world.device)
         agent = make_agent(cfg.agent, cfg.dim, cfg.seed, **cfg.agent_options)
         q = cfg.parallel_trials
         objective = SwiftObjective(family, score)

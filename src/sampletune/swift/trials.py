@@ -140,15 +140,18 @@ class Journal:
     """``trials.jsonl`` of a search (see the module docstring), read and checked on opening.
 
     ``writes=False`` keeps the records in memory only (the ranks of a distributed job
-    other than rank 0).
+    other than rank 0). ``score_bounds``: what a score can be (validation accuracies: 0 to
+    1); a record outside them was edited and is refused.
 
     Attributes:
         finished: the final records (state ``done`` or ``failed``), trial ``0, 1, ...``.
         unfinished: ``{trial: pending record}`` of the trials proposed and not finished.
     """
 
-    def __init__(self, path: str | Path, space: SearchSpace, writes: bool = True):
+    def __init__(self, path: str | Path, space: SearchSpace, writes: bool = True,
+                 score_bounds: tuple[float, float] = (-math.inf, math.inf)):
         self.path, self.space, self.writes = Path(path), space, writes
+        self.score_bounds = score_bounds
         self.finished: list[dict] = []
         self.unfinished: dict[int, dict] = {}
         for number, r in enumerate(io.read_jsonl(self.path)):
@@ -195,6 +198,8 @@ class Journal:
                 ok = False
         if final and ok:  # failed <=> no score
             ok = (r["score"] is None) == (state == "failed")
+            lo, hi = self.score_bounds
+            ok = ok and (r["score"] is None or lo <= r["score"] <= hi)
         check(ok, "out", f"{self.path} trial {r['trial']} has a bad or missing 'x', 'params', "
               f"'score' or 'seconds' {where}", _REPAIR)
 
