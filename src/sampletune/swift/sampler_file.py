@@ -65,12 +65,12 @@ def save_sampler(path: str | Path, spec: SamplerSpec) -> Path:
     path = Path(path)
     write_json(path, {
         "format": FORMAT, "params": spec.params.to_dict(), "features": list(spec.features),
-        "transform": spec.transform, "feature_file": inside_folder(path, spec.feature_file,
-                                                             "feature_file"),
+        "transform": spec.transform,
+        "feature_file": inside_folder(path, spec.feature_file, "feature_file"),
         "n": spec.n, "score": spec.score, "grad_feature": spec.grad_feature,
         "split": spec.split, "feature_arch": spec.feature_arch,
         "feature_model": spec.feature_model and inside_folder(path, spec.feature_model,
-                                                        "feature_model"),
+                                                              "feature_model"),
         "refined": spec.refined,
     })
     return path
