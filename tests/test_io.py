@@ -98,3 +98,46 @@ def test_files_follow_the_umask(tmp_path, umask):
         os.umask(old)
     for name in ("a.json", "b.pt", "c.jsonl"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+@pytest.mark.parametrize("at_write", [1, 2, 3, 4])
+def test_an_interrupt_while_saving_a_torch_file_stays_an_interrupt(tmp_path, monkeypatch,
+                                                                   at_write):
+    """A Ctrl-C that lands in the ``at_write``-th Python ``write`` of a save: torch's zip
+    writer turned it into a RuntimeError (a crash, to the CLI) when it wrote the file
+    itself. Now the save either finishes or stops as an interrupt, and the file on disk is
+    the old one or the new one, whole."""
+    import torch
+
+    path = tmp_path / "checkpoint.pt"
+    io.save_torch(path, {"step": torch.tensor(1)})
+    real_fdopen = os.fdopen
+
+    class Interrupted:
+        def __init__(self, fh):
+            self.fh, self.calls = fh, 0
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls == at_write:
+                raise KeyboardInterrupt
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(os, "fdopen", lambda *a, **k: Interrupted(real_fdopen(*a, **k)))
+    try:
+        io.save_torch(path, {"step": torch.tensor(2)})
+        expected = 2
+    except KeyboardInterrupt:
+        expected = 1
+    monkeypatch.undo()
+    assert int(io.load_torch(path, "checkpoint")["step"]) == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

@@ -70,8 +70,14 @@ def read_json(path: str | os.PathLike, field: str = "out", allowed: str = _REPAI
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
-    """``torch.save`` atomically."""
-    _atomic_replace(Path(path), lambda fh: torch.save(obj, fh))
+    """``torch.save`` atomically. The bytes are made in memory first: torch's zip writer turns
+    a Ctrl-C that lands in a Python ``write`` callback into a ``RuntimeError``, so writing
+    straight to the file made an interrupt look like a crash."""
+    import io as _bytes
+
+    buffer = _bytes.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getbuffer())
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> None:
