@@ -226,6 +226,20 @@ def test_divergence_is_a_one_line_error_not_silent_garbage(tiny_data):
               CFG.replace(lr=10.0, weight_decay=0.9, lr_schedule="constant"), progress=False)
 
 
+@pytest.mark.parametrize("flags", [
+    ["--epochs", "1", "--batch-size", "68"],  # NaN only after the epoch's last step
+    ["--epochs", "5", "--noisy", "l2rw"],  # NaN meta-weights once read as skipped steps
+])
+def test_divergence_the_train_loss_does_not_show_is_a_one_line_error(flags, capsys, tmp_path):
+    from sampletune.cli import main
+
+    assert main(["--threads", "1", "train", "--train-subset", "400", "--quiet", "--lr", "10",
+                 "--weight-decay", "0.9", "--lr-schedule", "constant", *flags,
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sampletune: error: lr: training diverged") and err.count("\n") == 1
+
+
 class _LazyX(torch.utils.data.Dataset):
     """Inputs served one at a time, as for data that does not fit in memory."""
 

@@ -76,7 +76,12 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     import io as _bytes
 
     buffer = _bytes.BytesIO()
-    torch.save(obj, buffer)
+    try:
+        torch.save(obj, buffer)
+    except RuntimeError as err:  # the zip writer's cleanup after an interrupt it swallowed
+        if isinstance(err.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise
     write_bytes(path, buffer.getbuffer())
 
 

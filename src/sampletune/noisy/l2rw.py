@@ -83,7 +83,10 @@ class L2RW:
         xm, ym = self._meta_batch(x.device)
         w = l2rw_weights(model, x, y, xm, ym)
         self.steps += 1
-        if not bool((w > 0).any()):
+        finite, positive = torch.stack([torch.isfinite(w).all(), (w > 0).any()]).tolist()
+        check(finite, "lr", f"training diverged: L2RW's example weights at step {self.steps} "
+              "are not finite", "a smaller learning rate")
+        if not positive:
             self.skipped += 1
             return None
         self._w = w

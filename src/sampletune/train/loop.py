@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import nn
 from torch.utils.data import Sampler
 
@@ -164,12 +165,21 @@ def _train_epoch(trainer: Trainer, sampler: Sampler[int], data: DataSplits, epoc
     check(math.isfinite(record["train_loss"]), "lr", f"training diverged: the mean "
           f"train loss of epoch {epoch} is {record['train_loss']}",
           "a smaller learning rate, or check the inputs for NaN")
+    # the mean loss is taken before each step's update: the epoch's last step (or a step a
+    # selector skipped) can leave NaN weights behind a finite mean
+    finite = torch.stack([torch.isfinite(p).all() for p in trainer.model.parameters()])
+    check(bool(finite.all()), "lr", f"training diverged: the weights after epoch {epoch} "
+          "are not finite", "a smaller learning rate, or check the inputs for NaN")
     if evaluated:
         val = trainer.evaluate(data.val)
         record.update(val_loss=val["loss"], val_acc=val["acc"])
         if evaluate_test:
             test = trainer.evaluate(data.test)
             record.update(test_loss=test["loss"], test_acc=test["acc"])
+        bad = [k for k in ("val_loss", "test_loss") if not math.isfinite(record.get(k, 0.0))]
+        check(not bad, "lr", f"training diverged: the {bad[0] if bad else ''} after epoch "
+              f"{epoch} is not finite (weights too large to evaluate)",
+              "a smaller learning rate, or check the inputs for NaN")
     return record
 
 
