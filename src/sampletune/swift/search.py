@@ -162,7 +162,7 @@ class FineTuner:
             torch.manual_seed(seed)
             for epoch in range(self.cfg.finetune_epochs):
                 trainer.train_epoch(sampler, epoch)
-        if not all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters()):
+        if not trainer.weights_finite():
             raise InvalidSampler("fine-tuning diverged (non-finite weights)")
         return trainer.evaluate(self.data.val)["acc"]
 

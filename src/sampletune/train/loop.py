@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 from torch.utils.data import Sampler
 
@@ -167,8 +166,7 @@ def _train_epoch(trainer: Trainer, sampler: Sampler[int], data: DataSplits, epoc
           "a smaller learning rate, or check the inputs for NaN")
     # the mean loss is taken before each step's update: the epoch's last step (or a step a
     # selector skipped) can leave NaN weights behind a finite mean
-    finite = torch.stack([torch.isfinite(p).all() for p in trainer.model.parameters()])
-    check(bool(finite.all()), "lr", f"training diverged: the weights after epoch {epoch} "
+    check(trainer.weights_finite(), "lr", f"training diverged: the weights after epoch {epoch} "
           "are not finite", "a smaller learning rate, or check the inputs for NaN")
     if evaluated:
         val = trainer.evaluate(data.val)

@@ -258,6 +258,12 @@ class Trainer:
         return evaluate_sharded(self.model, split, self.world, self.device, batch_size,
                                 self.cfg.amp)
 
+    def weights_finite(self) -> bool:
+        """Whether every weight is finite (one host sync): a diverged step leaves NaN or
+        inf behind."""
+        return bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()])
+                    .all())
+
     # ---- state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Weights, optimizer, step, generator and (fp16) the grad scaler; distributed, every
