@@ -8,10 +8,12 @@ read that way is a one-line :class:`ConfigError`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
 from collections.abc import Iterable
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +75,7 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     """``torch.save`` atomically. The bytes are made in memory first: torch's zip writer turns
     a Ctrl-C that lands in a Python ``write`` callback into a ``RuntimeError``, so writing
     straight to the file made an interrupt look like a crash."""
-    import io as _bytes
-
-    buffer = _bytes.BytesIO()
+    buffer = BytesIO()
     try:
         torch.save(obj, buffer)
     except RuntimeError as err:  # the zip writer's cleanup after an interrupt it swallowed
@@ -232,8 +232,6 @@ def check_records(path: str | os.PathLike, records: list[dict], fields: dict[str
     """Refuse (one :class:`ConfigError`) a record whose ``fields`` are missing, not of the
     given types (``{"score": (float, int, type(None))}``), a NaN or infinite number, or
     outside ``bounds`` (``{"test_acc": (0, 1)}``): a journal may have been edited."""
-    import math
-
     for number, record in enumerate(records):
         for name, kinds in fields.items():
             value = record.get(name, KeyError)
@@ -242,10 +240,12 @@ def check_records(path: str | os.PathLike, records: list[dict], fields: dict[str
                     or isinstance(value, float) and not math.isfinite(value)
                     or isinstance(value, int | float) and not lo <= value <= hi):
                 raise ConfigError(field, f"{path} record {number} has a bad or missing "
-                                  f"{name!r} ({_short(value)})", _REPAIR)
+                                  f"{name!r} ({short_repr(value)})", _REPAIR)
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to 40 characters for a one-line error; ``KeyError`` (the marker
+    of a missing key) reads "missing"."""
     text = "missing" if value is KeyError else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

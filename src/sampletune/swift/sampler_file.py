@@ -20,7 +20,7 @@ from torch import Tensor
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import ConfigError, check
 from sampletune.features import load_features
-from sampletune.io import read_json, write_json
+from sampletune.io import read_json, short_repr, write_json
 from sampletune.samplers import WeightedSampler, budget_samples
 from sampletune.samplers.factory import register_sampler
 from sampletune.swift.family import GRAD_FEATURE, SwiftFamily
@@ -100,7 +100,7 @@ def load_sampler(path: str | Path) -> SamplerSpec:
             ok = ok and all(isinstance(f, str) for f in value)
         elif name == "n":
             ok = ok and value >= 1
-        check(ok, "sampler_file", f"{path}: {name} is {_short(value)}", allowed)
+        check(ok, "sampler_file", f"{path}: {name} is {short_repr(value)}", allowed)
     try:
         model = d.get("feature_model", "")
         return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]),
@@ -124,11 +124,6 @@ _FIELDS = (
     ("feature_arch", str, "", "a model name"),
     ("refined", bool, False, "true or false"),
 )
-
-
-def _short(value) -> str:
-    text = repr(value) if value is not KeyError else "missing"
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _contained(path: Path, feature_file) -> Path:
