@@ -169,3 +169,17 @@ def test_a_cell_that_ends_at_the_majority_label_is_marked_collapsed(tmp_path):
     md, table_csv = write_report(broken, tmp_path / "report")
     assert "collapsed in 1/2" in md and ",collapsed," in table_csv.splitlines()[0]
     assert not collapsed({"train_acc": 0.1})  # cells recorded before majority_acc was kept
+
+
+def test_a_cell_measure_outside_its_range_is_refused(tmp_path):
+    from sampletune import io
+    from sampletune.budget.table import check_cells
+
+    cell = {"key": "a", "test_acc": 0.5, "val_acc": 0.5, "wall_time": 1.0, "used_budget": 0.5,
+            "entropy": 2.0, "entropy_normalized": 0.9}
+    path = tmp_path / "cells.jsonl"
+    io.write_jsonl(path, [cell, {**cell, "key": "b", "test_acc": 500.0}])
+    with pytest.raises(ConfigError, match=r"^run: .*record 1 has a bad or missing 'test_acc'"):
+        check_cells(path, io.read_jsonl(path, "key"), "run")
+    io.write_jsonl(path, [cell])
+    check_cells(path, io.read_jsonl(path, "key"))

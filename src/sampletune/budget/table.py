@@ -173,8 +173,7 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
         path = Path(out) / "cells.jsonl"
         io.write_json(Path(out) / "grid.json", asdict(spec))
         records = io.read_jsonl(path, "key")
-        io.check_records(path, records, {k: (float, int) for k in _MEASURES},
-                         bounds=MEASURE_BOUNDS)
+        check_cells(path, records)
         done = {r["key"]: r for r in records}
         cells = spec.cells()
         todo = [c for c in cells if cell_key(c) not in done]
@@ -202,11 +201,17 @@ def run_grid(spec: GridSpec, out: str | Path, progress: bool = True,
         return [done[cell_key(c)] for c in cells]
 
 
-_MEASURES = ("test_acc", "val_acc", "wall_time", "used_budget", "entropy", "entropy_normalized")
-# what a cell's measures can be (a journal outside them was edited)
-MEASURE_BOUNDS = {"test_acc": (0.0, 1.0), "val_acc": (0.0, 1.0), "wall_time": (0.0, math.inf),
-                  "used_budget": (0.0, math.inf), "entropy": (0.0, math.inf),
-                  "entropy_normalized": (0.0, math.inf)}
+# each cell's measures and what they can be (a journal outside them was edited)
+_MEASURE_BOUNDS = {"test_acc": (0.0, 1.0), "val_acc": (0.0, 1.0), "wall_time": (0.0, math.inf),
+                   "used_budget": (0.0, math.inf), "entropy": (0.0, math.inf),
+                   "entropy_normalized": (0.0, math.inf)}
+
+
+def check_cells(path: Path, records: list[dict], field: str = "out") -> None:
+    """Refuse (one :class:`ConfigError` on ``field``) a ``cells.jsonl`` record whose measures
+    are missing, not numbers, or outside what they can be."""
+    io.check_records(path, records, {k: (float, int) for k in _MEASURE_BOUNDS}, field,
+                     _MEASURE_BOUNDS)
 
 
 # ---- aggregation and tables ---------------------------------------------------------------

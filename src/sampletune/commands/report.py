@@ -137,18 +137,12 @@ def _swift(run: Path, write: bool) -> tuple[str, list[Path]]:
 
 
 def _budget(run: Path, write: bool) -> tuple[str, list[Path]]:
-    from sampletune.budget.table import (
-        _MEASURES,
-        MEASURE_BOUNDS,
-        aggregate,
-        markdown_tables,
-        write_report,
-    )
+    from sampletune.budget.table import aggregate, check_cells, markdown_tables, write_report
 
     path = run / "cells.jsonl"
     records = io.read_jsonl(path, "key", field="run")
     check(bool(records), "run", f"{path} holds no finished cell", KINDS)
-    io.check_records(path, records, {k: (float, int) for k in _MEASURES}, "run", MEASURE_BOUNDS)
+    check_cells(path, records, "run")
     if not write:
         return markdown_tables(aggregate(records)), []
     md, _ = write_report(records, run)
