@@ -24,7 +24,7 @@ from pathlib import Path
 
 ENTRY_POINTS = ("sampletune.cli", "sampletune.experiments.run",
                 "sampletune.experiments.swift_pipeline", "sampletune.api")
-HEAVY = ("torchvision", "torch._dynamo", "scipy.stats", "sklearn.mixture", "botorch",
+HEAVY = ("torchvision", "torch._dynamo", "scipy.stats", "sklearn.mixture", "scipy.optimize",
          "matplotlib.pyplot", "ray")
 PROBE = """
 import json, sys, time, warnings

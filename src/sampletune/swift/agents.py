@@ -1,8 +1,8 @@
 """Outer-loop agents behind one ask/tell interface over the unit cube ``[0, 1]^D``.
 
 - :class:`BOAgent` (swift-sampler.txt section 3.3): Gaussian process with an RBF kernel and a
-  constant mean equal to the mean of the observed scores, UCB acquisition (BoTorch's GP and
-  its fit; UCB is maximised on the GP's closed-form posterior in plain torch).
+  constant mean equal to the mean of the observed scores, UCB acquisition (the GP of
+  :mod:`sampletune.swift.gp`: BoTorch's model and fit, in plain torch).
 - :class:`RandomAgent`: uniform points of the cube (appendix A.1.2 baseline).
 - :class:`RLAgent`: REINFORCE with a diagonal Gaussian policy in logit space (appendix A.1.2).
 
@@ -23,7 +23,6 @@ seeds); BO conditions its GP on them (a kriging believer, :class:`BOAgent`).
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Protocol
 
@@ -31,6 +30,7 @@ import torch
 from torch import Tensor
 
 from sampletune.errors import check
+from sampletune.swift import gp
 
 AGENTS = ("bo", "random", "rl")
 
@@ -128,9 +128,10 @@ class BOAgent(_History):
 
     The first ``n_init`` points are a scrambled Sobol sequence (10 for the 10-D space: on
     digits at 40% noise, 9 seeds, retrained SS test accuracy 84.4% vs 81.4% with 5). Then
-    a ``SingleTaskGP`` with an RBF kernel (BoTorch's dimension-scaled lengthscale prior) and a
-    learned Gaussian noise is fitted to the standardised scores with its constant mean fixed
-    at 0, i.e. at the mean of the observed scores, and the next point maximises
+    a GP with an RBF kernel (BoTorch's dimension-scaled lengthscale prior) and a learned
+    Gaussian noise (:mod:`sampletune.swift.gp`) is fitted to the standardised scores with
+    its constant mean fixed at 0, i.e. at the mean of the observed scores, and the next
+    point maximises
     ``UCB = mu + sqrt(beta) * sigma``.
 
     Cost: every ``refit_every`` tells the GP's hyperparameters are refitted in :meth:`tell`
@@ -138,7 +139,8 @@ class BOAgent(_History):
     in between, the posterior is conditioned on the new point under the last fit's
     hyperparameters (``tell`` is also what a resumed search replays, so the agent stays a
     function of ``(seed, history)``); :meth:`ask` only maximises UCB on the GP's closed-form
-    posterior (:meth:`_ucb_argmax`).
+    posterior (:meth:`_ucb_argmax`). A 40-trial search spends about half a second in the
+    agent on a CPU (``benchmarks/bo_agent.py``).
     """
 
     def __init__(self, dim: int, seed: int = 0, *, n_init: int = 10, beta: float = 2.0,
@@ -157,11 +159,11 @@ class BOAgent(_History):
         self.num_restarts, self.raw_samples = int(num_restarts), int(raw_samples)
         check(acqf_maxiter >= 1, "acqf_maxiter", f"{acqf_maxiter} must be positive", ">= 1")
         self.fit_maxiter, self.acqf_maxiter = int(fit_maxiter), int(acqf_maxiter)
-        self._gp = None  # the GP fitted to the history, once there are n_init points
-        self._posterior = None  # its closed-form posterior
+        self._hyper: gp.Hyperparameters | None = None  # fitted once there are n_init points
+        self._posterior: gp.Posterior | None = None  # the GP's posterior given the history
 
     def _propose(self, t: int, pending: Tensor) -> Tensor:
-        if self._gp is None:
+        if self._hyper is None:
             from torch.quasirandom import SobolEngine
 
             sobol = SobolEngine(self.dim, scramble=True, seed=self.seed)
@@ -172,38 +174,11 @@ class BOAgent(_History):
     def tell(self, x: Tensor, score: float | None) -> None:
         self.record(x, score)
         if len(self.xs) >= self.n_init and any(s is not None for s in self.scores):
-            if self._gp is None or (len(self.xs) - self.n_init) % self.refit_every == 0:
-                self._gp = self._fit(None if self._gp is None else self._gp.state_dict())
-            self._posterior = _RBFPosterior(self._gp, torch.stack(self.xs),
-                                            _standardise(self.imputed()))
-
-    def _fit(self, warm: dict | None):
-        """The GP on the history, hyperparameters fitted from ``warm`` (or the defaults)."""
-        import warnings
-
-        with warnings.catch_warnings():  # linear_operator still uses torch.jit.script
-            warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
-                                    category=FutureWarning)
-            from botorch.models import SingleTaskGP
-            from botorch.optim.fit import fit_gpytorch_mll_scipy
-            from gpytorch.means import ConstantMean
-            from gpytorch.mlls import ExactMarginalLogLikelihood
-
-        x = torch.stack(self.xs)
-        y = _standardise(self.imputed()).unsqueeze(-1)  # constant mean 0 = mean of scores
-        mean = ConstantMean()
-        mean.constant.data.zero_()
-        mean.constant.requires_grad_(False)
-        gp = SingleTaskGP(x, y, covar_module=self._kernel(), mean_module=mean,
-                          outcome_transform=None)
-        if warm is not None:
-            hyper = {k: v for k, v in warm.items() if k.endswith(("raw_lengthscale", "raw_noise"))}
-            gp.load_state_dict(hyper, strict=False)
-        mll = ExactMarginalLogLikelihood(gp.likelihood, gp).train()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit_gpytorch_mll_scipy(mll, options={"maxiter": self.fit_maxiter})
-        return mll.eval().model
+            x, y = torch.stack(self.xs), _standardise(self.imputed())
+            if self._hyper is None or (len(self.xs) - self.n_init) % self.refit_every == 0:
+                start = self._hyper or gp.Hyperparameters.prior_modes(self.dim, self.ard)
+                self._hyper = gp.fit(x, y, start, self.fit_maxiter)
+            self._posterior = gp.Posterior(self._hyper, x, y)
 
     def recommend(self) -> int | None:
         """Index of the told point with the highest GP posterior mean among the trials that
@@ -216,89 +191,37 @@ class BOAgent(_History):
             mu, _ = self._posterior(torch.stack([self.xs[i] for i in ok]))
         return ok[int(mu.argmax())]
 
-    def ucb(self, x: Tensor, posterior: _RBFPosterior | None = None) -> Tensor:
+    def ucb(self, x: Tensor, posterior: gp.Posterior | None = None) -> Tensor:
         """``UCB(x) = mu(x) + sqrt(beta) * sigma(x)`` of the fitted GP (or of ``posterior``),
         ``(m, dim) -> (m,)``."""
         mu, var = (posterior or self._posterior)(x)
         return mu + math.sqrt(self.beta) * var.clamp_min(1e-12).sqrt()
 
-    def _ucb_argmax(self, posterior: _RBFPosterior, seed: int) -> Tensor:
+    def _ucb_argmax(self, posterior: gp.Posterior, seed: int) -> Tensor:
         """UCB's maximiser: the best ``num_restarts`` of ``raw_samples`` uniform points (drawn
-        with ``seed``), each refined by ``acqf_maxiter`` steps of projected Adam in the cube;
-        the best result."""
+        with ``seed``), each refined by ``acqf_maxiter`` steps of projected Adam in the cube
+        (lr 0.05, torch's Adam update on the analytic gradient); the best result."""
         gen = torch.Generator().manual_seed(seed)
         raw = torch.rand(self.raw_samples, self.dim, generator=gen, dtype=torch.float64)
         with torch.no_grad():
             top = self.ucb(raw, posterior).topk(min(self.num_restarts, self.raw_samples)).indices
-        x = raw[top].clone().requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=0.05)
-        for _ in range(self.acqf_maxiter):
-            opt.zero_grad()
-            (-self.ucb(x, posterior).sum()).backward()
-            opt.step()
-            with torch.no_grad():
-                x.clamp_(0.0, 1.0)
-        with torch.no_grad():
-            cands = torch.cat([x.detach(), raw[top]])
+            x = raw[top].clone()
+            lr, beta1, beta2, eps = 0.05, 0.9, 0.999, 1e-8
+            m, v = torch.zeros_like(x), torch.zeros_like(x)
+            for step in range(1, self.acqf_maxiter + 1):
+                _, grad = posterior.ucb_and_grad(x, math.sqrt(self.beta))
+                grad = -grad  # Adam descends -UCB
+                m.lerp_(grad, 1 - beta1)
+                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (v.sqrt() / math.sqrt(1 - beta2 ** step)).add_(eps)
+                x.addcdiv_(m, denom, value=-lr / (1 - beta1 ** step)).clamp_(0.0, 1.0)
+            cands = torch.cat([x, raw[top]])
             return cands[self.ucb(cands, posterior).argmax()].clone()
-
-    def _kernel(self):
-        """RBF with BoTorch's dimension-scaled lengthscale prior: one lengthscale per dimension
-        (``ard``, the default; better samplers on noisy digits in our runs) or one shared."""
-        from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
-
-        kernel = get_covar_module_with_dim_scaled_prior(self.dim)
-        if self.ard:
-            return kernel
-        from gpytorch.kernels import RBFKernel
-
-        return RBFKernel(lengthscale_prior=kernel.lengthscale_prior,
-                         lengthscale_constraint=kernel.raw_lengthscale_constraint)
 
 
 def _standardise(y: Tensor) -> Tensor:
     std = float(y.std()) if len(y) > 1 and float(y.std()) > 0 else 1.0
     return (y - y.mean()) / std
-
-
-class _RBFPosterior:
-    """Closed-form posterior of a fitted zero-mean ``SingleTaskGP`` with an RBF kernel (no
-    output scale) and Gaussian noise, in plain torch: a few microseconds per point where the
-    gpytorch/BoTorch path costs milliseconds per call. ``__call__(x (m, d))`` returns the mean
-    and the variance of the latent function, ``(m,)`` each (what UCB uses)."""
-
-    def __init__(self, gp, x: Tensor, y: Tensor):
-        """The posterior given ``x`` ``(n, d)`` and standardised scores ``y`` ``(n,)`` under
-        ``gp``'s hyperparameters (``gp`` may have been fitted to fewer points)."""
-        with torch.no_grad():
-            self.lengthscale = gp.covar_module.lengthscale.detach().reshape(-1)
-            self.noise = gp.likelihood.noise.detach().reshape(())
-        self._condition(x, y.reshape(-1))
-
-    def _condition(self, x: Tensor, y: Tensor) -> None:
-        with torch.no_grad():
-            self.x, self.y = x, y
-            k = self._k(self.x, self.x) + self.noise * torch.eye(len(self.x), dtype=self.x.dtype)
-            self.chol = torch.linalg.cholesky(k + 1e-8 * torch.eye(len(self.x), dtype=k.dtype))
-            self.alpha = torch.cholesky_solve(y.reshape(-1, 1), self.chol)
-
-    def believe(self, pending: Tensor) -> _RBFPosterior:
-        """Kriging believer: a new posterior that also observed ``pending`` ``(p, d)`` at
-        this posterior's mean (same hyperparameters; this one is unchanged)."""
-        with torch.no_grad():
-            mean, _ = self(pending)
-        other = copy.copy(self)
-        other._condition(torch.cat([self.x, pending]), torch.cat([self.y, mean]))
-        return other
-
-    def _k(self, a: Tensor, b: Tensor) -> Tensor:
-        return torch.exp(-0.5 * torch.cdist(a / self.lengthscale, b / self.lengthscale).pow(2))
-
-    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        ks = self._k(x, self.x)  # (m, n)
-        mean = (ks @ self.alpha).squeeze(-1)
-        v = torch.linalg.solve_triangular(self.chol, ks.T, upper=False)  # (n, m)
-        return mean, 1.0 - v.pow(2).sum(0)
 
 
 class RLAgent(_History):
