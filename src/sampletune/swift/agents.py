@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -200,22 +201,22 @@ class BOAgent(_History):
     def _ucb_argmax(self, posterior: gp.Posterior, seed: int) -> Tensor:
         """UCB's maximiser: the best ``num_restarts`` of ``raw_samples`` uniform points (drawn
         with ``seed``), each refined by ``acqf_maxiter`` steps of projected Adam in the cube
-        (lr 0.05, torch's Adam update on the analytic gradient); the best result."""
+        (lr 0.05, torch's Adam update, in numpy on the analytic gradient); the best result."""
         gen = torch.Generator().manual_seed(seed)
         raw = torch.rand(self.raw_samples, self.dim, generator=gen, dtype=torch.float64)
         with torch.no_grad():
             top = self.ucb(raw, posterior).topk(min(self.num_restarts, self.raw_samples)).indices
-            x = raw[top].clone()
-            lr, beta1, beta2, eps = 0.05, 0.9, 0.999, 1e-8
-            m, v = torch.zeros_like(x), torch.zeros_like(x)
-            for step in range(1, self.acqf_maxiter + 1):
-                _, grad = posterior.ucb_and_grad(x, math.sqrt(self.beta))
-                grad = -grad  # Adam descends -UCB
-                m.lerp_(grad, 1 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                denom = (v.sqrt() / math.sqrt(1 - beta2 ** step)).add_(eps)
-                x.addcdiv_(m, denom, value=-lr / (1 - beta1 ** step)).clamp_(0.0, 1.0)
-            cands = torch.cat([x, raw[top]])
+        x = raw[top].numpy().copy()
+        lr, beta1, beta2, eps = 0.05, 0.9, 0.999, 1e-8
+        m, v = np.zeros_like(x), np.zeros_like(x)
+        for step in range(1, self.acqf_maxiter + 1):
+            grad = -posterior.ucb_and_grad(x, math.sqrt(self.beta))[1]  # Adam descends -UCB
+            m += (1 - beta1) * (grad - m)
+            v = beta2 * v + (1 - beta2) * grad * grad
+            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** step) + eps
+            x = np.clip(x - lr / (1 - beta1 ** step) * m / denom, 0.0, 1.0)
+        with torch.no_grad():
+            cands = torch.cat([torch.from_numpy(x), raw[top]])
             return cands[self.ucb(cands, posterior).argmax()].clone()
 
 
