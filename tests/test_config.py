@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 import yaml
 
 from sampletune.budget.table import GridSpec
@@ -22,7 +23,8 @@ from sampletune.train.config import TrainConfig
 
 TRAIN = ["--threads", "1", "train", "--dataset", "digits", "--train-subset", "300",
          "--model", "mlp", "--epochs", "1", "--lr", "0.05", "--quiet"]
-# What the previous version (one flat 28-field RunConfig) wrote for TRAIN --out r.
+# What the previous version (one flat 28-field RunConfig, --noise 0.4 by default) wrote for
+# TRAIN --out r; that command resumes it with --noise 0.4 (the default is 0 since).
 OLD_CONFIG_YAML = """\
 augment: none
 batch_size: 128
@@ -73,7 +75,7 @@ def test_a_config_yaml_of_the_previous_version_loads(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(OLD_CONFIG_YAML.replace("OUT", str(tmp_path / "r")))
     cfg = RunConfig.load(path)
-    assert cfg == RunConfig(dataset="digits", train_subset=300, epochs=1, lr=0.05,
+    assert cfg == RunConfig(dataset="digits", train_subset=300, epochs=1, lr=0.05, noise=0.4,
                             out=str(tmp_path / "r"))
     assert cfg.train == TrainConfig(epochs=1, lr=0.05, device="auto")
     # and what this version writes reads back the same
@@ -85,10 +87,10 @@ def test_a_run_directory_of_the_previous_version_resumes(tmp_path, capsys):
     out.mkdir()
     (out / "identity.json").write_text(json.dumps(OLD_IDENTITY))
     (out / "config.yaml").write_text(OLD_CONFIG_YAML.replace("OUT", str(out)))
-    assert main([*TRAIN, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert main([*TRAIN, "--noise", "0.4", "--out", str(out)]) == 0, capsys.readouterr().err
     assert json.loads((out / "identity.json").read_text()) == OLD_IDENTITY
     # a setting the previous version could not set is part of the identity once set
-    assert main([*TRAIN, "--out", str(out), "--gamma", "0.5"]) == 2
+    assert main([*TRAIN, "--noise", "0.4", "--out", str(out), "--gamma", "0.5"]) == 2
     assert "(differs in: gamma)" in capsys.readouterr().err
 
 
@@ -258,3 +260,15 @@ def test_an_identity_that_recorded_the_removed_extra_still_matches():
     recorded = {"lr": 0.1, "extra": {}, "train": {"extra": {}, "lr": 0.1}}
     assert differences(recorded, {"lr": 0.1, "train": {"lr": 0.1}}) == []
     assert differences({"extra": {"k": 1}}, {}) == ["extra"]  # it was set: another run
+
+
+def test_without_noise_the_training_labels_are_the_data_sets_own(tmp_path, capsys):
+    """Synthetic label noise is an experiment's choice (``--noise``), never a default: a
+    user's own labels are trained on as given."""
+    out = tmp_path / "r"
+    assert main([*TRAIN, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert RunConfig.load(out / "config.yaml").noise == 0.0
+    from sampletune.experiments.setup import load_data
+
+    data = load_data(RunConfig.load(out / "config.yaml"))
+    assert torch.equal(data.train.y, data.train.clean_y) and not bool(data.train.noisy.any())

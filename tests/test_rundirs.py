@@ -34,7 +34,7 @@ def test_rerun_with_other_settings_is_refused_naming_the_fields(tmp_path, capsys
     out = tmp_path / "run"
     assert main([*TRAIN, "--seed", "0", "--out", str(out)]) == 0
     first = _summary(out)
-    other = ["--noise", "0.0", "--lr", "0.01", "--sampler", "oracle"]
+    other = ["--noise", "0.4", "--lr", "0.01", "--sampler", "oracle"]
     assert main([*TRAIN, *other, "--out", str(out)]) == 2
     err = _error(capsys)
     assert err.startswith(f"sampletune: error: out: {out} holds another experiment "
@@ -133,6 +133,6 @@ def test_autosampling_search_identity_covers_noise(tmp_path, capsys):
              "--train-subset", "300", "--epochs", "1", "--batch-size", "64", "--workers", "2",
              "--interval", "2", "--warmup", "0", "--quiet", "--out", out]
     assert main(flags) == 0
-    assert main([*flags, "--noise", "0.0"]) == 2
+    assert main([*flags, "--noise", "0.4"]) == 2
     assert "run.noise" in _error(capsys)
     assert main(flags) == 0 and "autosampling" in capsys.readouterr().out

@@ -108,7 +108,7 @@ def test_run_swift_end_to_end_resumes_and_verifies(tmp_path, capsys):
     # The default loss feature (train_loss) has no value for a new crop: a one-line refusal
     # (crop sampling itself is tested with a paper-features sampler in test_crop_sampling).
     assert main(["train", "--dataset", "digits", "--train-subset", "400", "--model", "mlp",
-                 "--sampler", "swift", "--weights", str(out / "sampler.json"),
+                 "--noise", "0.4", "--sampler", "swift", "--weights", str(out / "sampler.json"),
                  "--crop-sampling", "--augment", "standard", "--epochs", "1", "--quiet",
                  "--device", "cpu"]) == 2
     assert "crop_sampling: the sampler uses ['train_loss']" in capsys.readouterr().err

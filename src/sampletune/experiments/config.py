@@ -85,7 +85,7 @@ class DataConfig:
     dataset: str = "digits"
     data_dir: str | None = None  # folder (or .npz file) holding the data set
     download: bool = False  # download cifar/svhn into --data-dir (needs internet)
-    noise: float = 0.4  # label noise rate of the training split, in [0, 1)
+    noise: float = 0.0  # synthetic label noise injected into the training split, in [0, 1)
     noise_type: str = "symmetric"
     val_noise: bool = False  # noisy validation labels too (default: clean, as in the papers)
     val_fraction: float = 0.1  # validation share of the training data
