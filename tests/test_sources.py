@@ -118,6 +118,26 @@ def test_fashion_mnist_missing_and_corrupt(tmp_path, monkeypatch):
     assert "IDX" in one_line_config_error("fashion-mnist", tmp_path)
 
 
+def test_a_failed_fashion_mnist_download_is_one_line(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(root, download):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error>")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    msg = one_line_config_error("fashion-mnist", tmp_path / "new", match="^download: ",
+                                download=True)
+    assert "cannot download Fashion-MNIST into" in msg and "urlopen" in msg
+
+
+def test_download_may_name_a_data_dir_it_will_create(tmp_path):
+    from sampletune.experiments.config import DataConfig
+
+    assert DataConfig(dataset="cifar10", data_dir=str(tmp_path / "new"), download=True)
+    with pytest.raises(ConfigError, match="^data_dir: .* does not exist"):
+        DataConfig(dataset="cifar10", data_dir=str(tmp_path / "new"))
+
+
 @pytest.mark.parametrize("spoil", ["short header", "negative dims", "not gzip"])
 def test_fashion_mnist_damaged_headers_are_one_line_errors(tmp_path, spoil):
     write_fashion(tmp_path)

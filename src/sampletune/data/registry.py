@@ -54,7 +54,8 @@ def load_dataset(
     if data_dir is not None:
         check(kind is not None, "data_dir", f"data set {name!r} reads no data dir; "
               f"{str(data_dir)!r} would be ignored", "no --data-dir for " + name)
-        check(kind != "folder" or Path(data_dir).is_dir(), "data_dir",
+        missing = download and not Path(data_dir).exists()  # the download creates it
+        check(kind != "folder" or missing or Path(data_dir).is_dir(), "data_dir",
               f"{str(data_dir)!r} is not a folder", f"a folder for {name}")
     check(not download or downloads, "download", f"data set {name!r} is never downloaded",
           "no --download for " + name)

@@ -193,7 +193,12 @@ def load_fashion_mnist(data_dir: Path | None, download: bool) -> RawDataset:
     paths = _fashion_paths(roots)
     if paths is None and download:
         root = data_dir or CACHE_DIR
-        FashionMNIST(str(root), download=True)
+        try:
+            FashionMNIST(str(root), download=True)
+        except Exception as err:  # no network, a refused or corrupted download
+            raise ConfigError("download", f"cannot download Fashion-MNIST into {root}: {err}",
+                              "a machine with internet, or the IDX files in --data-dir"
+                              ) from None
         paths = _fashion_paths([root / "FashionMNIST" / "raw"])
     if paths is None:
         raise ConfigError(

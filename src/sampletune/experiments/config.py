@@ -84,7 +84,7 @@ class DataConfig:
     # digits, mnist1d, fashion-mnist, cifar10, cifar100, svhn, npz, imagefolder
     dataset: str = "digits"
     data_dir: str | None = None  # folder (or .npz file) holding the data set
-    download: bool = False  # download cifar/svhn into --data-dir (needs internet)
+    download: bool = False  # download cifar/svhn/fashion-mnist into --data-dir (internet)
     noise: float = 0.0  # synthetic label noise injected into the training split, in [0, 1)
     noise_type: str = "symmetric"
     val_noise: bool = False  # noisy validation labels too (default: clean, as in the papers)
@@ -105,9 +105,9 @@ class DataConfig:
               f"{self.val_fraction} is outside (0, 1)", "0 < val_fraction < 1")
         check(self.train_subset is None or self.train_subset >= 2, "train_subset",
               f"{self.train_subset} is too small", ">= 2, at most the training set's size")
-        if self.data_dir is not None:
+        if self.data_dir is not None and not self.download:  # a download creates it
             check(Path(self.data_dir).exists(), "data_dir",
-                  f"{self.data_dir!r} does not exist", "an existing folder or file")
+                  f"{self.data_dir!r} does not exist", "an existing folder or file, or --download")
 
 
 @dataclass(frozen=True)
