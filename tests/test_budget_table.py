@@ -120,13 +120,13 @@ def test_budget_table_from_a_yaml_file_with_flags_on_top(tmp_path, capsys):
 
     out = tmp_path / "bt"
     path = tmp_path / "grid.yaml"
-    path.write_text(f"dataset: [tiny-image]\ngrid: {{budgets: [0.5], methods: [unif-sgd]}}\n"
+    path.write_text(f"dataset: tiny-image\ngrid: {{budgets: [0.5], methods: [unif-sgd]}}\n"
                     f"lr-schedules: [linear]\nseeds: [0]\nepochs: 3\nbatch_size: 32\n"
                     f"device: cpu\nout: {out}\n")
     assert main(["budget-table", "--config", str(path), "--epochs", "2", "--quiet"]) == 0
     grid = io.read_json(out / "grid.json")
     assert (grid["dataset"], grid["budgets"], grid["methods"], grid["epochs"],
-            grid["device"]) == (["tiny-image"], [0.5], ["unif-sgd"], 2, "cpu")
+            grid["device"]) == (["tiny-image"], [0.5], ["unif-sgd"], 2, "cpu")  # one name: a list
     assert "| unif-sgd |" in capsys.readouterr().out
 
 

@@ -212,7 +212,7 @@ def test_list_fields_from_flags_and_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("content,field", [
-    ("features: loss\n", "features"),
+    ("features: 3\n", "features"),  # one name is a list of one, as for the flag
     ("search: {features: [loss, 3]}\n", "features"),
     ("search: {seed: 3}\n", "search.seed"),  # the run's seed is the search's
     ("agent_options: {bogus: 1}\n", "agent_options"),

@@ -134,6 +134,8 @@ def test_unknown_arguments_are_one_line(cmd, extra, field):
     (["train", "--epochs", "x"], "epochs"),
     (["train", "--epochs"], "epochs"),
     (["train", "--noise-type", "x"], "noise_type"),
+    (["train", "--noise-type", "pairflip"], "noise_type"),  # no effect at --noise 0
+    (["train", "--val-noise"], "val_noise"),
     (["train", "--lr", "fast"], "lr"),
     (["train", "--milestones"], "milestones"),
     (["train", "--milestones=--"], "milestones"),

@@ -77,6 +77,7 @@ def test_crafted_weights_files_are_refused_not_run(tmp_path, capsys, suffix):
     assert not marker.exists()
     assert "pickled object" in err  # and none of torch's or numpy's advice to load it unsafely
     assert "weights_only" not in err and "allow_pickle" not in err and "trust" not in err, err
+    assert ".npz" not in err  # what --weights takes: .npy or .pt
 
 
 def _sampler_file(folder, feature_file) -> pathlib.Path:

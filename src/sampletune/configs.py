@@ -87,14 +87,16 @@ def _unwrap(tp: Any) -> tuple[Any, bool]:
 def coerce(name: str, value: Any, annotation: Any) -> Any:
     """``value`` (from YAML) checked against ``annotation``: ``bool``, ``int``, ``float``,
     ``str``, ``dict``, ``list[X]``/``tuple[X, ...]`` and ``X | None``. Ints are accepted for
-    floats, lists for tuples, and strings that spell a number for floats (PyYAML reads
-    ``1e-3`` as a string); floats must be finite."""
+    floats, lists for tuples, one string for a list of strings, and strings that spell a
+    number for floats (PyYAML reads ``1e-3`` as a string); floats must be finite."""
     tp, optional = _unwrap(annotation)
     if value is None:
         check(optional, name, "must be set")
         return None
     origin = typing.get_origin(tp)
     if origin in (list, tuple):
+        if isinstance(value, str) and typing.get_args(tp)[0] is str:
+            value = [value]  # one name, as the flag takes it (a number stays ambiguous)
         check(isinstance(value, list | tuple), name, f"{value!r} is not a list")
         return origin(coerce(name, v, typing.get_args(tp)[0]) for v in value)
     if tp is dict or origin is dict:

@@ -126,9 +126,10 @@ def _torch_reason(err: BaseException) -> str:
             else "not a torch file of tensors and plain containers")
 
 
-def load_numpy(path: str | os.PathLike, field: str) -> Any:
+def load_numpy(path: str | os.PathLike, field: str,
+               allowed: str = ".npy/.npz without pickled objects") -> Any:
     """``numpy.load`` without pickles (an ``.npz`` comes back as a dict of arrays); an
-    unreadable file is a :class:`ConfigError` on ``field``."""
+    unreadable file is a :class:`ConfigError` on ``field`` saying what is ``allowed``."""
     import numpy as np
 
     try:
@@ -145,7 +146,7 @@ def load_numpy(path: str | os.PathLike, field: str) -> Any:
             reason = ("it holds pickled objects, which are never loaded" if numpy_file
                       else "not a .npy or .npz file")
         raise ConfigError(field, f"{path} is not a readable numpy file ({reason})",
-                          ".npy/.npz without pickled objects") from None
+                          allowed) from None
 
 
 def describe_error(err: BaseException) -> str:

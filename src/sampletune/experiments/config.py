@@ -101,6 +101,10 @@ class DataConfig:
               "0 <= noise < 1")
         check(self.noise_type in NOISE_TYPES, "noise_type",
               f"unknown noise type {self.noise_type!r}", ", ".join(NOISE_TYPES))
+        for field, meaningless in (("noise_type", self.noise_type != "symmetric"),
+                                   ("val_noise", self.val_noise)):
+            check(self.noise > 0 or not meaningless, field,
+                  "has no effect without label noise (--noise 0)", "--noise > 0")
         check(0.0 < self.val_fraction < 1.0, "val_fraction",
               f"{self.val_fraction} is outside (0, 1)", "0 < val_fraction < 1")
         check(self.train_subset is None or self.train_subset >= 2, "train_subset",

@@ -92,7 +92,8 @@ def load_weights(path: str | Path, n: int) -> torch.Tensor:
     check(path.exists(), "weights", f"file {str(path)!r} does not exist")
     check(path.suffix in (".npy", ".pt"), "weights", f"{path.name} is not a .npy or .pt file",
           ".npy, .pt")
-    w = (io.load_numpy(path, "weights") if path.suffix == ".npy"
+    w = (io.load_numpy(path, "weights", allowed=".npy without pickled objects, or .pt")
+         if path.suffix == ".npy"
          else io.load_torch(path, "weights", allowed=f"a 1-D tensor of length {n}"))
     ok = (isinstance(w, torch.Tensor) and not w.is_complex()
           or isinstance(w, np.ndarray) and w.dtype.kind in "biuf")
