@@ -76,7 +76,7 @@ def test_report_is_shaped_like_tables_2_and_3(tmp_path):
 
 def test_bad_augmentation_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(table, "run_cell", lambda *a: pytest.fail("trained"))
-    spec = GridSpec(dataset=("tiny-vector",), augments=("mixup",), seeds=(0,), epochs=2)
+    spec = GridSpec(dataset=("tiny-vector",), augments=("mixup",), seeds=(0,), epochs=5)
     with pytest.raises(ConfigError, match="^augment: 'mixup' needs image data"):
         run_grid(spec, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="^methods: unknown method"):
@@ -139,7 +139,9 @@ def test_budget_table_from_a_yaml_file_with_flags_on_top(tmp_path, capsys):
     ("seeds: []\n", r"seeds: is empty"),
     ("dataset: [nosuch]\n", r"dataset: unknown data set 'nosuch'"),
     ("full_augments: [mixup]\n", r"full_augments: 'mixup' is not one of the grid's"),
-    ("epochs: 2\nwarmup_epochs: 2\n", r"warmup_epochs: 2 is outside \[0, 2\)"),
+    ("epochs: 5\nwarmup_epochs: 5\n", r"warmup_epochs: 5 is outside \[0, 5\)"),
+    ("epochs: 2\nbudgets: [0.2]\n", r"budgets: 0\.2 of 2 epochs is less than the one full "
+                                     r"epoch scan-sgd trains"),  # was rounded up to B = 0.5
     ("out: 5\n", r"out: 5 is not a string"),
 ])
 def test_bad_budget_table_settings_are_one_line(tmp_path, capsys, content, message):

@@ -136,6 +136,7 @@ def test_unknown_arguments_are_one_line(cmd, extra, field):
     (["train", "--noise-type", "x"], "noise_type"),
     (["train", "--noise-type", "pairflip"], "noise_type"),  # no effect at --noise 0
     (["train", "--val-noise"], "val_noise"),
+    (["train", "--method", "scan-sgd", "--budget", "0.1", "--epochs", "3"], "budget"),
     (["train", "--lr", "fast"], "lr"),
     (["train", "--milestones"], "milestones"),
     (["train", "--milestones=--"], "milestones"),

@@ -6,7 +6,7 @@ the budget-aware LR schedule spans. ``cfg.epochs`` is T, the epochs of a *full* 
 ``cfg.budget`` is B.
 
 ==============  ==================================================================
-scan-sgd        full passes (a fresh permutation per epoch) for ``round(T * B)`` epochs
+scan-sgd        full passes (a fresh permutation per epoch) for ``round(T * B) >= 1`` epochs
 unif-sgd        ``round(N * B)`` uniform draws per epoch for T epochs
 p-sgd, c-sgd    ``round(N * B)`` draws per epoch from ``P^t`` (eqs. 2-3) for T epochs
 sb              selective backprop (eq. 4): one no-grad pass over all N candidates per
@@ -100,6 +100,18 @@ class Method:
         return result
 
 
+TRUNCATED = ("scan-sgd", "osgd")  # methods that spend the budget as fewer full epochs
+
+
+def truncated_epochs(name: str, epochs: int, budget: float, field: str = "budget") -> int:
+    """The full epochs ``round(T * B)`` that ``name`` (one of :data:`TRUNCATED`) trains for
+    budget ``B`` of ``T`` epochs; a budget under one epoch is a :class:`ConfigError` on
+    ``field`` (it was rounded up to a whole epoch, over the budget)."""
+    check(epochs * budget >= 1, field, f"{budget} of {epochs} epochs is less than the one "
+          f"full epoch {name} trains at least", f">= 1/{epochs} for {name}")
+    return round(epochs * budget)
+
+
 def build_method(name: str, data: DataSplits, cfg: TrainConfig, *, augment: str = "none",
                  warmup_epochs: int = 0, replacement: bool = False,
                  sb_beta: float | None = None, sb_history: int = 1024,
@@ -122,13 +134,13 @@ def build_method(name: str, data: DataSplits, cfg: TrainConfig, *, augment: str 
     k = epoch_draws(n, budget, bs)
     per_epoch = k / n  # the budget after rounding to whole batches
     per_budget_steps = math.ceil(k / bs)
-    truncated = max(1, round(cfg.epochs * budget))
     common = dict(name=name, budget=budget, full_epochs=cfg.epochs, augment=aug, mixer=mixer)
 
-    if name in ("scan-sgd", "osgd"):
+    if name in TRUNCATED:
         sampler = ShuffleSampler(n, seed=seed)
         selector = OrderedSGD(bs) if name == "osgd" else None
-        return Method(sampler=sampler, epochs=truncated, steps_per_epoch=math.ceil(n / bs),
+        return Method(sampler=sampler, epochs=truncated_epochs(name, cfg.epochs, budget),
+                      steps_per_epoch=math.ceil(n / bs),
                       selector=selector, observers=[selector] if selector else [], **common)
     if name == "unif-sgd":
         sampler = (UniformSampler(n, budget=per_epoch, seed=seed) if replacement

@@ -19,7 +19,14 @@ import torch
 from sampletune import io, rundir
 from sampletune.augment import AUGMENT_NAMES, build_augment
 from sampletune.budget.measures import mean_std, speedup
-from sampletune.budget.methods import ALL_METHODS, METHOD_NAMES, SUBSET_METHODS, build_method
+from sampletune.budget.methods import (
+    ALL_METHODS,
+    METHOD_NAMES,
+    SUBSET_METHODS,
+    TRUNCATED,
+    build_method,
+    truncated_epochs,
+)
 from sampletune.data import dataset_names, load_dataset, make_splits
 from sampletune.errors import check
 from sampletune.models import build_model, model_names
@@ -78,6 +85,9 @@ class GridSpec:
               f"unknown model {self.model!r}", ", ".join(model_names()))
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                     weight_decay=self.weight_decay)  # validates the training fields
+        for method in [m for m in self.methods if m in TRUNCATED]:
+            for b in self.budgets:
+                truncated_epochs(method, self.epochs, b, "budgets")
         check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", f"{self.warmup_epochs} "
               f"is outside [0, {self.epochs})", "0 <= warmup_epochs < epochs")
         check(self.train_subset is None or self.train_subset >= 2, "train_subset",
