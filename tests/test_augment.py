@@ -95,6 +95,18 @@ def test_non_image_data_is_a_clear_error():
         build_augment("cutout", data)
 
 
+@pytest.mark.parametrize("side,padding", [(8, 1), (28, 4), (32, 4), (64, 8)])
+def test_the_standard_crop_pads_in_proportion_to_the_image(side, padding):
+    """The papers' 4 pixels at 28-32 px; on 8x8 digits 4 pixels shifted the digit by half
+    its width (test accuracy 0.62 against 0.97 without augmentation; 0.94 at 1 pixel)."""
+    x = torch.rand(20, 1, side, side)
+    y = torch.arange(20) % 2
+    data = make_splits(RawDataset("img", x, y, x, y, 2, kind="image"), seed=0)
+    for name in ("standard", "mixup"):
+        crop, _ = build_augment(name, data)
+        assert crop.padding == padding
+
+
 class Capture:
     def on_batch(self, report):
         self.report = report

@@ -26,13 +26,20 @@ class Compose:
         return x
 
 
+def crop_padding(height: int) -> int:
+    """Pixels of padding of the standard crop for images ``height`` pixels tall: the papers'
+    4 at CIFAR's 32 (and Fashion-MNIST's 28), scaled with the image (1 at digits' 8, where
+    4 would shift the digit by half its width)."""
+    return max(1, round(height / 8))
+
+
 def build_augment(name: str, data: DataSplits, *, alpha: float = 0.3, randaugment_n: int = 2,
                   randaugment_m: int = 4) -> tuple[Augment | None, Mixer | None]:
     """``(augment, mixer)`` for the trainer's hooks (budgeted-importance-sampling.txt 4.1, 4.5).
 
     - ``none``: nothing.
-    - ``standard``: crop with 4-pixel padding + horizontal flip (no flip if ``data.hflip``
-      is False).
+    - ``standard``: crop with padding (:func:`crop_padding`: 4 pixels at 28-32 px) +
+      horizontal flip (no flip if ``data.hflip`` is False).
     - ``randaugment``: RandAugment(N, M) then the standard crop + flip.
     - ``mixup`` / ``ricap``: the standard crop + flip, then mixing with ``alpha``.
 
@@ -46,7 +53,8 @@ def build_augment(name: str, data: DataSplits, *, alpha: float = 0.3, randaugmen
     if data.kind != "image" or len(data.input_shape) != 3:
         raise ConfigError("augment", f"{name!r} needs image data (C, H, W) but {data.name!r} is "
                           f"{data.kind} data shaped {tuple(data.input_shape)}", "none")
-    crop = CropFlip(4, hflip=data.hflip, mean=data.mean, std=data.std)
+    crop = CropFlip(crop_padding(data.input_shape[1]), hflip=data.hflip, mean=data.mean,
+                    std=data.std)
     if name == "standard":
         return crop, None
     if name == "randaugment":
