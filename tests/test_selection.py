@@ -194,3 +194,13 @@ def test_sb_rule_as_plain_functions_for_your_own_loop():
         sb_keep_probability(losses, torch.zeros(0), 1.0)
     with pytest.raises(ConfigError, match="^sb_beta: "):
         sb_select(losses, -1.0, g)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_sb_select_refuses_non_finite_losses_and_references(bad):
+    g = torch.Generator().manual_seed(0)
+    losses = torch.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(ConfigError, match="^losses: 1 NaN or infinite"):
+        sb_select(torch.tensor([1.0, bad, 3.0]), 1.0, g)
+    with pytest.raises(ConfigError, match="^reference: 1 NaN or infinite"):
+        sb_select(losses, 1.0, g, reference=torch.tensor([0.5, bad]))

@@ -1,5 +1,7 @@
 """One exception type for bad user input: a one-line message naming the field."""
 
+import numbers
+
 
 class ConfigError(ValueError):
     """A user-facing input error. ``str(err)`` is one line: ``field: problem (allowed: ...)``."""
@@ -16,3 +18,21 @@ def check(condition: bool, field: str, problem: str, allowed: str | None = None)
     """Raise :class:`ConfigError` unless ``condition`` holds."""
     if not condition:
         raise ConfigError(field, problem, allowed)
+
+
+def check_int(value: int, field: str, low: int, high: int | None = None,
+              allowed: str | None = None) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``value`` is an integer (not a bool, not
+    a float such as 2.0) in ``[low, high]`` (``high`` None: no upper bound); ``allowed``
+    overrides the message's description of the range."""
+    if allowed is None:
+        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    check(isinstance(value, numbers.Integral) and not isinstance(value, bool), field,
+          f"{value!r} is not an integer", allowed)
+    check(value >= low, field, f"{value} is below {low}", allowed)
+    check(high is None or value <= high, field, f"{value} is outside [{low}, {high}]", allowed)
+
+
+def check_flag(value: bool, field: str) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``value`` is ``True`` or ``False``."""
+    check(isinstance(value, bool), field, f"{value!r} is not a bool", "True or False")

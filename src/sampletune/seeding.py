@@ -18,7 +18,7 @@ import hashlib
 import numpy as np
 import torch
 
-from sampletune.errors import check
+from sampletune.errors import check, check_int
 
 Key = int | str
 TORCH_SEED_SPAN = 2**64  # torch's manual_seed takes [0, 2**64) (negatives wrap alike)
@@ -30,10 +30,11 @@ TORCH_SEED_SPAN = 2**64  # torch's manual_seed takes [0, 2**64) (negatives wrap 
 MAX_SEED = 2**32 - 1
 
 
-def check_seed(seed: int, field: str = "seed") -> None:
-    """Seeds are integers in [0, MAX_SEED]."""
-    check(0 <= seed <= MAX_SEED, field, f"{seed} is outside [0, {MAX_SEED}]",
-          "0 <= seed <= 2**32 - 1")
+def check_seed(seed: int, field: str = "seed", bits: int = 32) -> None:
+    """Seeds are integers (not bools) in ``[0, 2**bits - 1]``: a user's seed has 32 bits
+    (:data:`MAX_SEED`); 64 admits every seed torch's ``manual_seed`` takes, such as the
+    derived seeds the samplers get (FineTuner's ``seed * 10_007``)."""
+    check_int(seed, field, 0, 2**bits - 1, allowed=f"0 <= seed <= 2**{bits} - 1")
 
 
 def _entropy(base: int, keys: tuple[Key, ...]) -> list[int]:

@@ -18,7 +18,13 @@ import torch
 from torch import Tensor
 
 from sampletune.errors import ConfigError, check
-from sampletune.samplers.base import IndexSampler, budget_samples
+from sampletune.samplers.base import (
+    IndexSampler,
+    budget_samples,
+    check_flag,
+    check_int,
+    state_entries,
+)
 from sampletune.samplers.weighted import sample_with_replacement, sample_without_replacement
 
 
@@ -90,10 +96,11 @@ class PSGDSampler(IndexSampler):
     def __init__(self, n: int, *, budget: float = 1.0, warmup_epochs: int = 0,
                  replacement: bool = False, **kw):
         super().__init__(budget_samples(n, budget), **kw)
-        check(warmup_epochs >= 0, "warmup_epochs", f"{warmup_epochs} is negative", ">= 0")
+        check_int(warmup_epochs, "warmup_epochs", 0)
+        check_flag(replacement, "replacement")
         self.n = int(n)
         self.warmup_epochs = int(warmup_epochs)
-        self.replacement = bool(replacement)
+        self.replacement = replacement
         self.hardness_sum = torch.zeros(self.n, dtype=torch.float64)  # sum_k (1 - p_k)
         self.weight_sum = torch.zeros(self.n, dtype=torch.float64)  # sightings
 
@@ -106,7 +113,23 @@ class PSGDSampler(IndexSampler):
     def observe(self, indices: Tensor, true_prob: Tensor) -> None:
         """Accumulate ``1 - true_prob`` ``(B,)`` by ``indices`` ``(B,)`` (from your own loop:
         ``true_prob = exp(-per-example cross-entropy)``). The sums live on the indices'
-        device, so observing costs no host sync."""
+        device, so observing costs no host sync.
+
+        Types, shapes and lengths are checked here (one-line :class:`ConfigError`), and
+        indices in ``[0, n)`` on the CPU, where that is free; on an accelerator, where it
+        would cost a host sync per batch, an index out of range trips the device's index
+        assert. A NaN or infinite ``true_prob`` (a diverged loss) is refused by the next
+        draw after warm-up (:func:`smoothed_probabilities`)."""
+        check(isinstance(indices, Tensor) and indices.dim() == 1
+              and indices.dtype in (torch.int32, torch.int64), "indices",
+              f"{_describe(indices)} is not a 1-D int32/int64 tensor", "(B,) int64 in [0, n)")
+        check(isinstance(true_prob, Tensor) and true_prob.shape == indices.shape
+              and not true_prob.is_complex() and true_prob.dtype != torch.bool, "true_prob",
+              f"{_describe(true_prob)} for {len(indices)} indices", "(B,) real, one per index")
+        if indices.device.type == "cpu":
+            out = int(((indices < 0) | (indices >= self.n)).sum())
+            check(out == 0, "indices", f"{out} index(es) outside [0, {self.n})",
+                  f"0 <= index < {self.n}")
         idx = indices.detach()
         if self.hardness_sum.device != idx.device:
             self.hardness_sum = self.hardness_sum.to(idx.device)
@@ -146,11 +169,19 @@ class PSGDSampler(IndexSampler):
                 "weight_sum": self.weight_sum.cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
+        sums = state_entries(state, "hardness_sum", "weight_sum")
+        for key, t in zip(("hardness_sum", "weight_sum"), sums, strict=True):
+            check(isinstance(t, Tensor) and t.shape == (self.n,) and not t.is_complex(),
+                  "state_dict", f"{key} is {_describe(t)}", f"a ({self.n},) real tensor")
         super().load_state_dict(state)
-        check(len(state["hardness_sum"]) == self.n, "state_dict",
-              f"holds {len(state['hardness_sum'])} examples, sampler has {self.n}")
-        self.hardness_sum = state["hardness_sum"].to(torch.float64).clone()
-        self.weight_sum = state["weight_sum"].to(torch.float64).clone()
+        self.hardness_sum, self.weight_sum = (t.to(torch.float64).clone() for t in sums)
+
+
+def _describe(value) -> str:
+    """``value``'s shape and dtype if it is a tensor, else its type, for error messages."""
+    if isinstance(value, Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
 
 
 class CSGDSampler(PSGDSampler):

@@ -15,8 +15,23 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from sampletune.errors import check
-from sampletune.seeding import torch_seed
+from sampletune.errors import check, check_flag, check_int
+from sampletune.seeding import check_seed, torch_seed
+
+# The epoch's generator is seeded with ``seed * SEED_STRIDE + epoch`` (the formula of every
+# published run); epochs stay below the stride so no two (seed, epoch) pairs share a seed.
+SEED_STRIDE = 1_000_003
+
+
+def state_entries(state: dict, *keys: str) -> list:
+    """The values of ``keys`` in a sampler's ``state`` (from ``state_dict()``); a missing
+    key is a one-line :class:`ConfigError` naming it."""
+    check(isinstance(state, dict), "state_dict", f"is a {type(state).__name__}, not a dict",
+          "a sampler's state_dict()")
+    missing = [k for k in keys if k not in state]
+    check(not missing, "state_dict", f"has no {', '.join(map(repr, missing))}",
+          f"a sampler's state_dict() with {', '.join(map(repr, keys))}")
+    return [state[k] for k in keys]
 
 
 def distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -42,34 +57,37 @@ class IndexSampler(Sampler[int]):
     the global draw from its ``rank``. The draw is padded by wrapping to a multiple of
     ``num_replicas``, so every rank gets ``ceil(num_samples / num_replicas)`` indices, or
     with ``drop_last`` cut to one, so every rank gets ``num_samples // num_replicas``
-    (as ``DistributedSampler``'s ``drop_last``).
+    (as ``DistributedSampler``'s ``drop_last``). ``seed`` is an integer in ``[0, 2**64)``
+    (a user's seed is below ``2**32``; derived ones, like FineTuner's, can be larger).
     """
 
     def __init__(self, num_samples: int, *, seed: int = 0, num_replicas: int | None = None,
                  rank: int | None = None, drop_last: bool = False):
         num_replicas, rank = distributed_defaults(num_replicas, rank)
-        check(isinstance(num_samples, numbers.Integral) and not isinstance(num_samples, bool)
-              and num_samples >= 1, "num_samples", f"{num_samples!r} is not a positive "
-              "integer", "an integer >= 1")
-        check(num_replicas >= 1, "num_replicas", f"{num_replicas} must be positive", ">= 1")
-        check(0 <= rank < num_replicas, "rank", f"{rank} is outside [0, {num_replicas})")
+        check_int(num_samples, "num_samples", 1)
+        check_int(num_replicas, "num_replicas", 1)
+        check_int(rank, "rank", 0, num_replicas - 1)
+        check_seed(seed, bits=64)
+        check_flag(drop_last, "drop_last")
         self.num_samples = int(num_samples)  # global draws per epoch
         self.seed = int(seed)
         self.num_replicas = int(num_replicas)
         self.rank = int(rank)
-        self.drop_last = bool(drop_last)
+        self.drop_last = drop_last
         check(not self.drop_last or self.num_samples >= self.num_replicas, "drop_last",
               f"{self.num_samples} draws leave nothing for each of {self.num_replicas} ranks",
               f"num_samples >= {self.num_replicas}, or no drop_last")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Select which epoch's draw :meth:`__iter__` yields next."""
+        """Select which epoch's draw :meth:`__iter__` yields next, ``0 <= epoch <
+        SEED_STRIDE``."""
+        check_int(epoch, "epoch", 0, SEED_STRIDE - 1)
         self.epoch = int(epoch)
 
     def generator(self) -> torch.Generator:
         """A generator seeded from ``(seed, epoch)`` alone."""
-        return torch.Generator().manual_seed(torch_seed(self.seed * 1_000_003 + self.epoch))
+        return torch.Generator().manual_seed(torch_seed(self.seed * SEED_STRIDE + self.epoch))
 
     def _draw(self, generator: torch.Generator) -> Tensor:
         raise NotImplementedError
@@ -96,12 +114,18 @@ class IndexSampler(Sampler[int]):
         return {"epoch": self.epoch, "seed": self.seed}
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch = int(state["epoch"])
-        self.seed = int(state["seed"])
+        epoch, seed = state_entries(state, "epoch", "seed")
+        check_seed(seed, bits=64)
+        self.set_epoch(epoch)
+        self.seed = int(seed)
 
 
 def budget_samples(n: int, budget: float) -> int:
-    """Examples per epoch under budget ``B``: ``round(N * B)``, at least 1."""
+    """Examples per epoch under budget ``B``: ``round(N * B)``, at least 1, for ``N >= 1``
+    examples (an integer)."""
+    check_int(n, "n", 1)
+    check(isinstance(budget, numbers.Real) and not isinstance(budget, bool), "budget",
+          f"{budget!r} is not a number", "0 < budget <= 1")
     check(0.0 < budget <= 1.0, "budget", f"{budget} is outside (0, 1]", "0 < budget <= 1")
     return max(1, round(n * budget))
 

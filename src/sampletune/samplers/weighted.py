@@ -7,13 +7,22 @@ import torch
 from torch import Tensor
 
 from sampletune.errors import ConfigError, check
-from sampletune.samplers.base import IndexSampler
+from sampletune.samplers.base import IndexSampler, check_flag
 
 
 def validate_weights(weights: Tensor, field: str = "weights") -> Tensor:
-    """Return ``weights`` as a float64 1-D tensor, or raise a one-line :class:`ConfigError`
-    if any weight is negative, NaN or infinite, or all are zero."""
-    w = torch.as_tensor(weights).detach().to("cpu", torch.float64).flatten()
+    """Return ``weights`` (a tensor, array or list of ``N`` real numbers) as a float64
+    ``(N,)`` tensor, or raise a one-line :class:`ConfigError` if they are not 1-D and real
+    (integer, bool or floating), any is negative, NaN or infinite, or all are zero."""
+    allowed = "(N,) real numbers"
+    try:
+        w = torch.as_tensor(weights).detach()
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(field, f"a {type(weights).__name__} is not an array of numbers",
+                          allowed) from None
+    check(not w.is_complex(), field, f"complex values ({w.dtype})", allowed)
+    check(w.dim() == 1, field, f"shape {tuple(w.shape)} is not 1-D", allowed)
+    w = w.to("cpu", torch.float64)
     check(w.numel() > 0, field, "is empty")
     if torch.isnan(w).any():
         raise ConfigError(field, f"{int(torch.isnan(w).sum())} NaN value(s)", "finite >= 0")
@@ -135,11 +144,12 @@ class WeightedSampler(IndexSampler):
     """Draw ``num_samples`` indices per epoch with probability proportional to ``weights``.
 
     Args:
-        weights: (N,) non-negative, finite, not all zero (need not sum to one).
+        weights: (N,) real, non-negative, finite, not all zero (need not sum to one).
         num_samples: global draws per epoch (default ``N``); each of ``num_replicas``
             ranks yields its ``ceil(num_samples / num_replicas)`` shard.
         replacement: draw with replacement (default) or distinct indices.
-        seed: the draw of epoch ``e`` depends on ``(seed, e)`` alone.
+        seed: the draw of epoch ``e`` depends on ``(seed, e)`` alone; an integer in
+            ``[0, 2**64)``.
         num_replicas, rank: the shard this sampler yields; ``None`` takes them from an
             initialised ``torch.distributed`` default process group (else 1 and 0).
         drop_last: cut the draw to a multiple of ``num_replicas`` instead of padding it.
@@ -151,8 +161,9 @@ class WeightedSampler(IndexSampler):
         w = validate_weights(weights)
         super().__init__(len(w) if num_samples is None else num_samples, seed=seed,
                          num_replicas=num_replicas, rank=rank, drop_last=drop_last)
+        check_flag(replacement, "replacement")
         self.weights = w
-        self.replacement = bool(replacement)
+        self.replacement = replacement
         self.alias = AliasTable(w) if self.replacement else None  # built once: weights are static
         if not self.replacement:
             check(self.num_samples <= int((w > 0).sum()), "num_samples",

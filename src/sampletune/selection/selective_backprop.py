@@ -48,9 +48,15 @@ def sb_select(losses: Tensor, beta: float, generator: torch.Generator,
     """Selective backprop's draw for your own loop: ``(B,)`` bool, example ``i`` kept with
     probability :func:`sb_keep_probability` of its loss ``(B,)`` against ``reference``
     (default: the batch's own losses, as Composer's ``select_using_loss``). Back-propagate
-    ``losses[keep]`` (or re-forward ``x[keep]``); ``generator`` on the losses' device."""
+    ``losses[keep]`` (or re-forward ``x[keep]``); ``generator`` on the losses' device.
+    A NaN or infinite loss or reference (a diverged model) is a one-line
+    :class:`ConfigError` (checking costs a host sync), not a silent keep or drop."""
     losses = losses.detach().float()
-    p = sb_keep_probability(losses, losses if reference is None else reference, beta)
+    reference = losses if reference is None else reference.detach()
+    for field, values in (("losses", losses), ("reference", reference)):
+        bad = int((~torch.isfinite(values)).sum())
+        check(bad == 0, field, f"{bad} NaN or infinite value(s) (a diverged loss?)", "finite")
+    p = sb_keep_probability(losses, reference, beta)
     return torch.rand(len(p), generator=generator, device=p.device) < p
 
 
