@@ -293,7 +293,8 @@ def test_cli_search_then_replay(tmp_path, capsys):
     # Same size, another split (seed): the recorded indices would name other examples.
     args = _parser().parse_args(["autosampling", "replay", *common, "--seed", "1",
                                  "--schedule", str(run / "schedule.npz"), "--quiet"])
-    with pytest.raises(ConfigError, match="^schedule: was recorded on another training split"):
+    with pytest.raises(ConfigError, match="^schedule: was recorded on another training split "
+                       r"\(\d+ examples in both, but its labels differ in order or value\)"):
         args.func(args)
 
 
@@ -314,3 +315,199 @@ def test_a_ray_address_without_the_ray_engine_is_refused_not_ignored():
     with pytest.raises(ConfigError, match="^ray_num_cpus: is an option of the ray engine"):
         SearchConfig(ray_num_cpus=4)
     assert SearchConfig(engine="ray", ray_address="head:6379").ray_address == "head:6379"
+
+
+# ---- reliability: memory, resume, damaged files, Ray address, config ------------------
+
+
+def test_uniform_streams_draw_only_the_epochs_a_cycle_uses(monkeypatch):
+    """A uniform stream is consecutive permutations: a cycle cut short (or a huge nu) draws
+    only the permutations it trains, and the same ones as a full draw."""
+    import sampletune.autosampling.algorithm as algorithm
+
+    asked, real = [], algorithm.draw_stream
+
+    def spy(weights, n, uniform_epochs, rng):
+        asked.append(uniform_epochs)
+        return real(weights, n, min(uniform_epochs, 3), rng)
+
+    monkeypatch.setattr(algorithm, "draw_stream", spy)
+    short = algorithm.cycle_streams(None, 30, 10**9, 6, 8, seed=3, cycle=2, workers=2)
+    assert asked == [1, 1]  # 48 indices: two permutations of 30
+    full = cycle_streams(None, 30, 3, 6, 8, seed=3, cycle=2, workers=2)
+    assert all(np.array_equal(a, b) for a, b in zip(short, full, strict=True))
+
+
+def test_a_mixture_of_more_uniform_epochs_than_the_search_is_refused(tiny_data, tmp_path):
+    train_cfg, scfg = _cfgs()
+    with pytest.raises(ConfigError, match="^nu: 5 uniform epochs per mixture exceed"):
+        search("mlp", tiny_data, train_cfg, dataclasses.replace(scfg, nu=5), tmp_path,
+               progress=False, plots=False)
+
+
+def test_search_killed_after_any_interval_resumes_bit_identically(tiny_data, tmp_path,
+                                                                   monkeypatch):
+    """With --checkpoint-every 0 a checkpoint follows every interval; a search killed after
+    each one (mid-epoch, mid-cycle) still ends with the uninterrupted schedule and model."""
+    train_cfg, scfg = _cfgs()
+    full = search("mlp", tiny_data, train_cfg, scfg, tmp_path / "a", progress=False,
+                  plots=False)
+    real = search_mod._checkpoint
+
+    def killed(path, state):
+        real(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_mod, "_checkpoint", killed)
+    every = train_cfg.replace(checkpoint_every=0.0)
+    kills, resumed = 0, None
+    while resumed is None and kills <= 16:
+        try:
+            resumed = search("mlp", tiny_data, every, scfg, tmp_path / "b", progress=False,
+                             plots=False)
+        except KeyboardInterrupt:
+            kills += 1
+    assert kills == full.schedule.num_intervals == 16  # one session per interval
+    a, b = full.schedule.to_arrays(), resumed.schedule.to_arrays()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    drop = ("time",)
+    assert ([{k: v for k, v in c.items() if k not in drop} for c in full.curves]
+            == [{k: v for k, v in c.items() if k not in drop} for c in resumed.curves])
+    for k, v in full.model_state.items():
+        assert torch.equal(v, resumed.model_state[k]), k
+    with np.load(tmp_path / "a" / "losses.npz") as x, np.load(tmp_path / "b" / "losses.npz") as y:
+        assert sorted(x) == sorted(y) and all(np.array_equal(x[k], y[k]) for k in x)
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    """A finished two-epoch search (its checkpoint.pt is the state after the last cycle)."""
+    from helpers import tiny_splits
+
+    out = tmp_path_factory.mktemp("finished")
+    data, train_cfg = tiny_splits(), TrainConfig(epochs=2, batch_size=16, lr=0.05, seed=0)
+    scfg = SearchConfig(workers=2, interval=5, warmup=1, nu=0)
+    search("mlp", data, train_cfg, scfg, out, progress=False, plots=False)
+    return out, data, train_cfg, scfg
+
+
+@pytest.mark.parametrize("damage", [
+    {"curves": []}, {"curves": [{"epoch": 0}] * 2}, {"curves": "x"}, {"elapsed": "x"},
+    {"elapsed": float("nan")}, {"elapsed": -1.0}, {"evaluations": -3}, {"losses": {}},
+    {"split": 5}, {"schedule": "drop the last interval"},
+])
+def test_a_damaged_checkpoint_is_a_one_line_error(finished_search, tmp_path, damage):
+    import shutil
+
+    run, data, train_cfg, scfg = finished_search
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    if damage.get("schedule"):
+        arrays = {k: v.numpy() for k, v in state["schedule"].items()}
+        s = RecordedSchedule.from_arrays({**arrays, "split": np.array(state["split"])})
+        s.intervals, s.epochs_of, s.workers, s.val_acc = (x[:-1] for x in (
+            s.intervals, s.epochs_of, s.workers, s.val_acc))
+        damage = {**damage, "schedule": search_mod._tensors(s.to_arrays())}
+    torch.save({**state, **damage}, out / "checkpoint.pt")
+    with pytest.raises(ConfigError, match="^checkpoint: .* does not fit this search") as err:
+        search("mlp", data, train_cfg, scfg, out, progress=False, plots=False)
+    assert "\n" not in str(err.value)
+
+
+def test_a_ray_address_that_does_not_answer_is_refused_before_ray_starts(tiny_data, tmp_path,
+                                                                         monkeypatch):
+    """``ray.init`` waits forever (deaf to Ctrl-C) for an address nobody listens on (the
+    check is in ``ray_cluster.start_ray``, which Swift's Ray engine shares)."""
+    import socket
+    import types
+
+    import sampletune.ray_cluster as ray_cluster
+
+    def never(**kw):
+        raise AssertionError("ray.init reached with an unreachable address")
+
+    fake_ray = types.SimpleNamespace(is_initialized=lambda: False, init=never)
+    monkeypatch.setattr(ray_cluster, "import_ray", lambda allowed: fake_ray)
+    with socket.socket() as s:  # a local port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    train_cfg, scfg = _cfgs()
+    for address, match in ((f"127.0.0.1:{port}", "cannot reach a Ray cluster"),
+                           (f"ray://localhost:{port}", "cannot reach a Ray cluster"),
+                           ("headnode", "'headnode' is not host:port")):
+        cfg = dataclasses.replace(scfg, engine="ray", ray_address=address)
+        with pytest.raises(ConfigError, match=f"^ray_address: {match}"):
+            search("mlp", tiny_data, train_cfg, cfg, tmp_path / "r", progress=False,
+                   plots=False)
+
+
+@pytest.fixture(scope="module")
+def cli_search(tmp_path_factory):
+    """A tiny search run by the command line, and the flags it was run with."""
+    run = tmp_path_factory.mktemp("cli") / "search"
+    common = ["--dataset", "digits", "--train-subset", "300", "--epochs", "2",
+              "--batch-size", "32", "--device", "cpu"]
+    args = _parser().parse_args(["autosampling", "search", *common, "--workers", "2",
+                                 "--warmup", "1", "--nu", "0", "--out", str(run), "--quiet"])
+    assert args.func(args) == 0
+    return run, common
+
+
+def test_train_only_settings_in_yaml_are_refused_not_dropped(cli_search, tmp_path):
+    run, common = cli_search
+    config = tmp_path / "c.yaml"
+    for text, field in (("augment: standard\n", "augment"),
+                        ("sampling: {sampler: loss}\n", "sampler"),
+                        ("weights: w.npy\n", "weights")):
+        config.write_text(text)
+        for command in (["search", "--workers", "2", "--warmup", "1", "--nu", "0"],
+                        ["replay", "--schedule", str(run / "schedule.npz")]):
+            args = _parser().parse_args(["autosampling", *command, *common, "--config",
+                                         str(config), "--out", str(tmp_path / "x"), "--quiet"])
+            with pytest.raises(ConfigError, match=f"^{field}: .* is only used by train"):
+                args.func(args)
+    # a train run's config.yaml holds every field: its sampling defaults are accepted
+    config.write_text("augment: none\nsampler: uniform\nepochs: 1\n")
+    args = _parser().parse_args(["autosampling", "replay", *common[:-4], "--config",
+                                 str(config), "--schedule", str(run / "schedule.npz"),
+                                 "--quiet"])
+    assert args.func(args) == 0
+
+
+def test_replay_takes_epochs_and_batch_size_from_yaml(cli_search, tmp_path, capsys):
+    from sampletune import io
+
+    run, common = cli_search
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {epochs: 1}\n")
+    out = tmp_path / "replay"
+    args = _parser().parse_args(["autosampling", "replay", *common[:4], "--config",
+                                 str(config), "--schedule", str(run / "schedule.npz"),
+                                 "--out", str(out), "--quiet"])
+    assert args.func(args) == 0
+    assert io.read_json(out / "config.json")["epochs"] == 1
+    assert io.read_json(out / "config.json")["batch_size"] == 32  # the recorded one
+    config.write_text("batch_size: 16\n")
+    args = _parser().parse_args(["autosampling", "replay", *common[:4], "--config",
+                                 str(config), "--schedule", str(run / "schedule.npz"),
+                                 "--quiet"])
+    with pytest.raises(ConfigError, match="^batch_size: 16 differs from the recorded 32"):
+        args.func(args)
+
+
+def test_plot_labels_every_run_and_writes_only_png(cli_search, tmp_path, monkeypatch):
+    import sampletune.autosampling.plots as plots
+
+    run, _ = cli_search
+    drawn = {}
+    monkeypatch.setattr(plots, "convergence",
+                        lambda curves, path, key: drawn.update(curves) or path)
+    args = _parser().parse_args(["autosampling", "plot", str(run), str(run),
+                                 "--output", str(tmp_path / "c.png")])
+    assert args.func(args) == 0
+    assert list(drawn) == ["mixture (search)", "mixture (search) #2"]
+    args = _parser().parse_args(["autosampling", "plot", str(run), "--output",
+                                 str(tmp_path / "c.txt")])
+    with pytest.raises(ConfigError, match="^output: .* does not end in .png"):
+        args.func(args)

@@ -49,20 +49,23 @@ def test_ray_engine_matches_local_engine(ray_instance, tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_ray_search_resumes_to_the_local_search(ray_instance, tiny_data, tmp_path,
+def test_ray_search_killed_mid_cycle_resumes_to_the_local_search(ray_instance, tiny_data, tmp_path,
                                                        monkeypatch):
     local = search("mlp", tiny_data, TRAIN, SearchConfig(**KW), tmp_path / "local",
                    progress=False, plots=False)
-    real = search_mod._checkpoint
+    real, saved = search_mod._checkpoint, []
 
-    def killed_after_first(path, state):
+    def killed_mid_cycle(path, state):
         real(path, state)
-        raise KeyboardInterrupt
+        saved.append(path)
+        if len(saved) == 6:  # after interval 6 of 16: in epoch 1, the first of cycle 1
+            raise KeyboardInterrupt
 
     scfg = SearchConfig(engine="ray", **KW)
-    monkeypatch.setattr(search_mod, "_checkpoint", killed_after_first)
+    every = TRAIN.replace(checkpoint_every=0.0)  # a checkpoint after every interval
+    monkeypatch.setattr(search_mod, "_checkpoint", killed_mid_cycle)
     with pytest.raises(KeyboardInterrupt):
-        search("mlp", tiny_data, TRAIN, scfg, tmp_path / "ray", progress=False, plots=False)
+        search("mlp", tiny_data, every, scfg, tmp_path / "ray", progress=False, plots=False)
     monkeypatch.setattr(search_mod, "_checkpoint", real)
     resumed = search("mlp", tiny_data, TRAIN, scfg, tmp_path / "ray", progress=False,
                      plots=False)

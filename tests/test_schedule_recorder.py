@@ -93,3 +93,44 @@ def test_a_partial_last_epoch_or_nothing_is_not_saved(tmp_path):
     assert not (tmp_path / "s.npz").exists()
     with pytest.raises(ConfigError, match="^batch_size: "):
         ScheduleRecorder(10, 0)
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("gap", "epochs do not run from 0 without gaps"),
+    ("negative", "epochs do not run from 0 without gaps"),
+    ("short", "epochs do not each hold 5 batches of 8"),
+    ("long", "epochs do not each hold 4 batches of 8"),
+    ("float indices", "indices is float64"),
+    ("float epochs", "epoch is float64"),
+    ("float format", "format is float64"),
+    ("float batch", "batch_size is float64"),
+])
+def test_a_schedule_file_with_bad_epochs_or_types_is_refused(tmp_path, damage, match):
+    """Each epoch of a schedule file must be whole (steps_per_epoch batches), the epochs
+    contiguous from 0, and every count an integer: nothing is truncated or replayed short."""
+    rec, _ = _record()  # 3 epochs of 5 batches of 8, one interval each
+    rec.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as z:
+        a = dict(z)
+    a.update({
+        "gap": {"epoch": np.array([0, 1, 3])},
+        "negative": {"epoch": np.array([-1, 0, 1])},
+        "short": {"indices": a["indices"][:-8], "offsets": a["offsets"] - [0, 0, 0, 8]},
+        "long": {"steps_per_epoch": np.array(4)},
+        "float indices": {"indices": a["indices"] + 0.7},
+        "float epochs": {"epoch": a["epoch"].astype(float)},
+        "float format": {"format": np.array(1.0)},
+        "float batch": {"batch_size": np.array(8.0)},
+    }[damage])
+    np.savez(tmp_path / "bad.npz", **a)
+    with pytest.raises(ConfigError, match=f"^schedule: its {match}"):
+        RecordedSchedule.load(tmp_path / "bad.npz")
+
+
+def test_only_a_checkpoint_may_end_in_a_partial_epoch():
+    rec, _ = _record()
+    a = rec.schedule.to_arrays()
+    a.update(indices=a["indices"][:-8], offsets=a["offsets"] - [0, 0, 0, 8])
+    assert RecordedSchedule.from_arrays(a, partial=True).num_intervals == 3
+    with pytest.raises(ConfigError, match="^schedule: its epochs do not each hold"):
+        RecordedSchedule.from_arrays(a)

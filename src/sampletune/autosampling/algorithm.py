@@ -129,11 +129,14 @@ def cycle_streams(weights: np.ndarray | None, num_examples: int, uniform_epochs:
 
     Draws :func:`draw_stream` from :func:`worker_rng` and keeps its first
     ``batches * batch_size`` indices (whole mini-batches; the tail of a short last cycle
-    is dropped).
+    is dropped). A uniform stream is consecutive permutations, so only those the cycle
+    uses are drawn (the same prefix, whatever ``uniform_epochs``).
     """
     need = batches * batch_size
     have = (uniform_epochs + 1) * num_examples
     check(need <= have, "batches", f"{need} indices asked of a stream of {have}")
+    if weights is None:
+        uniform_epochs = min(uniform_epochs, max(-(-need // num_examples), 1) - 1)
     return [draw_stream(weights, num_examples, uniform_epochs,
                         worker_rng(seed, cycle, w))[:need].reshape(batches, batch_size)
             for w in range(workers)]

@@ -19,6 +19,7 @@ from sampletune.autosampling.algorithm import estimate_distribution
 from sampletune.errors import ConfigError, check
 
 FORMAT = 1
+_ALLOWED = "schedule.npz of an autosampling search"
 
 
 @dataclass
@@ -99,33 +100,47 @@ class RecordedSchedule:
         }
 
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> RecordedSchedule:
-        """The schedule :meth:`to_arrays` gave; anything else is a :class:`ConfigError`."""
+    def from_arrays(cls, a: dict[str, np.ndarray], *, partial: bool = False
+                    ) -> RecordedSchedule:
+        """The schedule :meth:`to_arrays` gave; anything else is a :class:`ConfigError`.
+
+        Epochs run from 0 without gaps, each of whole batches, ``steps_per_epoch`` of them;
+        ``partial`` lets the last epoch be short (a search's checkpoint).
+        """
         try:
-            if int(a["format"]) != FORMAT:
-                raise ConfigError("schedule", f"format {int(a['format'])} is not {FORMAT}")
-            flat, offsets = np.asarray(a["indices"], np.int64), np.asarray(a["offsets"])
-            if not (offsets.ndim == 1 and len(offsets) >= 1 and offsets.dtype.kind in "iu"
-                    and offsets[0] == 0 and offsets[-1] == len(flat)
-                    and bool((np.diff(offsets) >= 0).all())):
-                raise ConfigError("schedule", "its offsets do not run from 0 up to the number "
-                                  "of indices", "schedule.npz of an autosampling search")
-            schedule = cls(
-                int(a["num_examples"]), int(a["batch_size"]), int(a["steps_per_epoch"]),
-                [flat[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:], strict=True)],
-                [int(e) for e in a["epoch"]], [int(w) for w in a["worker"]],
-                [float(v) for v in a["val_acc"]], str(a["split"]) if "split" in a else "",
-            )
-        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as err:
-            raise ConfigError("schedule", f"not a recorded schedule ({io.describe_error(err)})",
-                              "schedule.npz of an autosampling search") from None
-        n, intervals = schedule.num_examples, schedule.intervals
-        check(len(intervals) == len(schedule.epochs_of) == len(schedule.workers)
-              and all(i.size == 0 or 0 <= int(i.min()) <= int(i.max()) < n for i in intervals)
-              and schedule.epochs_of == sorted(schedule.epochs_of), "schedule",
-              "its intervals, epochs or indices are inconsistent",
-              "schedule.npz of an autosampling search")
-        return schedule
+            fmt, n, batch, steps = (int(_array(a, k, 0, "iu")) for k in
+                                    ("format", "num_examples", "batch_size", "steps_per_epoch"))
+            flat, offsets = _array(a, "indices", 1, "iu"), _array(a, "offsets", 1, "iu")
+            epochs, workers = _array(a, "epoch", 1, "iu"), _array(a, "worker", 1, "iu")
+            val_acc = _array(a, "val_acc", 1, "f")
+            split = str(_array(a, "split", 0, "U")) if "split" in a else ""
+        except KeyError as err:
+            raise ConfigError("schedule", f"not a recorded schedule (no {err} array)",
+                              _ALLOWED) from None
+        check(fmt == FORMAT, "schedule", f"format {fmt} is not {FORMAT}", _ALLOWED)
+        check(n >= 1 and batch >= 1 and steps >= 1, "schedule", f"num_examples {n}, "
+              f"batch_size {batch} and steps_per_epoch {steps} must be positive", _ALLOWED)
+        check(len(offsets) == len(epochs) + 1 and len(offsets) >= 1 and offsets[0] == 0
+              and offsets[-1] == len(flat) and bool((np.diff(offsets) >= 0).all()),
+              "schedule", "its offsets do not run from 0 up to the number of indices, one "
+              "interval per epoch entry", _ALLOWED)
+        sizes = np.diff(offsets)
+        check(len(workers) == len(val_acc) == len(sizes) and not (sizes % batch).any(),
+              "schedule", f"its intervals are not whole batches of {batch}, each with an "
+              "epoch, worker and accuracy", _ALLOWED)
+        check(flat.size == 0 or 0 <= int(flat.min()) <= int(flat.max()) < n, "schedule",
+              f"its indices are outside [0, {n})", _ALLOWED)
+        check(epochs.size == 0 or (epochs[0] == 0 and bool(np.isin(np.diff(epochs),
+                                                                   (0, 1)).all())),
+              "schedule", "its epochs do not run from 0 without gaps", _ALLOWED)
+        starts = np.flatnonzero(np.diff(epochs, prepend=-1))
+        totals = np.add.reduceat(sizes, starts) if sizes.size else sizes
+        whole = totals[:-1] if partial else totals
+        check(bool((whole == steps * batch).all()) and bool((totals <= steps * batch).all()),
+              "schedule", f"its epochs do not each hold {steps} batches of {batch}", _ALLOWED)
+        return cls(n, batch, steps,
+                   [flat[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:], strict=True)],
+                   epochs.tolist(), workers.tolist(), val_acc.tolist(), split)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the schedule as one ``.npz``, atomically."""
@@ -137,3 +152,13 @@ class RecordedSchedule:
         if not p.exists():
             raise ConfigError("schedule", f"{p} does not exist")
         return cls.from_arrays(io.load_numpy(p, "schedule"))
+
+
+def _array(a: dict, key: str, ndim: int, kinds: str) -> np.ndarray:
+    """``a[key]``, checked to have ``ndim`` dimensions and a dtype of ``kinds`` (integers
+    come back as int64)."""
+    v = np.asarray(a[key])
+    noun = {"iu": "integers", "f": "floats", "U": "text"}[kinds]
+    check(v.ndim == ndim and v.dtype.kind in kinds, "schedule",
+          f"its {key} is {v.dtype} of {v.ndim} dimensions, not {noun} of {ndim}", _ALLOWED)
+    return v.astype(np.int64) if kinds == "iu" else v

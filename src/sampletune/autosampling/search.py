@@ -8,15 +8,20 @@ A search leaves in its run directory:
 - ``losses.npz``: each training example's loss at the stage epochs (for Fig. 4);
 - ``model.pt``: the final model (``{"model": name, "state_dict": ...}``);
 - ``report.json``: settings, final metrics, cost and a summary of the distribution;
-- ``checkpoint.pt``: population state and schedule at the last exploration boundary.
+- ``checkpoint.pt``: the adopted worker's state (which every worker copies before the next
+  interval), schedule, curves and losses after an exploitation interval: the last of each
+  cycle, and within a cycle the first to end ``checkpoint_every`` seconds after the last
+  checkpoint.
 
-Rerunning the same search in the same directory resumes at the last exploration boundary
-and ends with the same schedule as an uninterrupted run; ``search.json`` records the
+Rerunning the same search in the same directory resumes after the checkpointed interval
+(the worker streams are drawn again from the seed, the cycle and the recorded schedule) and
+ends with the same schedule and model as an uninterrupted run; ``search.json`` records the
 search's identity (:mod:`sampletune.rundir`), so other settings are refused.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -124,7 +129,8 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
 
     Every epoch is ``len(data.train) // batch_size`` mini-batches; every worker trains all of
     them, so the cost is ``population * epochs`` worker-epochs plus one validation pass per
-    worker and interval. Resumes from ``run_dir/checkpoint.pt`` when present.
+    worker and interval. Resumes from ``run_dir/checkpoint.pt`` when present; it is written
+    after each cycle and within one every ``train_cfg.checkpoint_every`` seconds.
     ``settings`` (e.g. the run config) join the identity ``run_dir`` is claimed with;
     ``restart`` discards an earlier search there.
     """
@@ -137,6 +143,10 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
     epochs, population, seed = train_cfg.epochs, cfg.population, train_cfg.seed
     steps = n // batch
     cycles = plan_cycles(epochs, cfg.warmup, cfg.nu)
+    # a mixture cycle draws nu + 1 epochs per worker, however few of them it trains
+    check(cfg.exploration != "mixture" or len(cycles) == 1 or cfg.nu <= epochs, "nu",
+          f"{cfg.nu} uniform epochs per mixture exceed the search's {epochs} epochs",
+          f"0..{epochs}")
     per_epoch = plan_intervals(steps, cfg.interval)
     stage_epochs = sorted({max(1, round(epochs * (k + 1) / cfg.stages))
                            for k in range(cfg.stages)})
@@ -150,51 +160,60 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
         schedule = RecordedSchedule(n, batch, steps, split=data.train.fingerprint())
         curves: list[dict] = []
         losses: dict[int, np.ndarray] = {}
-        start_cycle, elapsed, evaluations = 0, 0.0, 0
+        elapsed, evaluations = 0.0, 0
         engine = make_engine(cfg, WorkerSpec(model, data, train_cfg, epochs * steps))
         try:
             if ckpt.exists():
-                schedule, curves, losses, start_cycle, elapsed, evaluations = _resume(ckpt,
-                                                                                      engine)
+                schedule, curves, losses, elapsed, evaluations = _resume(
+                    ckpt, engine, schedule, per_epoch, epochs, stage_epochs)
             t0 = time.perf_counter() - elapsed
-            done = sum(cycles[:start_cycle]) * len(per_epoch)
+            saved = time.perf_counter()  # the last checkpoint, or this session's start
+            done = schedule.num_intervals
+            starts = np.cumsum([0, *per_epoch])  # each interval's first batch in its epoch
             with progress_bar(f"autosampling {cfg.exploration}", total=epochs * len(per_epoch),
                               completed=done, enabled=progress) as bar:
-                for c in range(start_cycle, len(cycles)):
+                for c in range(len(cycles)):
                     first = sum(cycles[:c])
+                    todo = [(e, j) for e in range(first, first + cycles[c])
+                            for j in range(len(per_epoch)) if e * len(per_epoch) + j >= done]
+                    if not todo:
+                        continue
                     last = schedule.indices(first - cycles[c - 1], first) if c else None
                     weights = explore_weights(cfg.exploration, last, n, cfg.beta)  # eqs. 6-7
                     uniform_epochs = cycles[c] - 1 if c == 0 and cfg.warmup else cfg.nu
                     streams = cycle_streams(weights, n, uniform_epochs, cycles[c] * steps, batch,
                                             seed, c, population)
-                    pos = 0
-                    for epoch in range(first, first + cycles[c]):
-                        for j, length in enumerate(per_epoch):  # Algorithm 1
-                            evaluate = population > 1 or j == len(per_epoch) - 1
-                            chunks = [s[pos:pos + length] for s in streams]
-                            seeds = [interval_seed(seed, schedule.num_intervals, w)
-                                     for w in range(population)]
-                            metrics = engine.run(chunks, seeds, evaluate)
-                            best = exploit([m["acc"] for m in metrics]) if population > 1 else 0
-                            if population > 1:
-                                engine.adopt(best)
-                            acc = metrics[best]["acc"] if evaluate else float("nan")
-                            schedule.append(chunks[best], epoch=epoch, worker=best, val_acc=acc)
-                            evaluations += population if evaluate else 0
-                            pos += length
-                            bar.advance(f"epoch {epoch + 1} val {acc:.3f}" if evaluate else "")
-                        test = engine.evaluate("test")
-                        curves.append(_epoch_record(epoch, metrics[best], test, population,
-                                                    evaluations, time.perf_counter() - t0))
-                        if epoch + 1 in stage_epochs:
-                            losses[epoch + 1] = engine.example_losses()
-                        io.write_json(out / "curves.json", curves)
-                    _checkpoint(ckpt, {
-                        "cycle": c + 1, "population": engine.state(),
-                        "schedule": _tensors(schedule.to_arrays()), "split": schedule.split,
-                        "curves": curves, "losses": _tensors(losses),
-                        "elapsed": time.perf_counter() - t0, "evaluations": evaluations,
-                    })
+                    for epoch, j in todo:  # Algorithm 1
+                        pos = (epoch - first) * steps + starts[j]
+                        evaluate = population > 1 or j == len(per_epoch) - 1
+                        chunks = [s[pos:pos + per_epoch[j]] for s in streams]
+                        seeds = [interval_seed(seed, schedule.num_intervals, w)
+                                 for w in range(population)]
+                        metrics = engine.run(chunks, seeds, evaluate)
+                        best = exploit([m["acc"] for m in metrics]) if population > 1 else 0
+                        if population > 1:
+                            engine.adopt(best)
+                        acc = metrics[best]["acc"] if evaluate else float("nan")
+                        schedule.append(chunks[best], epoch=epoch, worker=best, val_acc=acc)
+                        evaluations += population if evaluate else 0
+                        bar.advance(f"epoch {epoch + 1} val {acc:.3f}" if evaluate else "")
+                        if j == len(per_epoch) - 1:  # the epoch's end
+                            test = engine.evaluate("test")
+                            curves.append(_epoch_record(epoch, metrics[best], test, population,
+                                                        evaluations, time.perf_counter() - t0))
+                            if epoch + 1 in stage_epochs:
+                                losses[epoch + 1] = engine.example_losses()
+                            io.write_json(out / "curves.json", curves)
+                        if ((epoch, j) == todo[-1]
+                                or time.perf_counter() - saved >= train_cfg.checkpoint_every):
+                            _checkpoint(ckpt, {
+                                "population": engine.state(),
+                                "schedule": _tensors(schedule.to_arrays()),
+                                "split": schedule.split, "curves": curves,
+                                "losses": _tensors(losses), "elapsed": time.perf_counter() - t0,
+                                "evaluations": evaluations,
+                            })
+                            saved = time.perf_counter()
             model_state = engine.state()["model"]
         finally:
             engine.close()
@@ -211,20 +230,55 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
         return result
 
 
-def _resume(ckpt: Path, engine) -> tuple:
-    """Load the checkpoint into ``engine``; returns the search's state at that boundary."""
+def _resume(ckpt: Path, engine: Engine, fresh: RecordedSchedule, per_epoch: list[int],
+            epochs: int, stage_epochs: list[int]) -> tuple:
+    """Load the checkpoint into ``engine``; returns the search's schedule, curves, losses,
+    elapsed seconds and evaluations after the interval it was written at, each checked
+    against this search (``fresh``: its empty schedule; ``per_epoch``: batches of each
+    interval of an epoch)."""
     state = io.load_torch(ckpt, "checkpoint")
+
+    def unfit(problem: str) -> ConfigError:
+        return ConfigError("checkpoint", f"{ckpt} does not fit this search ({problem})",
+                           "the search's own settings, or --restart")
+
+    def fits(condition: bool, problem: str) -> None:
+        if not condition:
+            raise unfit(problem)
+
     try:
         engine.load(state["population"])
         arrays = {k: v.numpy() for k, v in state["schedule"].items()}
-        schedule = RecordedSchedule.from_arrays({**arrays, "split": np.array(state["split"])})
+        schedule = RecordedSchedule.from_arrays({**arrays, "split": np.array(state["split"])},
+                                                partial=True)
         losses = {int(e): v.numpy() for e, v in state["losses"].items()}
-        return (schedule, state["curves"], losses, int(state["cycle"]), state["elapsed"],
-                state["evaluations"])
+        curves, elapsed, evaluations = state["curves"], state["elapsed"], state["evaluations"]
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-        raise ConfigError("checkpoint", f"{ckpt} does not fit this search "
-                          f"({io.describe_error(err)})", "the search's own settings, or "
-                          "--restart") from None
+        raise unfit(io.describe_error(err)) from None
+    k, m, n = schedule.num_intervals, len(per_epoch), fresh.num_examples
+    shape = ("num_examples", "batch_size", "steps_per_epoch", "split")
+    fits(all(getattr(schedule, a) == getattr(fresh, a) for a in shape) and k <= m * epochs
+         and schedule.epochs_of == [i // m for i in range(k)]
+         and [len(i) // fresh.batch_size for i in schedule.intervals] == (per_epoch * epochs)[:k],
+         "its schedule is of another split, batch size or interval plan")
+    done = k // m  # whole epochs
+    fits(isinstance(curves, list) and len(curves) == done
+         and all(isinstance(r, dict) and set(r) == set(CURVE_KEYS) and r["epoch"] == i
+                 and all(_is_number(v) for v in r.values()) for i, r in enumerate(curves)),
+         f"curves is not a list of {done} epoch records")
+    fits(set(losses) == {e for e in stage_epochs if e <= done}
+         and all(v.dtype.kind == "f" and v.shape == (n,) for v in losses.values()),
+         "losses are not one array per stage epoch done")
+    fits(_is_number(elapsed) and math.isfinite(elapsed) and elapsed >= 0,
+         f"elapsed {elapsed!r} is not a number of seconds")
+    fits(isinstance(evaluations, int) and not isinstance(evaluations, bool) and evaluations >= 0,
+         f"evaluations {evaluations!r} is not a count")
+    return schedule, curves, losses, float(elapsed), evaluations
+
+
+def _is_number(v) -> bool:
+    """An int or float, not a bool."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _tensors(arrays: dict) -> dict:
@@ -234,8 +288,12 @@ def _tensors(arrays: dict) -> dict:
 
 
 def _checkpoint(path: Path, state: dict) -> None:
-    """Save the state at an exploration boundary (a module function so tests can stop here)."""
+    """Save the state after an interval (a module function so tests can stop here)."""
     io.save_torch(path, state)
+
+
+CURVE_KEYS = ("epoch", "val_loss", "val_acc", "test_loss", "test_acc", "worker_epochs",
+              "evaluations", "time")
 
 
 def _epoch_record(epoch: int, val: dict, test: dict, population: int, evaluations: int,

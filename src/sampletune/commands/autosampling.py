@@ -57,6 +57,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from sampletune.experiments import load_data
     from sampletune.experiments.run import run_identity
 
+    _config_sections(args, search=field_names(SearchConfig))
     cfg, extra = config_from_args(args, search=field_names(SearchConfig))
     scfg = build(SearchConfig, extra["search"])
     check(scfg.workers <= MAX_WORKERS, "workers", f"{scfg.workers} is too many (each holds "
@@ -86,18 +87,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from sampletune.experiments.run import run_identity, write_summary
     from sampletune.train import train
 
+    in_yaml = _config_sections(args)["train"]
     cfg, _ = config_from_args(args)
     schedule = _load_schedule(args.schedule)
-    defaults = {"epochs": schedule.num_epochs, "batch_size": schedule.batch_size,
-                "sampler": f"autosampling-{args.mode}"}
-    cfg = cfg.replace(**{k: v for k, v in defaults.items()
-                         if k == "sampler" or getattr(args, k) is None})
+    recorded = {"epochs": schedule.num_epochs, "batch_size": schedule.batch_size}
+    cfg = cfg.replace(sampler=f"autosampling-{args.mode}",  # the recorded values, unless set
+                      **{k: v for k, v in recorded.items()
+                         if getattr(args, k) is None and k not in in_yaml})
     data = load_data(cfg)
+    size = (f"{schedule.num_examples} examples, not {len(data.train)}"
+            if len(data.train) != schedule.num_examples else
+            f"{len(data.train)} examples in both, but its labels differ in order or value")
     check(len(data.train) == schedule.num_examples and schedule.split in
           ("", data.train.fingerprint()), "schedule",
-          f"was recorded on another training split ({schedule.num_examples} examples) than "
-          f"this one ({len(data.train)}); use the search's --dataset, --seed, --noise, "
-          "--val-fraction and --train-subset")
+          f"was recorded on another training split ({size}); use the search's --dataset, "
+          "--seed, --noise, --noise-type, --val-fraction and --train-subset")
     if args.mode == "dynamic":
         check(cfg.epochs <= schedule.num_epochs, "epochs",
               f"{cfg.epochs} exceeds the {schedule.num_epochs} recorded epochs",
@@ -125,6 +129,23 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_sections(args: argparse.Namespace, **extra: tuple[str, ...]) -> dict:
+    """``--config``'s values by section (flags not included; ``extra`` as in
+    :func:`~sampletune.commands.args.config_from_args`). The sampling part (sampler,
+    augment, method, ...) is train's: a value other than its default is refused, not
+    dropped."""
+    from sampletune.configs import coerce, hints
+    from sampletune.errors import check
+    from sampletune.experiments.config import SamplingConfig, load_sections
+
+    sections = load_sections(args.config, {}, extra)
+    default = SamplingConfig()
+    for name, value in sections["sampling"].items():
+        check(coerce(name, value, hints(SamplingConfig)[name]) == getattr(default, name), name,
+              f"{value!r} is only used by train", "leave it out of --config")
+    return sections
+
+
 def _load_schedule(path: str):
     """A recorded schedule, with any unreadable file as a one-line error."""
     import zipfile
@@ -150,13 +171,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     check(not Path(args.output).is_dir(), "output", f"{args.output!r} is a folder",
           "a .png file to write")
+    check(Path(args.output).suffix.lower() == ".png", "output", f"{args.output!r} does not "
+          "end in .png (the figure is written as PNG)", "a .png file to write")
     curves = {}
     for run in map(Path, args.runs):
         check((run / "curves.json").is_file() and (run / "search.json").is_file(), "runs",
               f"{run} has no curves.json and search.json", "run folders of searches")
         try:
             search = io.read_json(run / "search.json", "runs")
-            label = f"{search['search']['exploration']} ({run.name})"
+            label = base = f"{search['search']['exploration']} ({run.name})"
             records = io.read_json(run / "curves.json", "runs")
             have = set(records[0]) if records else set()
         except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
@@ -164,6 +187,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                               f"{type(err).__name__}: {err}") from None
         check(args.key in have, "key", f"{args.key!r} is not a curve of {run}",
               ", ".join(sorted(k for k in have if k != "epoch")))
+        if label in curves:  # a folder name given before: add the run's position
+            label = f"{base} #{len(curves) + 1}"
         curves[label] = records
     print(convergence(curves, args.output, key=args.key))
     return 0

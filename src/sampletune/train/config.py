@@ -53,8 +53,9 @@ class TrainConfig:
     # mixed precision: off, bf16 (CPU or CUDA) or fp16 (CUDA, with a grad scaler)
     amp: str = "off"
     compile: bool = False  # train through torch.compile(model) (gains: benchmarks/gpu.py)
-    # wall seconds between a run directory's checkpoints (0: after every epoch); the last
-    # epoch always writes one, so a killed run loses at most this much work. It does not
+    # wall seconds between a run directory's checkpoints (0: after every epoch; an
+    # autosampling search's: every interval); the last epoch always writes one, so a killed
+    # run loses at most this much work. It does not
     # change results: a run resumes under another value
     checkpoint_every: float = 30.0
 
