@@ -204,3 +204,15 @@ def test_sb_select_refuses_non_finite_losses_and_references(bad):
         sb_select(torch.tensor([1.0, bad, 3.0]), 1.0, g)
     with pytest.raises(ConfigError, match="^reference: 1 NaN or infinite"):
         sb_select(losses, 1.0, g, reference=torch.tensor([0.5, bad]))
+
+
+@pytest.mark.parametrize("kw,field", [
+    ({"batch_size": 2.5}, "batch_size"), ({"batch_size": 8, "history": "9"}, "sb_history"),
+    ({"batch_size": 8, "seed": 1.7}, "seed"), ({"batch_size": 8, "beta": float("nan")}, "sb_beta"),
+    ({"batch_size": 8, "beta": True}, "sb_beta"),
+])
+def test_selective_backprop_settings_are_checked_not_cast(kw, field):
+    """int(2.5), int("9"), int(1.7) and float(True) used to pass as 2, 9, 1 and 1.0."""
+    with pytest.raises(ConfigError, match=f"^{field}: "):
+        SelectiveBackprop(**kw)
+

@@ -16,13 +16,16 @@ examples, like unif-SGD; the extra forward passes cost about 1/3 of a training s
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sampletune.errors import check
+from sampletune.errors import check, check_int
 from sampletune.models import eval_mode
-from sampletune.seeding import torch_seed
+from sampletune.seeding import check_seed, torch_seed
 from sampletune.train.hooks import Augment, Mixer, credit_to_sources
 
 
@@ -74,8 +77,11 @@ class SelectiveBackprop:
     def __init__(self, batch_size: int, *, budget: float = 1.0, beta: float | None = None,
                  history: int = 1024, augment: Augment | None = None,
                  mixer: Mixer | None = None, seed: int = 0):
-        check(batch_size >= 1, "batch_size", f"{batch_size} must be positive", ">= 1")
-        check(history >= 1, "sb_history", f"{history} must be positive", ">= 1")
+        check_int(batch_size, "batch_size", 1)
+        check_int(history, "sb_history", 1)
+        check_seed(seed, bits=64)
+        check(beta is None or isinstance(beta, numbers.Real) and not isinstance(beta, bool)
+              and math.isfinite(beta), "sb_beta", f"{beta!r} is not a finite number", ">= 0")
         self.beta = selectivity_for_budget(budget) if beta is None else float(beta)
         check(self.beta >= 0, "sb_beta", f"{self.beta} is negative", ">= 0")
         self.batch_size = int(batch_size)
