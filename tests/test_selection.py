@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -216,3 +218,18 @@ def test_selective_backprop_settings_are_checked_not_cast(kw, field):
     with pytest.raises(ConfigError, match=f"^{field}: "):
         SelectiveBackprop(**kw)
 
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda g: sb_select(torch.rand(4, 1), 1.0, g), r"^losses: .*\(4, 1\)"),
+    (lambda g: sb_select(torch.rand(4), 1.0, g, reference=torch.rand(2, 3)), "^reference: "),
+    (lambda g: sb_select(torch.rand(4), True, g), "^sb_beta: True is not a number"),
+    (lambda g: sb_keep_probability(torch.rand(4, 2), torch.rand(4), 1.0), "^losses: "),
+    (lambda g: sb_keep_probability(torch.tensor([math.nan, 0.1]), torch.rand(4), 1.0),
+     "^losses: 1 NaN or infinite"),
+    (lambda g: sb_keep_probability(torch.rand(2), torch.rand(4), True), "^sb_beta: True"),
+    (lambda g: sb_keep_probability(torch.rand(2), torch.rand(4), math.nan), "^sb_beta: nan"),
+])
+def test_sb_functions_refuse_non_1d_non_finite_and_bool_beta(call, match):
+    with pytest.raises(ConfigError, match=match):
+        call(torch.Generator().manual_seed(0))

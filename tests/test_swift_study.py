@@ -182,3 +182,62 @@ def test_features_of_another_length_or_shape_are_one_line(spoil):
     feats = {**feats, "renormed_entropy": spoil(feats["renormed_entropy"])}
     with pytest.raises(ConfigError, match=r"^features: shapes .*renormed_entropy"):
         SwiftStudy(feats)
+
+
+def test_every_feature_is_checked_and_numpy_is_accepted():
+    """Each feature, used or not, is real, finite, 1-D and of one length; numpy is fine."""
+    feats, _ = swift_features(50)
+    as_numpy = SwiftStudy({k: v.numpy() for k, v in feats.items()}, agent="random")
+    assert torch.equal(as_numpy.ask().probabilities, SwiftStudy(feats, agent="random")
+                       .ask().probabilities)
+    nan = feats["grad_norm"].clone()
+    nan[3] = math.nan
+    for extra, match in ((torch.rand(7), r"shapes .*'extra': \(7,\)"),
+                         ("hello", "shapes .*'extra': 'str'"),
+                         (feats["loss"].to(torch.complex128), "extra has dtype"),
+                         (nan, "extra has 1 NaN")):
+        with pytest.raises(ConfigError, match=f"^features: {match}"):
+            SwiftStudy({**feats, "extra": extra})
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"agent_options": [("n_init", 3)]}, "^agent_options: is a list"),
+    ({"segments": True}, "^segments: True is not an integer"),
+    ({"references": "no"}, "^references: 'no' is not a bool"),
+    ({"feature_names": "loss"}, "^feature_names: 'loss' is not a sequence"),
+    ({"feature_names": ["loss", "loss"]}, "^feature_names: .* repeats a name"),
+])
+def test_study_settings_are_checked(kw, match):
+    feats, _ = swift_features(50)
+    with pytest.raises(ConfigError, match=match):
+        SwiftStudy(feats, **kw)
+
+
+@pytest.mark.parametrize("score", [torch.tensor(0.5 + 1j), True, torch.tensor(True)])
+def test_tell_refuses_complex_and_bool_scores(score):
+    feats, _ = swift_features(50)
+    study = SwiftStudy(feats, agent="random")
+    trial = study.ask()
+    with pytest.raises(ConfigError, match="^score: .* is not a number"):
+        study.tell(trial, score)
+    study.tell(trial, 0.5)
+    assert trial.score == 0.5
+
+
+@pytest.mark.parametrize("edit, match", [
+    ({"params": {"e": "01", "v": [1, 1], "c": [0.1, 0.2]}}, "params.e: '01' is not a list"),
+    ({"params": {"e": ["0", "0.5", "1"], "v": [1, 1, 1], "c": [0.1, 0.2]}}, "params.e: "),
+    ({"params": {"e": [0, 0.5, 1], "v": [True, True, False], "c": [0.1, 0.2]}}, "params.v: "),
+    ({"score": math.nan}, "score is nan"),
+])
+def test_hand_edited_sampler_file_is_refused_not_cast(tmp_path, edit, match):
+    import json
+
+    feats, _ = swift_features(50)
+    study = SwiftStudy(feats, agent="random")
+    study.tell(study.ask(), 0.5)
+    path = study.save_best(tmp_path / "sampler.json")
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    with pytest.raises(ConfigError, match=f"^sampler_file: .*{match}") as err:
+        load_sampler(path)
+    assert "\n" not in str(err.value)

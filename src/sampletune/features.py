@@ -39,9 +39,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
-from sampletune.errors import ConfigError, check
+from sampletune.errors import ConfigError, check, check_flag, check_int
 from sampletune.io import load_numpy, save_npz
 from sampletune.models import eval_mode
 
@@ -167,11 +167,50 @@ def _forward_with_hidden(model: nn.Module, layer: nn.Linear, x: Tensor) -> tuple
         logits = model(x)
     finally:
         handle.remove()
+    _check_logits(logits, len(x))
     if "out" not in seen or seen["out"].shape != logits.shape or not torch.equal(
             seen["out"], logits):
         raise ConfigError("model", "its last nn.Linear does not produce the logits, so the "
                           "closed-form gradient norm does not apply", "full_grad=True")
     return seen["h"], logits
+
+
+def _check_labels(y: Tensor, field: str) -> None:
+    """One-line errors unless ``y`` is ``(B,)`` non-negative integer (not bool) class ids."""
+    ok = y.dim() == 1 and not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool)
+    check(ok, field, f"labels of shape {tuple(y.shape)} and dtype {y.dtype}",
+          "(B,) integer class ids")
+    low = int(y.min()) if len(y) else 0
+    check(low >= 0, field, f"negative class id {low}", "integer class ids >= 0")
+
+
+def _check_logits(logits, batch: int) -> None:
+    """One-line errors unless the model's output is finite real ``(batch, C)``, ``C >= 2``."""
+    check(isinstance(logits, Tensor), "model", f"returns a {type(logits).__name__}",
+          "a (B, C) logits tensor")
+    check(logits.dim() == 2 and len(logits) == batch and logits.is_floating_point(), "model",
+          f"returns {tuple(logits.shape)} {logits.dtype} for {batch} inputs",
+          "(B, C) float logits")
+    check(logits.shape[1] >= 2, "model", f"gives {logits.shape[1]} class(es)",
+          "logits of C >= 2 classes")
+    check(bool(torch.isfinite(logits).all()), "model", "gives NaN or infinite logits",
+          "a model that did not diverge")
+
+
+def _in_dataset_order(loader) -> str | None:
+    """``None`` if ``loader``'s ``(x, y)`` batches come in dataset order, else what it is."""
+    if isinstance(loader, list | tuple):
+        return None  # batches the caller wrote out in order
+    if not isinstance(loader, DataLoader):
+        return f"a {type(loader).__name__}"
+    batches = loader.batch_sampler
+    sampler = batches.sampler if isinstance(batches, BatchSampler) else (
+        loader.sampler if batches is None else batches)
+    if not isinstance(sampler, SequentialSampler):
+        return f"a DataLoader with a {type(sampler).__name__}"
+    if not getattr(loader, "in_order", True):
+        return "a DataLoader with in_order=False"
+    return None
 
 
 @torch.no_grad()
@@ -185,9 +224,16 @@ def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_
     ``grad_norm`` and, if ``full_grad``, ``grad_norm_full``. The model is put in eval mode
     and restored after.
     """
-    check(batch_size >= 1, "batch_size", f"{batch_size} must be positive", ">= 1")
+    check_int(batch_size, "batch_size", 1)
+    check_flag(full_grad, "full_grad")
+    check_flag(progress, "progress")
+    check(isinstance(y, Tensor), "y", f"is a {type(y).__name__}", "a (n,) integer tensor")
+    _check_labels(y, "y")
     n = int(y.shape[0])
     check(n >= 1, "features", "the split is empty")
+    if hasattr(x, "__len__"):
+        check(len(x) == n, "x", f"{len(x)} inputs for {n} labels", "one input per label")
+    y = y.long()
     starts = _track(range(0, n, batch_size), progress, "features")
     batches = ((_rows(x, s, min(n, s + batch_size)), y[s: s + batch_size]) for s in starts)
     with eval_mode(model):
@@ -207,8 +253,17 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
     ``n`` defaults to ``len(loader.dataset)``; with indexed batches every position in
     ``[0, n)`` must be yielded. Returns ``{name: float64 (n,)}``, position ``i`` = example
     ``i``. The model is put in eval mode and restored after.
+
+    ``(x, y)`` batches are taken in dataset order only from a ``DataLoader`` drawing by a
+    ``SequentialSampler`` (``shuffle=False``, no ``sampler=``/``batch_sampler=`` of another
+    kind) or from a list or tuple of batches; any other source of them (a shuffling or
+    weighted sampler, a generator) is a :class:`ConfigError`: yield ``(index, x, y)``.
     """
-    shuffled = isinstance(loader, DataLoader) and isinstance(loader.sampler, RandomSampler)
+    check_flag(full_grad, "full_grad")
+    check_flag(progress, "progress")
+    if n is not None:
+        check_int(n, "n", 1)
+    ordered = _in_dataset_order(loader)
     if n is None and isinstance(loader, DataLoader) and hasattr(loader.dataset, "__len__"):
         n = len(loader.dataset)
     indices, parts = [], []
@@ -218,15 +273,20 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
                   f"yields a batch of type {type(batch).__name__}"
                   + (f" with {len(batch)} items" if isinstance(batch, tuple | list) else ""),
                   "(x, y) or (index, x, y)")
-            check(len(batch) == 3 or not shuffled, "loader", "shuffles (x, y) batches, so the "
-                  "examples' positions are unknown", "shuffle=False, or batches (index, x, y)")
+            check(len(batch) == 3 or ordered is None, "loader", f"yields (x, y) batches from "
+                  f"{ordered}, which shuffles or has no known order, so the examples' "
+                  "positions are unknown", "batches (index, x, y), or (x, y) from a list or "
+                  "a DataLoader with shuffle=False and no sampler")
             xb, yb = batch[-2], torch.as_tensor(batch[-1])
-            check(yb.dim() == 1 and not yb.is_floating_point(), "loader", f"labels of shape "
-                  f"{tuple(yb.shape)} and dtype {yb.dtype}", "(B,) integer class ids")
+            _check_labels(yb, "loader")
+            check(isinstance(xb, Tensor), "loader", f"inputs of type {type(xb).__name__}",
+                  "x a (B, *shape) tensor")
+            check(len(xb) == len(yb), "loader", f"a batch of {len(xb)} inputs and {len(yb)} "
+                  "labels", "one label per input")
             if len(batch) == 3:
                 idx = torch.as_tensor(batch[0]).flatten()
-                check(not idx.is_floating_point() and not idx.is_complex(), "loader",
-                      f"index has dtype {idx.dtype}", "integer positions")
+                bad = idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool
+                check(not bad, "loader", f"index has dtype {idx.dtype}", "integer positions")
                 check(len(idx) == len(yb), "loader", f"{len(idx)} indices for {len(yb)} "
                       "labels", "one index per example")
                 indices.append(idx.to("cpu", torch.int64))
@@ -240,7 +300,7 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
         return feats
     check(len(indices) == len(parts), "loader", "mixes (x, y) and (index, x, y) batches")
     index = torch.cat(indices)
-    n = int(index.max()) + 1 if n is None else int(n)
+    n = int(index.max()) + 1 if n is None else n
     check(int(index.min()) >= 0 and int(index.max()) < n, "loader",
           f"index outside [0, {n}): {int(index.min())}..{int(index.max())}")
     missing = torch.ones(n, dtype=torch.bool)
@@ -276,6 +336,13 @@ def batch_features(model: nn.Module, x: Tensor, y: Tensor,
         layer = logit_layer(model) if "grad_norm" in names else None
         hidden, logits = _forward_with_hidden(model, layer, x) if layer is not None \
             else (None, model(x))
+        if layer is None:
+            _check_logits(logits, len(x))
+        check(len(y) == len(logits), "y", f"{len(y)} labels for {len(logits)} inputs",
+              "one label per input")
+        top, classes = int(y.max()) if len(y) else 0, logits.shape[1]
+        check(top < classes, "y", f"class id {top} for a model of {classes} classes",
+              f"integers in [0, {classes - 1}]")
         out = {}
         if "loss" in names:
             out["loss"] = F.cross_entropy(logits.double(), y, reduction="none")

@@ -38,7 +38,26 @@ def selectivity_for_budget(budget: float) -> float:
 def sb_keep_probability(losses: Tensor, reference: Tensor, beta: float) -> Tensor:
     """Eq. 4: ``F_R(loss) ** b`` ``(B,)`` float32 in ``[0, 1]``, ``F_R`` the empirical cdf
     of ``reference`` ``(R,)``, the recent losses (eq. 4 counts the batch's own among them).
-    ``losses`` ``(B,)``; ``beta`` is ``b >= 0`` (:func:`selectivity_for_budget`)."""
+    ``losses`` ``(B,)``; ``beta`` is ``b >= 0`` (:func:`selectivity_for_budget`). Both
+    must be 1-D and finite, ``beta`` a real number (a one-line :class:`ConfigError`)."""
+    _check_losses(losses, reference)
+    check(isinstance(beta, numbers.Real) and not isinstance(beta, bool) and not math.isnan(beta),
+          "sb_beta", f"{beta!r} is not a number", "a real number >= 0")
+    return _keep_probability(losses, reference, beta)
+
+
+def _check_losses(losses: Tensor, reference: Tensor) -> None:
+    """One-line errors unless ``losses`` and ``reference`` are 1-D finite real tensors."""
+    for field, values in (("losses", losses), ("reference", reference)):
+        check(isinstance(values, Tensor) and values.dim() == 1 and not values.is_complex(),
+              field, f"is not a 1-D real tensor: {type(values).__name__} "
+              f"{tuple(getattr(values, 'shape', ()))}", "(B,) losses")
+        bad = int((~torch.isfinite(values)).sum())
+        check(bad == 0, field, f"{bad} NaN or infinite value(s) (a diverged loss?)", "finite")
+
+
+def _keep_probability(losses: Tensor, reference: Tensor, beta: float) -> Tensor:
+    """:func:`sb_keep_probability` without its input checks (the trainer's own path)."""
     check(beta >= 0, "sb_beta", f"{beta} is negative", ">= 0")
     recent = reference.detach().flatten().to(losses.device, losses.dtype).sort().values
     check(len(recent) > 0, "reference", "no recent losses", "(R,) losses, R >= 1")
@@ -54,11 +73,9 @@ def sb_select(losses: Tensor, beta: float, generator: torch.Generator,
     ``losses[keep]`` (or re-forward ``x[keep]``); ``generator`` on the losses' device.
     A NaN or infinite loss or reference (a diverged model) is a one-line
     :class:`ConfigError` (checking costs a host sync), not a silent keep or drop."""
+    _check_losses(losses, losses if reference is None else reference)
     losses = losses.detach().float()
     reference = losses if reference is None else reference.detach()
-    for field, values in (("losses", losses), ("reference", reference)):
-        bad = int((~torch.isfinite(values)).sum())
-        check(bad == 0, field, f"{bad} NaN or infinite value(s) (a diverged loss?)", "finite")
     p = sb_keep_probability(losses, reference, beta)
     return torch.rand(len(p), generator=generator, device=p.device) < p
 
@@ -110,7 +127,7 @@ class SelectiveBackprop:
             pos = (self.filled + torch.arange(n, device=losses.device)) % self.R
             self.history[pos] = losses
         self.filled += n
-        return sb_keep_probability(losses, self.history[: min(self.filled, self.R)], self.beta)
+        return _keep_probability(losses, self.history[: min(self.filled, self.R)], self.beta)
 
     @torch.no_grad()
     def score(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:

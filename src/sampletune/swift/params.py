@@ -62,6 +62,14 @@ class SwiftParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> SwiftParams:
+        """From :meth:`to_dict`'s form: ``e``, ``v``, ``c`` lists of numbers (not bools or
+        strings: a hand-edited file is a one-line :class:`ConfigError`, never a cast)."""
+        check(isinstance(d, dict), "params", f"is a {type(d).__name__}", "{e, v, c} lists")
+        for key in ("e", "v", "c"):
+            value = d.get(key)
+            check(isinstance(value, list | tuple) and all(
+                isinstance(a, int | float) and not isinstance(a, bool) for a in value),
+                f"params.{key}", f"{value!r} is not a list of numbers", "a list of numbers")
         return cls(tuple(d["e"]), tuple(d["v"]), tuple(d["c"]))
 
 

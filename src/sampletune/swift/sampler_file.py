@@ -10,6 +10,7 @@ folder too, and its architecture), which crop-level sampling needs to score new 
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -100,6 +101,8 @@ def load_sampler(path: str | Path) -> SamplerSpec:
             ok = ok and all(isinstance(f, str) for f in value)
         elif name == "n":
             ok = ok and value >= 1
+        elif name == "score":
+            ok = ok and (value is None or math.isfinite(value))
         check(ok, "sampler_file", f"{path}: {name} is {short_repr(value)}", allowed)
     try:
         model = d.get("feature_model", "")
@@ -118,7 +121,7 @@ _FIELDS = (
     ("features", list, KeyError, "a list of feature names"),
     ("transform", str, KeyError, "a transform name"),
     ("n", int, KeyError, "a positive integer (training examples)"),
-    ("score", (int, float, type(None)), None, "a number or null"),
+    ("score", (int, float, type(None)), None, "a finite number or null"),
     ("grad_feature", str, GRAD_FEATURE, "a feature name"),
     ("split", str, "", "a split fingerprint (text)"),
     ("feature_arch", str, "", "a model name"),

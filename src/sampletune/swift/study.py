@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from sampletune.errors import ConfigError, check
+from sampletune.errors import ConfigError, check, check_flag, check_int
 from sampletune.features import FeatureKey, save_features
 from sampletune.samplers import WeightedSampler
 from sampletune.seeding import derive_seed
@@ -66,9 +67,10 @@ class SwiftStudy:
     """Ask/tell search of a Swift sampler over per-example features.
 
     Args:
-        features: ``{name: float64 (N,)}``, e.g. from
+        features: ``{name: float64 (N,)}`` tensors or numpy arrays, e.g. from
             :func:`sampletune.features.features_from_loader`; example ``i`` is position ``i``
-            of the data the samplers index.
+            of the data the samplers index. Every feature must be real, finite and 1-D,
+            all of the same ``N``.
         seed: seeds the agent and the trials' samplers, in ``[0, 2**32)``.
         agent: ``"bo"`` (GP-UCB, section 3.3), ``"random"`` or ``"rl"`` (appendix A.1.2).
         segments: ``S`` of H (eq. 8); ``feature_names`` the features G aggregates (eq. 6);
@@ -85,16 +87,24 @@ class SwiftStudy:
                  agent_options: dict | None = None):
         check(isinstance(features, dict) and bool(features), "features",
               "must be a non-empty dict of (N,) tensors", "{name: tensor}")
-        check(isinstance(seed, int) and 0 <= seed < 2**32, "seed", f"{seed!r} is outside "
-              "[0, 2**32 - 1]", "0 <= seed <= 2**32 - 1")
+        check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32,
+              "seed", f"{seed!r} is outside [0, 2**32 - 1]", "0 <= seed <= 2**32 - 1")
         check(agent in AGENTS, "agent", f"unknown agent {agent!r}", ", ".join(AGENTS))
-        check(isinstance(segments, int) and segments >= 1, "segments",
-              f"{segments!r} must be a positive integer", ">= 1")
-        self.family = SwiftFamily(features, feature_names, transform, grad_feature)
-        self.features = {k: torch.as_tensor(v) for k, v in features.items()}
+        check_int(segments, "segments", 1)
+        check_flag(references, "references")
+        check(agent_options is None or isinstance(agent_options, Mapping), "agent_options",
+              f"is a {type(agent_options).__name__}", "a dict of the agent's keywords")
+        check(isinstance(feature_names, Sequence) and not isinstance(feature_names, str),
+              "feature_names", f"{feature_names!r} is not a sequence of names",
+              "e.g. ['loss', 'renormed_entropy']")
+        check(len(set(feature_names)) == len(feature_names), "feature_names",
+              f"{list(feature_names)} repeats a name", "distinct feature names")
+        self.features = _checked_features(features)
+        self.family = SwiftFamily(self.features, feature_names, transform, grad_feature)
         self.seed, self.segments = seed, segments
         self.num_samples = self.family.n if num_samples is None else num_samples
-        check(isinstance(self.num_samples, int) and self.num_samples >= 1, "num_samples",
+        check(isinstance(self.num_samples, int) and not isinstance(self.num_samples, bool)
+              and self.num_samples >= 1, "num_samples",
               f"{num_samples!r} must be a positive integer", ">= 1")
         self.space = SwiftSpace(segments, len(self.family.names))
         self.agent = make_agent(agent, self.space.dim, seed, **(agent_options or {}))
@@ -132,8 +142,10 @@ class SwiftStudy:
         check(trial is self._pending, "trial", f"trial {getattr(trial, 'number', trial)!r} is "
               "not the one waiting for a score", "the trial the last ask() returned")
         if score is not None:
-            check(isinstance(score, numbers.Real) or (isinstance(score, Tensor)
-                  and score.numel() == 1), "score", f"{score!r} is not a number",
+            real = isinstance(score, numbers.Real) and not isinstance(score, bool) or (
+                isinstance(score, Tensor) and score.numel() == 1 and not score.is_complex()
+                and score.dtype != torch.bool)
+            check(real, "score", f"{score!r} is not a number",
                   "a float, or None for a failed trial")
             score = float(score)
             if not math.isfinite(score):
@@ -195,3 +207,24 @@ class SwiftStudy:
                                               self.family.transform, str(feature_file),
                                               self.family.n, best.score,
                                               self.family.grad_feature, split))
+
+
+def _checked_features(features: dict) -> dict[str, Tensor]:
+    """``features`` as tensors (numpy arrays converted without a copy), each checked to be
+    real, finite and 1-D, all of one length: a one-line :class:`ConfigError` otherwise."""
+    bad_keys = [k for k in features if not isinstance(k, str)]
+    check(not bad_keys, "features", f"names {bad_keys} are not strings", "{name: tensor}")
+    out = {k: torch.as_tensor(v) if isinstance(v, Tensor | np.ndarray) else None
+           for k, v in features.items()}
+    shapes = {k: type(features[k]).__name__ if v is None else tuple(v.shape)
+              for k, v in out.items()}
+    lengths = {s[0] if isinstance(s, tuple) and len(s) == 1 else None for s in shapes.values()}
+    check(len(lengths) == 1 and None not in lengths and 0 not in lengths, "features",
+          f"shapes {shapes}", "one 1-D tensor or numpy array (n,), n >= 1, per feature, all "
+          "of the same n")
+    for k, v in out.items():
+        check(not (v.is_complex() or v.dtype == torch.bool), "features",
+              f"{k} has dtype {v.dtype}", "real numbers")
+        bad = int((~torch.isfinite(v)).sum())
+        check(bad == 0, "features", f"{k} has {bad} NaN or infinite value(s)", "finite")
+    return out
