@@ -15,9 +15,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sampletune.errors import check
+from sampletune.errors import check, check_flag
 
 MAX_CLASSES = 100_000  # a hard cap on num_classes (ImageNet-21k has ~22k)
+KINDS = ("image", "vector", "sequence")  # RawDataset.kind: decides which augmentations apply
 
 
 @dataclass
@@ -39,6 +40,11 @@ class RawDataset:
     kind: str = "image"  # "image" | "vector" | "sequence": decides which augmentations apply
     hflip: bool = True  # horizontal flip is label-preserving (False for digits, SVHN)
     classes: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        check(self.kind in KINDS, "dataset.kind", f"unknown kind {self.kind!r}",
+              ", ".join(KINDS))
+        check_flag(self.hflip, "dataset.hflip")
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -7,7 +7,8 @@ from torch import Tensor
 
 from sampletune.data.dataset import DataSplits, RawDataset, Split
 from sampletune.data.noise import apply_noise
-from sampletune.errors import check
+from sampletune.errors import check, check_flag
+from sampletune.seeding import check_seed
 
 
 def make_splits(
@@ -41,6 +42,9 @@ def make_splits(
             a random subset drawn with ``seed``: for quick experiments on CPU. At most the
             size of the source's training set.
     """
+    check_seed(seed)  # a float such as 1.5 is refused, not truncated to 1
+    check_flag(val_noise, "val_noise")
+    check_flag(normalize, "normalize")
     check(0.0 < val_fraction < 1.0, "val_fraction", f"{val_fraction} is outside (0, 1)",
           "0 < val_fraction < 1")
     n, k = len(raw.y_train), raw.num_classes

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import numbers
+import re
 from dataclasses import asdict, dataclass, replace
 
-from sampletune.errors import check
+from sampletune.errors import check, check_flag, check_int
+from sampletune.seeding import check_seed
 
 LR_SCHEDULES = ("step", "linear", "cosine", "constant")
 AMP_MODES = ("off", "bf16", "fp16")
@@ -19,6 +22,8 @@ MAX_EPOCHS = 100_000
 # Settings that change how a run is saved, not its results: run identities leave them out,
 # so a run resumes under other values.
 NOT_IN_IDENTITY = ("checkpoint_every",)
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N, mps"
+_DEVICE = re.compile(r"auto|(cpu|mps)(:0)?|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class TrainConfig:
     checkpoint_every: float = 30.0
 
     def __post_init__(self):
+        self._check_types()
         check(1 <= self.epochs <= MAX_EPOCHS, "epochs",
               f"{self.epochs} is outside [1, {MAX_EPOCHS}]", f"1..{MAX_EPOCHS}")
         check(self.batch_size >= 1, "batch_size", f"{self.batch_size} must be positive",
@@ -91,7 +97,40 @@ class TrainConfig:
         check(math.isfinite(self.checkpoint_every) and self.checkpoint_every >= 0,
               "checkpoint_every", f"{self.checkpoint_every} is not a number of seconds",
               ">= 0 (0: after every epoch)")
+        check(math.isfinite(self.final_lr), "final_lr", f"{self.final_lr} is not finite",
+              ">= 0")
+        self._check_ints()
         check_amp(self.amp, self.device)
+
+    def _check_types(self) -> None:
+        """Each field's type, before the ranges (whose messages stay): a string, bool or
+        float where another type belongs is refused, not cast; integrality is
+        :meth:`_check_ints`'."""
+        for name in ("epochs", "batch_size", "eval_every", "loader_workers", "seed"):
+            _check_number(getattr(self, name), name, "an integer")
+        for name in ("lr", "momentum", "weight_decay", "gamma", "final_lr", "budget",
+                     "checkpoint_every"):
+            _check_number(getattr(self, name), name, "a finite number")
+        check_flag(self.nesterov, "nesterov")
+        check_flag(self.compile, "compile")
+        check(isinstance(self.milestones, tuple), "milestones",
+              f"{self.milestones!r} is not a tuple", "a tuple of fractions in (0, 1)")
+        for m in self.milestones:
+            _check_number(m, "milestones", "fractions in (0, 1)")
+        for name in ("lr_schedule", "amp"):
+            check(isinstance(getattr(self, name), str), name,
+                  f"{getattr(self, name)!r} is not a string")
+        check(isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
+              "device", f"unknown device {self.device!r}", DEVICE_FORMS)
+
+    def _check_ints(self) -> None:
+        """The integer fields are integers (1.5 is not cast to 1) and the seed a seed."""
+        check_int(self.epochs, "epochs", 1, MAX_EPOCHS)
+        check_int(self.batch_size, "batch_size", 1,
+                  allowed=">= 1, at most the training split's size")
+        check_int(self.eval_every, "eval_every", 1)
+        check_int(self.loader_workers, "loader_workers", 0)
+        check_seed(self.seed, bits=64)  # derived seeds (FineTuner's seed * 10_007) pass here
 
     def replace(self, **changes) -> TrainConfig:
         return replace(self, **changes)
@@ -100,6 +139,12 @@ class TrainConfig:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
         return d
+
+
+def _check_number(value: float, field: str, allowed: str) -> None:
+    """``value`` is a real number: an int or float, not a bool or a string."""
+    check(isinstance(value, numbers.Real) and not isinstance(value, bool), field,
+          f"{value!r} is not a number", allowed)
 
 
 def check_amp(amp: str, device: str) -> None:

@@ -25,9 +25,9 @@ from torch import nn
 from torch.utils.data import Sampler
 
 from sampletune.data.dataset import DataSplits
-from sampletune.errors import check
+from sampletune.errors import check, check_int
 from sampletune.train.checkpoint import Progress, resume, save_checkpoint
-from sampletune.train.config import TrainConfig
+from sampletune.train.config import MAX_EPOCHS, TrainConfig
 from sampletune.train.distributed import World, current_world
 from sampletune.train.evaluation import evaluate, example_losses
 from sampletune.train.hooks import (
@@ -99,11 +99,17 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     the same on every rank, and only rank 0 writes ``run_dir`` and shows progress, while
     every rank resumes from its checkpoint.
     """
-    epochs = int(epochs or cfg.epochs)
+    check(isinstance(cfg, TrainConfig), "cfg", f"{type(cfg).__name__} is not a TrainConfig")
+    if epochs is None:
+        epochs = cfg.epochs
+    check_int(epochs, "epochs", 1, MAX_EPOCHS)  # 0 is not "the default", 1.7 not 1
     world = current_world()
     _check_shards(sampler, world)
-    steps_per_epoch = int(steps_per_epoch
-                          or -(-len(sampler) // world.split_batch(cfg.batch_size)))
+    if steps_per_epoch is None:
+        steps_per_epoch = -(-len(sampler) // world.split_batch(cfg.batch_size))
+    else:
+        check_int(steps_per_epoch, "steps_per_epoch", 1)
+    epochs, steps_per_epoch = int(epochs), int(steps_per_epoch)
     observers = list(observers)
     if isinstance(sampler, Observer) and sampler not in observers:
         observers.append(sampler)

@@ -9,6 +9,7 @@ with evaluation, progress and checkpoints.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from torch.utils.data import Sampler
 from sampletune.data.dataset import DataSplits, Split
 from sampletune.data.loader import make_loader
 from sampletune.errors import check
-from sampletune.seeding import torch_seed
+from sampletune.seeding import check_seed, torch_seed
 from sampletune.train.accel import compiled, grad_scaler, logits_of
 from sampletune.train.config import TrainConfig
 from sampletune.train.distributed import current_world, wrap
@@ -42,6 +43,7 @@ from sampletune.train.schedules import lr_factor
 
 def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """Build a model initialised from ``seed``, leaving the global RNG as it was."""
+    check_seed(seed, bits=64)  # a float such as 1.5 is refused, not truncated to 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(torch_seed(seed))
         return build()
@@ -58,6 +60,18 @@ class _Forward:
     objective: Tensor
     mixed: MixedBatch | None = None
     label_losses: Tensor | None = None
+
+
+def check_index_range(sampler: Sampler[int], n: int) -> None:
+    """Where ``sampler`` says how many examples it draws from (``n`` of sampletune's
+    samplers, the length of ``weights``), they fit a training split of ``n`` examples."""
+    count = getattr(sampler, "n", None)
+    if not isinstance(count, numbers.Integral) or isinstance(count, bool):
+        weights = getattr(sampler, "weights", None)
+        count = len(weights) if isinstance(weights, Tensor) and weights.dim() == 1 else None
+    check(count is None or count <= n, "sampler", f"{type(sampler).__name__} draws indices "
+          f"from {count} examples but the training split holds {n}",
+          f"a sampler over the {n} training examples")
 
 
 class Trainer:
@@ -121,6 +135,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self._loader = None  # kept across epochs so DataLoader workers persist
+        self._logits_checked = False  # the first forward pass checks the logits' shape
 
     # ---- one step -------------------------------------------------------------------
     def train_batch(self, index: Tensor, x: Tensor | None = None, y: Tensor | None = None
@@ -184,14 +199,28 @@ class Trainer:
         """The forward pass on ``x`` (B, *shape), mixed first when there is a mixer."""
         if self.mixer is None:
             logits = logits_of(self.net, x, self.cfg.amp, self.device)
+            self._check_logits(logits, len(x))
             losses = F.cross_entropy(logits, y, reduction="none")
             objective = losses if self.loss_fn is None else self.loss_fn(logits, y)
             return _Forward(logits, losses, objective)
         mixed = self.mixer(x, y, self.generator)
         logits = logits_of(self.net, mixed.x, self.cfg.amp, self.device)
+        self._check_logits(logits, len(mixed.x))
         label_losses = -F.log_softmax(logits, dim=1).gather(1, mixed.labels)  # (B, K)
         losses = (label_losses * mixed.shares).sum(1)
         return _Forward(logits, losses, losses, mixed, label_losses)
+
+    def _check_logits(self, logits: Tensor, batch: int) -> None:
+        """Once, on the first batch: the model gives (B, num_classes) logits (shapes only,
+        no host sync)."""
+        if self._logits_checked:
+            return
+        classes = self.data.num_classes
+        shape = tuple(getattr(logits, "shape", ()))
+        check(isinstance(logits, Tensor) and shape == (batch, classes), "model",
+              f"gives outputs shaped {shape[1:]} for {classes} classes",
+              "a classifier with one logit per class")
+        self._logits_checked = True
 
     def _reduce(self, objective: Tensor, losses: Tensor) -> Tensor:
         """The step's loss: the mean of ``objective``, or its mean weighted by the selector's
@@ -236,6 +265,7 @@ class Trainer:
             if isinstance(part, EpochAware):
                 part.set_epoch(epoch)
         if self._loader is None or self._loader.sampler is not sampler:
+            check_index_range(sampler, len(self.train_split))
             self._loader = make_loader(self.train_split, sampler, self.batch_size,
                                        self.device, self.cfg.loader_workers)
         total = torch.zeros((), device=self.device)
