@@ -139,6 +139,27 @@ def test_train_refuses_a_sampler_over_more_examples(tiny_data):
               progress=False)
 
 
+class ListSampler(torch.utils.data.Sampler):
+    """A plain sampler that says nothing of its range."""
+
+    def __init__(self, indices):
+        self.indices = indices
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+@pytest.mark.parametrize("bad", [-1, 10_000])
+def test_an_index_outside_the_split_is_one_line(tiny_data, bad):
+    """Past the split it failed deep in torch; a negative index silently trained on the
+    split's last examples."""
+    with pytest.raises(ConfigError, match=f"^sampler: ListSampler drew index {bad}, outside"):
+        train(Head(3), tiny_data, ListSampler([0, 1, bad, 2]), CFG, progress=False)
+
+
 @pytest.mark.parametrize("kw,field", [({"epochs": 0}, "epochs"), ({"epochs": 1.7}, "epochs"),
                                       ({"steps_per_epoch": 0}, "steps_per_epoch"),
                                       ({"steps_per_epoch": 2.5}, "steps_per_epoch")])

@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sampletune.data.dataset import Split
+from sampletune.errors import check
 
 Batch = tuple[Tensor, Tensor, Tensor]  # index (B,) int64, x (B, *shape), y (B,) int64
 
@@ -35,6 +36,17 @@ def epoch_indices(sampler: Sampler[int]) -> Tensor:
     return torch.as_tensor(list(iter(sampler)), dtype=torch.long)
 
 
+def check_indices(idx: Tensor, n: int, sampler: Sampler[int]) -> None:
+    """One line naming ``sampler`` unless its epoch ``idx`` ``(k,)`` lies in ``[0, n)``: an
+    index past the split fails deep in torch, and a negative one silently wraps around to
+    the split's end. One min and max per epoch."""
+    if len(idx):
+        low, high = int(idx.min()), int(idx.max())
+        check(low >= 0 and high < n, "sampler", f"{type(sampler).__name__} drew index "
+              f"{low if low < 0 else high}, outside the {n} training examples",
+              f"indices in [0, {n})")
+
+
 class InMemoryLoader:
     """Yield ``(index, x, y)`` batches of ``batch_size`` from an in-memory split on ``device``."""
 
@@ -49,7 +61,9 @@ class InMemoryLoader:
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        idx = epoch_indices(self.sampler).to(self.device)
+        idx = epoch_indices(self.sampler)
+        check_indices(idx, len(self.split), self.sampler)
+        idx = idx.to(self.device)
         x, y = self.split.x, self.split.y
         for start in range(0, len(idx), self.batch_size):
             b = idx[start : start + self.batch_size]
