@@ -33,6 +33,13 @@ def check_int(value: int, field: str, low: int, high: int | None = None,
     check(high is None or value <= high, field, f"{value} is outside [{low}, {high}]", allowed)
 
 
+def check_number(value: float, field: str, allowed: str | None = None) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``value`` is a real number (an int or a
+    float, not a bool or a string); finiteness and range are the caller's."""
+    check(isinstance(value, numbers.Real) and not isinstance(value, bool), field,
+          f"{value!r} is not a number", allowed)
+
+
 def check_flag(value: bool, field: str) -> None:
     """Raise a one-line :class:`ConfigError` unless ``value`` is ``True`` or ``False``."""
     check(isinstance(value, bool), field, f"{value!r} is not a bool", "True or False")

@@ -8,14 +8,13 @@ global draw before each takes its shard.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from sampletune.errors import check, check_flag, check_int
+from sampletune.errors import check, check_flag, check_int, check_number
 from sampletune.seeding import check_seed, torch_seed
 
 # The epoch's generator is seeded with ``seed * SEED_STRIDE + epoch`` (the formula of every
@@ -124,8 +123,7 @@ def budget_samples(n: int, budget: float) -> int:
     """Examples per epoch under budget ``B``: ``round(N * B)``, at least 1, for ``N >= 1``
     examples (an integer)."""
     check_int(n, "n", 1)
-    check(isinstance(budget, numbers.Real) and not isinstance(budget, bool), "budget",
-          f"{budget!r} is not a number", "0 < budget <= 1")
+    check_number(budget, "budget", "0 < budget <= 1")
     check(0.0 < budget <= 1.0, "budget", f"{budget} is outside (0, 1]", "0 < budget <= 1")
     return max(1, round(n * budget))
 

@@ -17,13 +17,12 @@ examples, like unif-SGD; the extra forward passes cost about 1/3 of a training s
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sampletune.errors import check, check_int
+from sampletune.errors import check, check_int, check_number
 from sampletune.models import eval_mode
 from sampletune.seeding import check_seed, torch_seed
 from sampletune.train.hooks import Augment, Mixer, credit_to_sources
@@ -41,8 +40,8 @@ def sb_keep_probability(losses: Tensor, reference: Tensor, beta: float) -> Tenso
     ``losses`` ``(B,)``; ``beta`` is ``b >= 0`` (:func:`selectivity_for_budget`). Both
     must be 1-D and finite, ``beta`` a real number (a one-line :class:`ConfigError`)."""
     _check_losses(losses, reference)
-    check(isinstance(beta, numbers.Real) and not isinstance(beta, bool) and not math.isnan(beta),
-          "sb_beta", f"{beta!r} is not a number", "a real number >= 0")
+    check_number(beta, "sb_beta", "a real number >= 0")
+    check(not math.isnan(beta), "sb_beta", f"{beta!r} is not a number", "a real number >= 0")
     return _keep_probability(losses, reference, beta)
 
 
@@ -97,8 +96,9 @@ class SelectiveBackprop:
         check_int(batch_size, "batch_size", 1)
         check_int(history, "sb_history", 1)
         check_seed(seed, bits=64)
-        check(beta is None or isinstance(beta, numbers.Real) and not isinstance(beta, bool)
-              and math.isfinite(beta), "sb_beta", f"{beta!r} is not a finite number", ">= 0")
+        if beta is not None:
+            check_number(beta, "sb_beta", ">= 0")
+            check(math.isfinite(beta), "sb_beta", f"{beta!r} is not a finite number", ">= 0")
         self.beta = selectivity_for_budget(budget) if beta is None else float(beta)
         check(self.beta >= 0, "sb_beta", f"{self.beta} is negative", ">= 0")
         self.batch_size = int(batch_size)

@@ -31,7 +31,7 @@ from torch import Tensor
 from sampletune.errors import ConfigError, check, check_flag, check_int
 from sampletune.features import FeatureKey, save_features
 from sampletune.samplers import WeightedSampler
-from sampletune.seeding import derive_seed
+from sampletune.seeding import check_seed, derive_seed
 from sampletune.swift.agents import AGENTS, make_agent
 from sampletune.swift.family import DEFAULT_FEATURES, GRAD_FEATURE, InvalidSampler, SwiftFamily
 from sampletune.swift.params import SwiftParams, SwiftSpace
@@ -87,8 +87,7 @@ class SwiftStudy:
                  agent_options: dict | None = None):
         check(isinstance(features, dict) and bool(features), "features",
               "must be a non-empty dict of (N,) tensors", "{name: tensor}")
-        check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32,
-              "seed", f"{seed!r} is outside [0, 2**32 - 1]", "0 <= seed <= 2**32 - 1")
+        check_seed(seed)
         check(agent in AGENTS, "agent", f"unknown agent {agent!r}", ", ".join(AGENTS))
         check_int(segments, "segments", 1)
         check_flag(references, "references")
@@ -103,9 +102,7 @@ class SwiftStudy:
         self.family = SwiftFamily(self.features, feature_names, transform, grad_feature)
         self.seed, self.segments = seed, segments
         self.num_samples = self.family.n if num_samples is None else num_samples
-        check(isinstance(self.num_samples, int) and not isinstance(self.num_samples, bool)
-              and self.num_samples >= 1, "num_samples",
-              f"{num_samples!r} must be a positive integer", ">= 1")
+        check_int(self.num_samples, "num_samples", 1)
         self.space = SwiftSpace(segments, len(self.family.names))
         self.agent = make_agent(agent, self.space.dim, seed, **(agent_options or {}))
         self.initial = reference_params(self.family, segments) if references else []

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import numbers
 import re
 from dataclasses import asdict, dataclass, replace
 
-from sampletune.errors import check, check_flag, check_int
+from sampletune.errors import check, check_flag, check_int, check_number
 from sampletune.seeding import check_seed
 
 LR_SCHEDULES = ("step", "linear", "cosine", "constant")
@@ -107,16 +106,16 @@ class TrainConfig:
         float where another type belongs is refused, not cast; integrality is
         :meth:`_check_ints`'."""
         for name in ("epochs", "batch_size", "eval_every", "loader_workers", "seed"):
-            _check_number(getattr(self, name), name, "an integer")
+            check_number(getattr(self, name), name, "an integer")
         for name in ("lr", "momentum", "weight_decay", "gamma", "final_lr", "budget",
                      "checkpoint_every"):
-            _check_number(getattr(self, name), name, "a finite number")
+            check_number(getattr(self, name), name, "a finite number")
         check_flag(self.nesterov, "nesterov")
         check_flag(self.compile, "compile")
         check(isinstance(self.milestones, tuple), "milestones",
               f"{self.milestones!r} is not a tuple", "a tuple of fractions in (0, 1)")
         for m in self.milestones:
-            _check_number(m, "milestones", "fractions in (0, 1)")
+            check_number(m, "milestones", "fractions in (0, 1)")
         for name in ("lr_schedule", "amp"):
             check(isinstance(getattr(self, name), str), name,
                   f"{getattr(self, name)!r} is not a string")
@@ -139,12 +138,6 @@ class TrainConfig:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
         return d
-
-
-def _check_number(value: float, field: str, allowed: str) -> None:
-    """``value`` is a real number: an int or float, not a bool or a string."""
-    check(isinstance(value, numbers.Real) and not isinstance(value, bool), field,
-          f"{value!r} is not a number", allowed)
 
 
 def check_amp(amp: str, device: str) -> None:
