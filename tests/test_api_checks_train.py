@@ -152,12 +152,36 @@ class ListSampler(torch.utils.data.Sampler):
         return len(self.indices)
 
 
+class LazyX:
+    """Inputs read one by one: a split that is not in memory (the streaming loader)."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("bad", [-1, 10_000])
-def test_an_index_outside_the_split_is_one_line(tiny_data, bad):
+def test_an_index_outside_the_split_is_one_line(tiny_data, bad, streaming):
     """Past the split it failed deep in torch; a negative index silently trained on the
-    split's last examples."""
+    split's last examples. Both loaders check."""
+    from dataclasses import replace
+
+    from sampletune.data import Split
+
+    data = tiny_data
+    if streaming:
+        t = tiny_data.train
+        data = replace(tiny_data, train=Split(LazyX(t.x), t.y, t.clean_y, t.noisy))
+        assert not data.train.in_memory
     with pytest.raises(ConfigError, match=f"^sampler: ListSampler drew index {bad}, outside"):
-        train(Head(3), tiny_data, ListSampler([0, 1, bad, 2]), CFG, progress=False)
+        train(Head(3), data, ListSampler([0, 1, bad, 2]), CFG.replace(loader_workers=0),
+              progress=False)
 
 
 @pytest.mark.parametrize("kw,field", [({"epochs": 0}, "epochs"), ({"epochs": 1.7}, "epochs"),

@@ -36,15 +36,18 @@ def epoch_indices(sampler: Sampler[int]) -> Tensor:
     return torch.as_tensor(list(iter(sampler)), dtype=torch.long)
 
 
+def check_index(index: int, n: int, sampler: Sampler[int]) -> None:
+    """One line naming ``sampler`` unless ``index`` lies in ``[0, n)``: an index past the
+    split fails deep in torch, and a negative one silently wraps around to the split's end."""
+    check(0 <= index < n, "sampler", f"{type(sampler).__name__} drew index {index}, outside "
+          f"the {n} training examples", f"indices in [0, {n})")
+
+
 def check_indices(idx: Tensor, n: int, sampler: Sampler[int]) -> None:
-    """One line naming ``sampler`` unless its epoch ``idx`` ``(k,)`` lies in ``[0, n)``: an
-    index past the split fails deep in torch, and a negative one silently wraps around to
-    the split's end. One min and max per epoch."""
+    """:func:`check_index` for a whole epoch ``idx`` ``(k,)``: its min and max."""
     if len(idx):
-        low, high = int(idx.min()), int(idx.max())
-        check(low >= 0 and high < n, "sampler", f"{type(sampler).__name__} drew index "
-              f"{low if low < 0 else high}, outside the {n} training examples",
-              f"indices in [0, {n})")
+        for index in (int(idx.min()), int(idx.max())):
+            check_index(index, n, sampler)
 
 
 class InMemoryLoader:
@@ -81,6 +84,22 @@ class _Indexed(Dataset):
         return i, self.split.x[i], self.split.y[i]
 
 
+class _InRange(Sampler[int]):
+    """``sampler``'s indices, each checked (:func:`check_index`) as the ``DataLoader`` draws
+    it in the main process, so a bad one is one line rather than a worker's traceback."""
+
+    def __init__(self, sampler: Sampler[int], n: int):
+        self.sampler, self.n = sampler, n
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[int]:
+        for index in self.sampler:
+            check_index(int(index), self.n, self.sampler)
+            yield index
+
+
 class StreamingLoader:
     """``DataLoader`` over a split that does not fit in memory; yields ``(index, x, y)``."""
 
@@ -89,7 +108,8 @@ class StreamingLoader:
         self.sampler = sampler
         self.device = torch.device(device)
         self.loader = DataLoader(
-            _Indexed(split), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+            _Indexed(split), batch_size=batch_size, sampler=_InRange(sampler, len(split)),
+            num_workers=num_workers,
             pin_memory=self.device.type == "cuda", persistent_workers=num_workers > 0,
         )
 
