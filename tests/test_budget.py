@@ -39,7 +39,7 @@ def test_methods_spend_the_budget_as_section_3_says(tiny_data):
     assert isinstance(m["c-sgd"].sampler, CSGDSampler)
     sb = m["sb"]
     assert isinstance(sb.selector, SelectiveBackprop) and sb.selector.beta == pytest.approx(7 / 3)
-    assert len(sb.sampler) == n and sb.epochs == 10 and sb.steps_per_epoch == math.ceil(k / 32)
+    assert len(sb.sampler) == n and sb.epochs == 10 and sb.steps_per_epoch == math.ceil(n / 32)
     with pytest.raises(ConfigError, match="^method"):
         build_method("focal", tiny_data, CFG)
 

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from sampletune.augment import build_augment
+from sampletune.budget.methods import build_method
 from sampletune.errors import ConfigError
 from sampletune.selection import (
     OrderedSGD,
@@ -13,7 +14,8 @@ from sampletune.selection import (
     sb_select,
     selectivity_for_budget,
 )
-from sampletune.train import BatchReport, TrainConfig, Trainer, seeded_model
+from sampletune.samplers import ShuffleSampler
+from sampletune.train import BatchReport, TrainConfig, Trainer, seeded_model, train
 
 
 def small_model(seed=0):
@@ -123,6 +125,22 @@ def test_sb_trains_through_the_trainer_hook(tiny_data):
     results = [t.train_batch(torch.arange(s, s + 32)) for s in range(0, 256, 32)]
     assert any(r is None for r in results) and any(r is not None for r in results)
     assert t.step == sum(r is not None for r in results) == sb.backprop_examples // 32
+
+
+def test_sb_ends_the_lr_schedule_with_the_training(tiny_data):
+    """The budget-aware schedule follows the batches SB forwards, not the fewer it steps
+    on: the last LR is the schedule's end (it stopped at 0.0135 of 0.05 at B = 0.3), and
+    each epoch starts where a training without selection does."""
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, budget=0.3, lr_schedule="linear")
+    method = build_method("sb", tiny_data, cfg)
+    trainer = Trainer(small_model(), tiny_data, cfg, method.epochs * method.steps_per_epoch,
+                      selector=method.selector)
+    starts = [trainer.train_epoch(method.sampler, epoch)["lr"] for epoch in range(6)]
+    assert trainer.step < trainer.batches == 6 * method.steps_per_epoch  # fewer steps
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(cfg.final_lr)
+    plain = train(small_model(), tiny_data, ShuffleSampler(len(tiny_data.train), seed=0), cfg,
+                  progress=False)
+    assert starts == pytest.approx([r["lr"] for r in plain.history])
 
 
 def test_osgd_backprops_top_q_losses():

@@ -62,7 +62,7 @@ class Method:
     budget: float
     sampler: IndexSampler
     epochs: int  # epochs actually trained
-    steps_per_epoch: int  # iterations per epoch the LR schedule is laid out on
+    steps_per_epoch: int  # sampler batches per epoch the LR schedule is laid out on
     full_epochs: int  # T of a full training (the budget's reference)
     selector: Selector | None = None
     augment: Augment | None = None
@@ -156,8 +156,10 @@ def build_method(name: str, data: DataSplits, cfg: TrainConfig, *, augment: str 
     if name == "sb":
         selector = SelectiveBackprop(bs, budget=budget, beta=sb_beta, history=sb_history,
                                      augment=aug, mixer=mixer, seed=seed)
+        # the schedule follows the candidate batches (all N forwarded per epoch), so it
+        # ends with the training however many of them fill a back-propagated batch
         return Method(sampler=ShuffleSampler(n, seed=seed), epochs=cfg.epochs,
-                      steps_per_epoch=per_budget_steps, selector=selector, **common)
+                      steps_per_epoch=math.ceil(n / bs), selector=selector, **common)
     # fixed subsets (Fig. 1a/b)
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(torch_seed(seed * 1_000_033 + 5))

@@ -92,7 +92,8 @@ def train(model: nn.Module, data: DataSplits, sampler: Sampler[int], cfg: TrainC
     it, ending with exactly the weights of an uninterrupted run. ``metrics.jsonl``, written
     with it, holds one record per epoch. A sampler with ``on_batch`` is observed automatically.
     ``steps_per_epoch`` (default: batches in one epoch of ``sampler``) lays out the LR
-    schedule when a selector trains fewer batches than the sampler yields (selective backprop).
+    schedule, which advances per batch of ``sampler``'s whether or not a selector
+    back-propagates it (selective backprop steps on fewer batches than it forwards).
 
     Distributed (see :class:`Trainer`), ``sampler`` must shard over the process group (a
     sampletune sampler built after it started, or a ``DistributedSampler``); metrics are

@@ -75,11 +75,15 @@ def check_index_range(sampler: Sampler[int], n: int) -> None:
 
 
 class Trainer:
-    """SGD on one model over ``data.train``, one step at a time; the LR of step ``t`` is
+    """SGD on one model over ``data.train``, one batch at a time; the LR of batch ``t`` is
     ``cfg.lr * lr_factor(cfg, t, total_steps)``, set before the update.
 
+    The schedule advances per batch given to :meth:`train_batch`, stepped or not: a
+    selector that back-propagates only some batches' examples (selective backprop) still
+    ends its schedule with the training. ``self.step`` counts the optimizer's steps.
+
     Args:
-        total_steps: iterations of the whole (budgeted) run; the LR schedule spans them.
+        total_steps: batches of the whole (budgeted) run; the LR schedule spans them.
         observers: receive a :class:`BatchReport` after every step.
         selector, augment, mixer: optional hooks; ``augment`` is applied per example before
             ``mixer``; both draw only from the trainer's own generator.
@@ -132,7 +136,8 @@ class Trainer:
         self.loss_fn = loss_fn
         self.generator = torch.Generator(self.device).manual_seed(
             torch_seed(cfg.seed + 7919 + 1_000_003 * self.world.rank))
-        self.step = 0
+        self.step = 0  # optimizer steps
+        self.batches = 0  # batches given to train_batch: the LR schedule's position
         self.epoch = 0
         self._loader = None  # kept across epochs so DataLoader workers persist
         self._logits_checked = False  # the first forward pass checks the logits' shape
@@ -150,9 +155,10 @@ class Trainer:
         if not self.model.training:
             self.model.train()
         if self.cfg.lr_schedule != "constant":
-            lr = self.lr_at(self.step)
+            lr = self.lr_at(self.batches)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+        self.batches += 1
         if self.selector is not None:
             kept = self._select(index, x, y)
             if kept is None:
@@ -175,9 +181,9 @@ class Trainer:
         self.step += 1
         return loss.detach()
 
-    def lr_at(self, step: int) -> float:
-        """The learning rate of global step ``step`` (0-based)."""
-        return self.cfg.lr * lr_factor(self.cfg, step, self.total_steps)
+    def lr_at(self, batch: int) -> float:
+        """The learning rate of global batch ``batch`` (0-based)."""
+        return self.cfg.lr * lr_factor(self.cfg, batch, self.total_steps)
 
     def _select(self, index: Tensor, x: Tensor, y: Tensor
                 ) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -270,7 +276,7 @@ class Trainer:
                                        self.device, self.cfg.loader_workers)
         total = torch.zeros((), device=self.device)
         steps = 0
-        lr = self.lr_at(self.step)  # at epoch start
+        lr = self.lr_at(self.batches)  # at epoch start
         for index, x, y in self._loader:
             loss = self.train_batch(index, x, y)
             if loss is not None:
@@ -304,7 +310,7 @@ class Trainer:
         state = {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "generator": generator,
-            "step": self.step, "epoch": self.epoch,
+            "step": self.step, "batches": self.batches, "epoch": self.epoch,
             "selector": (self.selector.state_dict() if isinstance(self.selector, Stateful)
                          else None),
         }
@@ -322,6 +328,9 @@ class Trainer:
             generator = generator[self.world.rank].clone()  # set_state ignores offsets
         self.generator.set_state(generator)
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        # checkpoints before the schedule followed batches: step counted them, but under
+        # selective backprop, where the two differ, such a run cannot resume exactly
+        self.batches = int(state.get("batches", self.step))
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
         if state.get("selector") is not None:
