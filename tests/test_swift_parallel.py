@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,25 @@ def test_a_search_killed_with_trials_in_flight_resumes_to_the_same_trials(tmp_pa
     resumed = _run(path, LocalEngine, q=3)
     assert _strip(resumed) == _strip(full)
     assert Journal(path, SwiftSpace(4, 2)).unfinished == {}
+
+
+def test_only_final_records_are_fsynced_and_a_journal_cut_after_one_resumes(tmp_path,
+                                                                           monkeypatch):
+    """Pending and running records are written through to the OS but not fsynced (three
+    fsyncs a trial were a quarter of a search on a 500-row table); a power loss can take
+    those behind the last final record, which must resume as a kill there would."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    full = _run(tmp_path / "full.jsonl", _Reversed, q=3)
+    lines = (tmp_path / "full.jsonl").read_text().splitlines(keepends=True)
+    final = [i for i, line in enumerate(lines) if json.loads(line)["state"] == "done"]
+    assert len(synced) == len(final) == 9 < len(lines)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    for cut in final[:-1]:
+        path = tmp_path / f"cut{cut}.jsonl"
+        path.write_text("".join(lines[:cut + 1]))
+        assert _strip(_run(path, LocalEngine, q=3)) == _strip(full)
 
 
 def test_a_journal_without_ids_and_states_still_loads_and_resumes(tmp_path):

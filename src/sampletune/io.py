@@ -155,15 +155,20 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0] if lines else ''}"[:200]
 
 
-def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one JSON record as a line and fsync it, so finished work survives a kill."""
+def append_jsonl(path: str | os.PathLike, record: dict, *, durable: bool = True) -> None:
+    """Append one JSON record as a line. Written through to the OS, it survives a killed
+    process; ``durable`` also fsyncs it (and every line before it), so finished work
+    survives a power loss too. Lines appended without ``durable`` after the last durable
+    one can be lost to a power loss, the same as if the process had been killed before
+    writing them (a torn last line is cut on the next append)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_torn_tail(path)
     with open(path, "a") as fh:
         fh.write(json.dumps(record, sort_keys=True, default=_jsonable) + "\n")
         fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            os.fsync(fh.fileno())
 
 
 def _drop_torn_tail(path: Path) -> None:

@@ -211,12 +211,12 @@ class Journal:
     def propose(self, record: dict) -> None:
         """Append ``record`` (``trial``, ``origin``, ``x``, ``params``) as pending."""
         record = {**record, "id": record["trial"], "state": "pending"}
-        self._append(record)
+        self._append(record, durable=False)
         self.unfinished[record["trial"]] = record
 
     def running(self, trial: int) -> None:
         """Append that ``trial`` went to an engine."""
-        self._append({"id": trial, "trial": trial, "state": "running"})
+        self._append({"id": trial, "trial": trial, "state": "running"}, durable=False)
 
     def finish(self, record: dict) -> dict:
         """Append trial ``record["trial"]``'s final record (state from its score)."""
@@ -228,9 +228,11 @@ class Journal:
         self.finished.append(record)
         return record
 
-    def _append(self, record: dict) -> None:
+    def _append(self, record: dict, durable: bool = True) -> None:
+        """Journal ``record``; only final records are fsynced (a lost pending or running
+        record resumes as if the search had stopped before it, and is proposed again)."""
         if self.writes:
-            io.append_jsonl(self.path, record)
+            io.append_jsonl(self.path, record, durable=durable)
 
 
 def wall_time(records: Sequence[dict]) -> float:
