@@ -4,7 +4,7 @@ Outer loop: an agent proposes a cube point, it becomes a sampler ``z`` (params.p
 loop scores it, the agent is told; ``parallel_trials`` of them in flight on an engine
 (in-process, a process pool or Ray: :mod:`sampletune.swift.engines`), the search core
 (:mod:`sampletune.swift.trials`) keeping the trials the same whatever the engine. Every trial
-is journalled in ``trials.jsonl`` (fsynced) as it is proposed, sent to the engine and told;
+is journalled in ``trials.jsonl`` as it is proposed, sent to the engine and told (fsynced);
 rerunning with the same settings replays the file through the agent, runs again the trials
 that were in flight and continues, reaching exactly the result of an uninterrupted search.
 The search directory is claimed (:mod:`sampletune.rundir`) with the settings in
