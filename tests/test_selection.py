@@ -7,6 +7,7 @@ from torch import nn
 from sampletune.augment import build_augment
 from sampletune.budget.methods import build_method
 from sampletune.errors import ConfigError
+from sampletune.samplers import ShuffleSampler
 from sampletune.selection import (
     OrderedSGD,
     SelectiveBackprop,
@@ -14,7 +15,6 @@ from sampletune.selection import (
     sb_select,
     selectivity_for_budget,
 )
-from sampletune.samplers import ShuffleSampler
 from sampletune.train import BatchReport, TrainConfig, Trainer, seeded_model, train
 
 

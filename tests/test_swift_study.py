@@ -241,3 +241,57 @@ def test_hand_edited_sampler_file_is_refused_not_cast(tmp_path, edit, match):
     with pytest.raises(ConfigError, match=f"^sampler_file: .*{match}") as err:
         load_sampler(path)
     assert "\n" not in str(err.value)
+
+
+def _told(study, noisy, rounds, fail_at=()):
+    """Like :func:`_run`, with the trials numbered in ``fail_at`` told ``None``."""
+    for _ in range(rounds):
+        trial = study.ask()
+        study.tell(trial, None if trial.number in fail_at else
+                   float(trial.probabilities[~noisy].sum()))
+    return study
+
+
+def test_a_study_in_a_run_dir_resumes_to_the_trials_of_an_uninterrupted_one(tmp_path):
+    feats, noisy = swift_features(200)
+    settings = dict(seed=3, agent="bo", agent_options=FAST_BO)
+    full = _told(SwiftStudy(feats, **settings), noisy, 11, fail_at={7})
+    first = _told(SwiftStudy(feats, run_dir=tmp_path, **settings), noisy, 8, fail_at={7})
+    waiting = first.ask()  # the process dies before this trial's score is told
+    first.close()
+    with SwiftStudy(feats, run_dir=tmp_path, **settings) as resumed:
+        told = len(resumed.trials)  # 8, and the unusable proposals recorded before the wait
+        assert told == waiting.number >= 8 and "failed" in {t.state for t in resumed.trials}
+        assert [(t.number, t.state, t.score, t.error) for t in resumed.trials] == \
+            [(t.number, t.state, t.score, t.error) for t in full.trials[:told]]
+        again = resumed.ask()
+        assert (again.number, again.origin, again.params) == \
+            (waiting.number, waiting.origin, waiting.params)
+        resumed.tell(again, float(again.probabilities[~noisy].sum()))
+        _told(resumed, noisy, 2)
+    assert [t.x.tolist() for t in resumed.trials] == [t.x.tolist() for t in full.trials]
+    assert [t.score for t in resumed.trials] == [t.score for t in full.trials]
+    assert resumed.best.number == full.best.number
+    assert all(t.sampler is not None for t in resumed.trials if t.state == "ok")
+    with pytest.raises(ConfigError, match="^study: is closed"):
+        resumed.ask()
+
+
+def test_a_study_run_dir_refuses_other_settings_features_and_folders(tmp_path):
+    feats, noisy = swift_features(200)
+    _run(SwiftStudy(feats, seed=0, agent="random", run_dir=tmp_path / "s"), noisy, 3).close()
+    with pytest.raises(ConfigError, match=r"^run_dir: .*differs in: seed"):
+        SwiftStudy(feats, seed=1, agent="random", run_dir=tmp_path / "s")
+    other = {**feats, "loss": feats["loss"] + 1.0}
+    with pytest.raises(ConfigError, match=r"^run_dir: .*differs in: features"):
+        SwiftStudy(other, seed=0, agent="random", run_dir=tmp_path / "s")
+    fresh = SwiftStudy(other, seed=0, agent="random", run_dir=tmp_path / "s", restart=True)
+    assert fresh.trials == [] and not (tmp_path / "s" / "trials.jsonl").exists()
+    fresh.close()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match=r"^run_dir: .*not a run directory.*a new or empty "
+                                          r"run_dir\)$"):
+        SwiftStudy(feats, seed=0, agent="random", run_dir=tmp_path / "mine")
+    with pytest.raises(ConfigError, match="^restart"):
+        SwiftStudy(feats, restart="yes")

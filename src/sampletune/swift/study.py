@@ -13,13 +13,19 @@ returning the validation accuracy (section 3.4)::
     study.save_best("runs/mine/sampler.json")
 
 A study is a function of its settings and the scores told: the same seed and scores give
-the same trials.
+the same trials. With ``run_dir`` it is journalled there as ``swift search`` journals its
+trials (``trials.jsonl``, each score fsynced when told): a study made again with the same
+folder, settings and features (after a crash, or in the next session) replays the scores
+told, asks again the trial that was waiting for its score, and goes on to the trials an
+uninterrupted study would have asked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sampletune import rundir
 from sampletune.errors import ConfigError, check, check_flag, check_int
 from sampletune.features import FeatureKey, save_features
 from sampletune.samplers import WeightedSampler
@@ -37,9 +44,11 @@ from sampletune.swift.family import DEFAULT_FEATURES, GRAD_FEATURE, InvalidSampl
 from sampletune.swift.params import SwiftParams, SwiftSpace
 from sampletune.swift.reference import reference_params
 from sampletune.swift.sampler_file import SamplerSpec, inside_folder, save_sampler
-from sampletune.swift.trials import propose
+from sampletune.swift.trials import Journal, propose
 
 MAX_INVALID = 100  # proposals in a row without a usable sampler before ask() gives up
+STUDY_FILE = "study.json"  # a study's run directory: its identity ...
+TRIALS_FILE = "trials.jsonl"  # ... and its journal
 
 
 @dataclass
@@ -78,13 +87,17 @@ class SwiftStudy:
         references: ask the reference samplers first (uniform, "drop the top q by loss").
         num_samples: indices each trial's sampler draws per epoch (default ``N``).
         agent_options: keywords of the agent (e.g. ``{"n_init": 5}`` for BO).
+        run_dir: a folder to journal the study in and resume it from (see the module
+            docstring), locked until :meth:`close` or the process ends. Other settings or
+            features than the ones it holds are refused; ``restart=True`` discards them.
     """
 
     def __init__(self, features: dict[str, Tensor], *, seed: int = 0, agent: str = "bo",
                  segments: int = 4, feature_names: Sequence[str] = DEFAULT_FEATURES,
                  transform: str = "cgf", grad_feature: str = GRAD_FEATURE,
                  references: bool = True, num_samples: int | None = None,
-                 agent_options: dict | None = None):
+                 agent_options: dict | None = None, run_dir: str | Path | None = None,
+                 restart: bool = False):
         check(isinstance(features, dict) and bool(features), "features",
               "must be a non-empty dict of (N,) tensors", "{name: tensor}")
         check_seed(seed)
@@ -109,33 +122,87 @@ class SwiftStudy:
         self.sampler_seed = derive_seed(seed, "swift-study", "sampler")
         self.trials: list[Trial] = []
         self._pending: Trial | None = None
+        self._asked_at = 0.0  # perf_counter when the pending trial was asked
+        self._closed = False
+        self.journal = None
+        check_flag(restart, "restart")
+        if run_dir is not None:
+            identity = {"seed": seed, "agent": agent, "segments": segments,
+                        "feature_names": list(self.family.names), "transform": transform,
+                        "grad_feature": grad_feature, "references": references,
+                        "num_samples": self.num_samples, "agent_options": agent_options or {},
+                        "features": _fingerprint(self.features)}
+            try:
+                rundir.claim(run_dir, identity, file=STUDY_FILE, restart=restart)
+                self.journal = Journal(Path(run_dir) / TRIALS_FILE, self.space)
+            except ConfigError as err:  # the run directory's messages speak of the CLI's flags
+                raise ConfigError("run_dir", str(err).removeprefix(f"{err.field}: ")
+                                  .replace("--restart", "restart=True")
+                                  .replace("--out", "run_dir")) from None
+            self._replay()
+
+    def close(self) -> None:
+        """Unlock ``run_dir`` (also on leaving a ``with`` block). The trials, :attr:`best`
+        and :meth:`save_best` stay; asking and telling end."""
+        if self.journal is not None:
+            rundir.release(self.journal.path.parent)
+        self._closed = True
+
+    def __enter__(self) -> SwiftStudy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _replay(self) -> None:
+        """Tell the agent the journal's finished trials, in order, as they were told."""
+        for r in self.journal.finished:
+            trial = Trial(r["trial"], r["origin"], self.space.from_dict(r["params"]),
+                          torch.tensor(r["x"], dtype=torch.float64), error=r.get("error"))
+            if r["score"] is not None:
+                trial.probabilities = self.family.probabilities(trial.params)
+                trial.sampler = self._sampler(trial.probabilities)
+            self._finish(trial, r["score"])
 
     # ---- ask / tell ----------------------------------------------------------------------
     def ask(self) -> Trial:
         """The next trial, with a ready ``sampler``. A proposal whose sampler is unusable (all
-        probabilities zero) is recorded as a failed trial and the next one is asked."""
+        probabilities zero) is recorded as a failed trial and the next one is asked. A
+        resumed study first asks again the trial its journal left waiting for a score."""
+        check(not self._closed, "study", "is closed", "a new SwiftStudy on its run_dir")
         check(self._pending is None, "trial", f"trial {getattr(self._pending, 'number', '')} "
               "is still waiting for its score", "tell(trial, score) before the next ask()")
         for _ in range(MAX_INVALID):
-            [(origin, x, params)] = propose(self.agent, self.space, self.initial,
-                                            len(self.trials), 1, torch.empty(0))
+            waiting = self.journal.unfinished.get(len(self.trials)) if self.journal else None
+            if waiting is not None:
+                origin, x = waiting["origin"], torch.tensor(waiting["x"], dtype=torch.float64)
+                params = self.space.from_dict(waiting["params"])
+            else:
+                [(origin, x, params)] = propose(self.agent, self.space, self.initial,
+                                                len(self.trials), 1, torch.empty(0))
             trial = Trial(len(self.trials), origin, params, x)
+            if self.journal is not None and waiting is None:
+                self.journal.propose({"trial": trial.number, "origin": origin,
+                                      "x": x.tolist(), "params": self.space.to_dict(params)})
             try:
                 trial.probabilities = self.family.probabilities(params)
             except InvalidSampler as err:
                 trial.error = str(err)
                 self._finish(trial, None)
                 continue
-            trial.sampler = WeightedSampler(trial.probabilities, self.num_samples,
-                                            seed=self.sampler_seed)
-            self._pending = trial
+            trial.sampler = self._sampler(trial.probabilities)
+            self._pending, self._asked_at = trial, time.perf_counter()
             return trial
         raise ConfigError("features", f"{MAX_INVALID} proposals in a row gave no usable "
                           "sampler", "other features, transform or segments")
 
+    def _sampler(self, probabilities: Tensor) -> WeightedSampler:
+        return WeightedSampler(probabilities, self.num_samples, seed=self.sampler_seed)
+
     def tell(self, trial: Trial, score: float | None) -> None:
         """Record ``trial``'s score (higher is better). ``None``, NaN or an infinite score
         marks the trial failed: the agent learns it as the worst score seen."""
+        check(not self._closed, "study", "is closed", "a new SwiftStudy on its run_dir")
         check(trial is self._pending, "trial", f"trial {getattr(trial, 'number', trial)!r} is "
               "not the one waiting for a score", "the trial the last ask() returned")
         if score is not None:
@@ -151,13 +218,19 @@ class SwiftStudy:
         elif trial.error is None:
             trial.error = "no score"
         self._pending = None
-        self._finish(trial, score)
+        self._finish(trial, score, time.perf_counter() - self._asked_at)
 
-    def _finish(self, trial: Trial, score: float | None) -> None:
+    def _finish(self, trial: Trial, score: float | None, seconds: float = 0.0) -> None:
+        """Tell the agent, and journal the trial unless it is replayed from the journal."""
         self.agent.tell(trial.x, score)
         trial.score = score
         trial.state = "failed" if score is None else "ok"
         self.trials.append(trial)
+        if self.journal is not None and len(self.journal.finished) < len(self.trials):
+            self.journal.finish({"trial": trial.number, "origin": trial.origin,
+                                 "x": trial.x.tolist(),
+                                 "params": self.space.to_dict(trial.params), "score": score,
+                                 "error": trial.error, "seconds": seconds})
 
     def optimize(self, score: Callable[[WeightedSampler], float | None], n_trials: int, *,
                  catch: tuple[type[Exception], ...] = ()) -> Trial | None:
@@ -204,6 +277,16 @@ class SwiftStudy:
                                               self.family.transform, str(feature_file),
                                               self.family.n, best.score,
                                               self.family.grad_feature, split))
+
+
+def _fingerprint(features: dict[str, Tensor]) -> str:
+    """A short hash of the features' names and float64 values, in order."""
+    h = hashlib.sha1()
+    for name in sorted(features):
+        h.update(name.encode() + b"\0")
+        h.update(features[name].detach().to("cpu", torch.float64).contiguous().numpy()
+                 .tobytes())
+    return h.hexdigest()[:16]
 
 
 def _checked_features(features: dict) -> dict[str, Tensor]:
