@@ -207,6 +207,8 @@ def test_a_journal_without_ids_and_states_still_loads_and_resumes(tmp_path):
     ({"trial": 1, "state": "done", "x": [0.5] * 10, "params": None}, "trial 1 has a bad.*line 1"),
     ({"trial": 0, "state": "done", "x": [0.5] * 10, "params": {"e": [0, 0.5, 1], "v":
       [1, 1, 1], "c": [0, 0]}, "score": 0.5, "seconds": 1}, "trial 0 has a bad"),  # 2 pieces
+    ({"trial": 0, "state": "done", "x": [0.5] * 10, "params": {"e": [0, 0.2, 0.5, 0.7, 1],
+      "v": [1] * 5, "c": [0, 0]}, "seconds": 1}, "trial 0 has a bad.*'score'"),  # no score
 ])
 def test_a_damaged_journal_is_refused_naming_the_line(tmp_path, line, problem):
     path = tmp_path / "trials.jsonl"

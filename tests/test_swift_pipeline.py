@@ -15,6 +15,7 @@ from sampletune.experiments.swift_pipeline import run_swift, verify_run
 from sampletune.features import compute_features, load_features, train_loss_features
 from sampletune.swift.diagnostics import reference_spread
 from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
+from sampletune.swift.params import SwiftParams
 from sampletune.swift.search import SearchConfig, load_trials
 
 RUN = RunConfig(dataset="digits", noise=0.4, train_subset=400, model="mlp", epochs=3,
@@ -289,6 +290,22 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     again = run_swift(run, SEARCH, search_cost=0.5, progress=False)
     assert {k: v for k, v in again["refine"].items() if k != "wall_time"} == \
         {k: v for k, v in r.items() if k != "wall_time"} and again["chosen"] == chosen
+    # The report regenerated from report.json (sorted keys) lists the samplers as the search
+    # made them, and verify retrains the searched samplers on the search's own features,
+    # not on the refined cut's re-scored ones that sampler.json names.
+    from sampletune.commands.report import render
+
+    assert render(out, write=False)[0].strip() == (out / "report.md").read_text().strip()
+    seen = []
+    real_train = pipeline.train
+    monkeypatch.setattr(pipeline, "train", lambda model, data, sampler, *a, **k: (
+        seen.append(sampler.weights.clone()), real_train(model, data, sampler, *a, **k))[1])
+    verify_run(out, k=2, progress=False)
+    monkeypatch.setattr(pipeline, "train", real_train)
+    searched = [family.probabilities(SwiftParams.from_dict(t["params"]))
+                for t in load_trials(out / "search")[-2:]]
+    assert len(seen) == 2 and all(torch.allclose(a / a.sum(), b / b.sum())
+                                  for a, b in zip(seen, searched))
 
     # Where the mixture decides nearly every example: no re-scoring, no retrain.
     monkeypatch.setattr(pipeline, "MIN_AMBIGUOUS", 1.01)
@@ -313,3 +330,35 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     assert chosen["name"] == ("swift" if r["kept"] else "uniform")
     kept = r["metrics"][r["model"]] if r["kept"] else report["uniform"][chosen["uniform_model"]]
     assert chosen["test_acc"] == kept["test_acc"]
+
+
+def test_a_search_records_its_training_split_and_refuses_other_data_at_the_same_path(tmp_path):
+    """Other labels in the same file: the search does not resume on them (it reused the old
+    features and model) and verify does not retrain on them; a directory of an earlier
+    version, which recorded no fingerprint, still resumes."""
+    import numpy as np
+
+    gen = np.random.default_rng(0)
+    x = gen.normal(size=(300, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x, y=y)
+    run = RunConfig(dataset="npz", data_dir=str(data), model="mlp", epochs=2, batch_size=32,
+                    device="cpu", out=str(tmp_path / "run"))
+    run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    settings = json.loads((tmp_path / "run" / "swift.json").read_text())
+    assert isinstance(settings["run"]["data"], str) and settings["run"]["data_dir"] == str(data)
+    flipped = y.copy()
+    flipped[:100] = 1 - flipped[:100]
+    np.savez(data, x=x, y=flipped)
+    with pytest.raises(ConfigError, match=r"^out: .*differs in: run\.data\)"):
+        run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    with pytest.raises(ConfigError, match="^data_dir: .*another training split than the search"):
+        verify_run(tmp_path / "run", k=2, progress=False)
+    # an earlier version's swift.json (no fingerprint) resumes, and keeps its form
+    np.savez(data, x=x, y=y)
+    del settings["run"]["data"]
+    (tmp_path / "run" / "swift.json").write_text(json.dumps(settings))
+    run_swift(run, SEARCH, search_cost=0.5, progress=False)
+    assert "data" not in json.loads((tmp_path / "run" / "swift.json").read_text())["run"]
+    assert verify_run(tmp_path / "run", k=2, progress=False)["k"] == 2

@@ -50,6 +50,7 @@ decisions rank 0's, and rank 0 alone writes the run directory
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +66,7 @@ from sampletune.features import (
     TrainLossTracker,
     cached_features,
     compute_features,
+    load_features,
     train_loss_features,
 )
 from sampletune.samplers import ShuffleSampler, WeightedSampler
@@ -115,6 +117,23 @@ def feature_key(run: RunConfig) -> FeatureKey:
     return FeatureKey(data, "train", run.seed, run.model)
 
 
+def search_identity(run: RunConfig, data, out: Path, restart: bool = False) -> dict:
+    """The run's settings that decide a search's results, as ``swift.json`` records them:
+    :func:`~sampletune.experiments.run.config_identity` (with ``data_dir``, which
+    :func:`verify_run` loads the data from) and the training split's fingerprint under
+    ``data``, so that other data at the same path is refused. A directory written before the
+    fingerprint was recorded (its ``run`` has no ``data``) resumes without it."""
+    from sampletune.experiments.run import config_identity
+
+    identity = config_identity(run)
+    recorded = io.read_json(out / SETTINGS_FILE, "out") \
+        if not restart and (out / SETTINGS_FILE).exists() else None
+    recorded_run = recorded.get("run") if isinstance(recorded, dict) else None
+    if isinstance(recorded_run, dict) and "data" not in recorded_run:
+        return identity
+    return {**identity, "data": data.train.fingerprint()}
+
+
 def run_swift(run: RunConfig, search: SearchConfig, *,
               search_cost: float | None = DEFAULT_SEARCH_COST, progress: bool = True,
               restart: bool = False, engine: EngineConfig | str = "local") -> dict:
@@ -134,11 +153,9 @@ def run_swift(run: RunConfig, search: SearchConfig, *,
         search = dataclasses.replace(search, finetune_budget=finetune_budget_for(
             search_cost, search.rounds, search.finetune_epochs, run.epochs * run.budget))
     search = dataclasses.replace(search, seed=run.seed)
-    from sampletune.experiments.run import config_identity  # restart: discard ``run.out``
-
-    check_or_write_settings(out / SETTINGS_FILE, {"run": config_identity(run),
-                                                  "search": search.to_dict()}, restart)
     data = load_data(run)
+    check_or_write_settings(out / SETTINGS_FILE, {"run": search_identity(run, data, out, restart),
+                                                  "search": search.to_dict()}, restart)
     tcfg = run.train_config()
     n = len(data.train)
     noisy = data.train.noisy.cpu() if bool(data.train.noisy.any()) else None
@@ -441,6 +458,19 @@ def _refine_lines(r: dict | None) -> list[str]:
                f"not kept (validation {r['val_wins']} wins, {r['val_losses']} losses).")]
 
 
+def _sampler_order(name: str) -> tuple:
+    """The diagnostics' rows in the order the search made them, whatever order
+    ``report.json`` (written with sorted keys) gives: uniform, the drop-top-q references by
+    q, other references, the agent's recommendation, the sampler retrained."""
+    last = ("agent's recommendation", "retrained")
+    q = name.removeprefix("drop-top-")
+    try:
+        q = float(q) if q != name else -1.0
+    except ValueError:
+        q = math.inf
+    return (last.index(name) + 1 if name in last else 0, name != "uniform", q, name)
+
+
 def report_markdown(report: dict) -> str:
     """A short human-readable report of :func:`run_swift`'s result."""
     s, c, d = report["search"], report["cost"], report["diagnostics"]
@@ -478,7 +508,7 @@ def report_markdown(report: dict) -> str:
           + (f"{m['noisy_mass']:.3f}" if "noisy_mass" in m else "-") + " | "
           + (f"{m['least_drawn_class']} ({m['least_drawn_class_mass']:.2f})"
              if "least_drawn_class" in m else "-") + " |"
-          for name, m in d["samplers"].items()),
+          for name, m in sorted(d["samplers"].items(), key=lambda kv: _sampler_order(kv[0]))),
         "",
     ]
     spread = d.get("reference_spread")
@@ -488,9 +518,10 @@ def report_markdown(report: dict) -> str:
                      f"({spread['two_se']:.3f}): the search could not tell uniform from "
                      "dropping the highest-loss examples, so the kept model rests on the "
                      "from-scratch retrains and the guards.")
-    for model, aucs in d.get("feature_auroc", {}).items():
+    aurocs = d.get("feature_auroc", {})
+    for model in sorted(aurocs, key=lambda m: m != "w_share (best val epoch)"):
         lines.append(f"Feature AUROC against the noise mask, {model}: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in aucs.items() if v is not None) + ".")
+            f"{k} {v:.3f}" for k, v in sorted(aurocs[model].items()) if v is not None) + ".")
     lines += ["", f"Kept model: `model.pt` (a state_dict: {kept_model_name(report)}, "
               f"epoch {report['chosen']['epoch']}). Sampler: "
               f"`{report['sampler_file']}`; figures: fig1_plane.png, "
@@ -510,10 +541,27 @@ def verify_run(out: str | Path, k: int = 10, *, select: str = "last",
     check(isinstance(settings, dict) and isinstance(settings.get("run"), dict), "run",
           f"{out / SETTINGS_FILE} is not a swift search's settings file",
           "the run directory of `swift search`")
-    run = RunConfig.from_dict(settings["run"])
+    recorded = dict(settings["run"])
+    fingerprint = recorded.pop("data", None)  # absent in directories of earlier versions
+    run = RunConfig.from_dict(recorded)
     data = load_data(run)
-    family = load_sampler(out / "sampler.json").family()
+    split = fingerprint or load_sampler(out / "sampler.json").split
+    check(split in ("", None, data.train.fingerprint()), "data_dir",
+          f"{run.data_dir or run.dataset} now gives another training split than the search "
+          f"in {out} was run on (fingerprint {data.train.fingerprint()}, not {split})",
+          "the search's data, unchanged")
+    # the searched family (the trials' features and settings), not sampler.json's, which
+    # holds the refined cut's re-scored features when the refinement was kept
+    search = settings.get("search")
+    names = search.get("features") if isinstance(search, dict) else None
+    check(isinstance(names, list) and all(isinstance(v, str) for v in names)
+          and all(isinstance(search.get(k), str) for k in ("transform", "grad_feature")),
+          "run", f"{out / SETTINGS_FILE} holds no search settings (features, transform, "
+          "grad_feature)", "the run directory of `swift search`")
     n = len(data.train)
+    feats = load_features(out / "features" / feature_key(run).filename(), n=n,
+                          key=feature_key(run))
+    family = SwiftFamily(feats, names, search["transform"], search["grad_feature"])
 
     def scratch_score(params, trial: int) -> dict:
         sampler = WeightedSampler(family.probabilities(params),

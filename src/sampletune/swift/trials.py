@@ -196,8 +196,8 @@ class Journal:
                 self.space.from_dict(r["params"])
             except (KeyError, TypeError, ValueError, ConfigError):
                 ok = False
-        if final and ok:  # failed <=> no score
-            ok = (r["score"] is None) == (state == "failed")
+        if final and ok:  # failed <=> no score (null, never missing)
+            ok = "score" in r and (r["score"] is None) == (state == "failed")
             lo, hi = self.score_bounds
             ok = ok and (r["score"] is None or lo <= r["score"] <= hi)
         check(ok, "out", f"{self.path} trial {r['trial']} has a bad or missing 'x', 'params', "
