@@ -14,8 +14,8 @@ from sampletune.experiments.config import RunConfig
 from sampletune.experiments.swift_pipeline import run_swift, verify_run
 from sampletune.features import compute_features, load_features, train_loss_features
 from sampletune.swift.diagnostics import reference_spread
-from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
 from sampletune.swift.params import SwiftParams
+from sampletune.swift.sampler_file import load_sampler, to_weighted_sampler
 from sampletune.swift.search import SearchConfig, load_trials
 
 RUN = RunConfig(dataset="digits", noise=0.4, train_subset=400, model="mlp", epochs=3,
@@ -305,7 +305,7 @@ def test_the_cut_rescored_by_the_swift_model_is_retrained_and_guarded(tmp_path, 
     searched = [family.probabilities(SwiftParams.from_dict(t["params"]))
                 for t in load_trials(out / "search")[-2:]]
     assert len(seen) == 2 and all(torch.allclose(a / a.sum(), b / b.sum())
-                                  for a, b in zip(seen, searched))
+                                  for a, b in zip(seen, searched, strict=True))
 
     # Where the mixture decides nearly every example: no re-scoring, no retrain.
     monkeypatch.setattr(pipeline, "MIN_AMBIGUOUS", 1.01)
