@@ -103,7 +103,8 @@ def test_sampler_file_cannot_name_a_feature_file_elsewhere(tmp_path, capsys, whe
     sampler = _sampler_file(tmp_path / "s", str(evil) if where == "ABS" else where)
     torch.save(Payload(marker), tmp_path / "s" / "evil.pt")
     field = "feature_file" if where == "evil.pt" else "sampler_file"
-    _fails([*TRAIN, "--sampler", "swift", "--weights", str(sampler)], field, capsys)
+    err = _fails([*TRAIN, "--sampler", "swift", "--weights", str(sampler)], field, capsys)
+    assert err.count("(allowed:") == 1, err  # the refusal, not wrapped in a second message
     assert not marker.exists()
 
 
@@ -165,8 +166,9 @@ def test_crop_sampling_feature_model_is_never_run_or_read_elsewhere(tmp_path, ca
     d["feature_arch"] = "mlp"
     sampler.write_text(json.dumps(d))
     field = "weights" if where == "evil.pt" else "sampler_file"
-    _fails([*TRAIN, "--sampler", "swift", "--weights", str(sampler), "--crop-sampling",
-            "--augment", "standard"], field, capsys)
+    err = _fails([*TRAIN, "--sampler", "swift", "--weights", str(sampler), "--crop-sampling",
+                  "--augment", "standard"], field, capsys)
+    assert err.count("(allowed:") == 1, err
     assert not marker.exists()
 
 

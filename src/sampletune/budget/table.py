@@ -281,22 +281,24 @@ def markdown_tables(rows: Sequence[dict]) -> str:
     schedule), each opening with the full-training SGD (B = 1) row, then one row per method
     with ``mean ± std`` test accuracy (%) per budget, and how many seeds collapsed
     (:func:`collapsed`) where any did. SB's row notes its effective budget
-    (its extra forward passes counted at 1/3 of a step, section 3)."""
+    (its extra forward passes counted at 1/3 of a step, section 3). A data set with no
+    budgeted cell yet (an interrupted grid) has one column, of the B = 1 rows."""
     out = []
     by = {(r["dataset"], r["augment"], r["lr_schedule"], r["method"], r["budget"]): r
           for r in rows}
     for ds in _ordered(r["dataset"] for r in rows):
         budgets = sorted({r["budget"] for r in rows if r["dataset"] == ds and r["method"] != FULL})
         out.append(f"### {ds}: test accuracy (%), mean ± std over seeds\n")
-        out.append("| Method | " + " | ".join(f"B = {b:g}" for b in budgets) + " |")
-        out.append("|---" * (len(budgets) + 1) + "|")
+        heads = [f"B = {b:g}" for b in budgets] or ["B = 1"]
+        out.append("| Method | " + " | ".join(heads) + " |")
+        out.append("|---" * (len(heads) + 1) + "|")
         for aug in _ordered(r["augment"] for r in rows if r["dataset"] == ds):
             for sched in _ordered(r["lr_schedule"] for r in rows
                                   if r["dataset"] == ds and r["augment"] == aug):
                 label = SCHEDULE_LABEL.get(sched, sched)
-                out.append(f"| *{aug} augmentation, {label}* |" + " |" * len(budgets))
+                out.append(f"| *{aug} augmentation, {label}* |" + " |" * len(heads))
                 full = by.get((ds, aug, sched, FULL, 1.0))
-                out.append(f"| SGD - {label} (B = 1) | {_fmt(full)} |" + " |" * (len(budgets) - 1))
+                out.append(f"| SGD - {label} (B = 1) | {_fmt(full)} |" + " |" * (len(heads) - 1))
                 methods = _ordered(r["method"] for r in rows if r["dataset"] == ds
                                    and r["augment"] == aug and r["lr_schedule"] == sched
                                    and r["method"] != FULL)
@@ -385,13 +387,14 @@ def plot_subsets(rows: Sequence[dict], path: str | Path) -> Path | None:
 
 
 def write_report(records: Sequence[dict], out: str | Path) -> tuple[str, str]:
-    """Write ``table.md``, ``table.csv``, ``entropy.png`` (and ``subsets.png``) into ``out``;
-    returns (markdown, csv)."""
+    """Write ``table.md``, ``table.csv``, ``entropy.png`` (with budgeted cells) and
+    ``subsets.png`` (with fixed-subset cells) into ``out``; returns (markdown, csv)."""
     out = Path(out)
     rows = aggregate(records)
     md, table_csv = markdown_tables(rows), csv_table(rows)
     io.write_text(out / "table.md", md)
     io.write_text(out / "table.csv", table_csv)
-    plot_entropy(rows, out / "entropy.png")
+    if any(r["method"] != FULL for r in rows):
+        plot_entropy(rows, out / "entropy.png")
     plot_subsets(rows, out / "subsets.png")
     return md, table_csv

@@ -104,13 +104,16 @@ def load_sampler(path: str | Path) -> SamplerSpec:
         elif name == "score":
             ok = ok and (value is None or math.isfinite(value))
         check(ok, "sampler_file", f"{path}: {name} is {short_repr(value)}", allowed)
+    feature_file = str(_contained(path, d.get("feature_file", KeyError), "feature_file"))
+    model = d.get("feature_model", "")
+    model = model if model == "" else str(_contained(path, model, "feature_model"))
     try:
-        model = d.get("feature_model", "")
         return SamplerSpec(SwiftParams.from_dict(d["params"]), tuple(d["features"]),
-                           d["transform"], str(_contained(path, d["feature_file"])),
-                           d["n"], d.get("score"), d.get("grad_feature", GRAD_FEATURE),
-                           d.get("split", ""), model and str(_contained(path, model)),
+                           d["transform"], feature_file, d["n"], d.get("score"),
+                           d.get("grad_feature", GRAD_FEATURE), d.get("split", ""), model,
                            d.get("feature_arch", ""), d.get("refined", False))
+    except ConfigError as err:  # the parameters' own check, already naming what is allowed
+        raise ConfigError("sampler_file", f"{path}: {err}") from None
     except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise ConfigError("sampler_file", f"{path} is not a valid Swift sampler file "
                           f"(bad or missing {err})", FORMAT) from None
@@ -129,17 +132,18 @@ _FIELDS = (
 )
 
 
-def _contained(path: Path, feature_file) -> Path:
-    """``feature_file`` (or the feature model) resolved against ``path``'s folder, refused
-    if it leaves it."""
-    check(isinstance(feature_file, str), "sampler_file", f"{path}: feature_file is not a path")
+def _contained(path: Path, file, name: str) -> Path:
+    """``file`` (the sampler file's field ``name``: the feature file or model) resolved
+    against ``path``'s folder, refused if it is not a path or leaves the folder."""
+    allowed = "a relative path inside the sampler file's folder"
+    check(isinstance(file, str) and "\x00" not in file, "sampler_file",
+          f"{path}: {name} is {short_repr(file)}", allowed)
     folder = path.resolve().parent
-    feat = (folder / feature_file).resolve()
-    check(not Path(feature_file).is_absolute() and ".." not in Path(feature_file).parts
-          and feat.is_relative_to(folder), "sampler_file", f"{path} names the feature file "
-          f"{feature_file!r} outside its own folder", "a relative path inside the sampler "
-          "file's folder")
-    return feat
+    resolved = (folder / file).resolve()
+    check(not Path(file).is_absolute() and ".." not in Path(file).parts
+          and resolved.is_relative_to(folder), "sampler_file",
+          f"{path} names the {name.replace('_', ' ')} {file!r} outside its own folder", allowed)
+    return resolved
 
 
 def sampler_from_file(spec: SamplerSpec | str | Path, num_samples: int | None = None, *,
