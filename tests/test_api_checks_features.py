@@ -91,3 +91,43 @@ def test_bad_labels_models_and_arguments_are_one_line_errors(call, match):
     with pytest.raises(ConfigError, match=match) as err:
         call(model, x, y)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.uint8, torch.int64,
+                                   torch.bool])
+def test_inputs_of_another_dtype_than_the_model_are_refused_not_cast(dtype):
+    """Was torch's "mat1 and mat2 must have the same dtype" from inside the model."""
+    model, x, y, _ = _data()
+    xd = (x.abs() * 50).to(dtype)
+    match = rf"^{{}}: inputs of dtype {dtype} for a model with torch.float32 parameters"
+    for field, call in (("x", lambda: compute_features(model, xd, y, progress=False)),
+                        ("x", lambda: compute_features(model, xd, y, full_grad=True,
+                                                       progress=False)),
+                        ("loader", lambda: features_from_loader(model, [(xd, y)]))):
+        with pytest.raises(ConfigError, match=match.format(field)) as err:
+            call()
+        assert "\n" not in str(err.value)
+
+
+def test_a_float64_model_names_its_dtype():
+    model, x, y, _ = _data()
+    with pytest.raises(ConfigError, match="^x: inputs of dtype torch.float32 for a model "
+                       "with torch.float64 parameters"):
+        compute_features(model.double(), x, y, progress=False)
+
+
+def test_one_value_per_example_is_refused():
+    model, x, y, _ = _data()
+    with pytest.raises(ConfigError, match=r"^x: a batch shaped \(16,\), one value"):
+        compute_features(model, x[:, 0], y, batch_size=16, progress=False)
+    with pytest.raises(ConfigError, match=r"^loader: a batch shaped \(40,\), one value"):
+        features_from_loader(model, [(x[:, 0], y)])
+
+
+def test_the_model_is_a_module():
+    """A plain function was an AttributeError from eval_mode."""
+    model, x, y, _ = _data()
+    with pytest.raises(ConfigError, match="^model: is a function"):
+        compute_features(lambda z: model(z), x, y, progress=False)
+    with pytest.raises(ConfigError, match="^model: is a function"):
+        features_from_loader(lambda z: model(z), [(x, y)])

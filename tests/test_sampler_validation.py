@@ -7,6 +7,11 @@ import torch
 
 from sampletune.errors import ConfigError
 from sampletune.samplers import PSGDSampler, ShuffleSampler, UniformSampler, WeightedSampler
+from sampletune.samplers.weighted import (
+    AliasTable,
+    sample_with_replacement,
+    sample_without_replacement,
+)
 from sampletune.seeding import check_seed
 
 
@@ -100,3 +105,71 @@ def test_psgd_observe_checks_its_report(field, indices, true_prob):
     s = PSGDSampler(5, budget=0.6)
     one_line_error(field, lambda: s.observe(torch.as_tensor(indices), torch.as_tensor(true_prob)))
     assert not s.weight_sum.any()  # nothing was counted
+
+
+def _draw_with(helper, weights, k=2, generator=...):
+    """One draw by ``helper`` ("alias", "with" or "without") called as a user would
+    (``...``: a seeded CPU generator)."""
+    generator = torch.Generator().manual_seed(0) if generator is ... else generator
+    if helper == "alias":
+        return AliasTable(weights).sample(k, generator)
+    draw = sample_with_replacement if helper == "with" else sample_without_replacement
+    return draw(weights, k, generator)
+
+
+HELPERS = ("alias", "with", "without")
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+@pytest.mark.parametrize("weights,what", [
+    (torch.ones(2, 3), "not 1-D"),  # the alias table flattened it: 6 examples
+    (torch.tensor(2.0), "not 1-D"),
+    (torch.zeros(0), "is empty"),
+    (torch.tensor([1.0, -1.0, 2.0]), "1 negative"),  # drawn first without replacement
+    (torch.tensor([1.0, float("nan"), 2.0]), "1 NaN"),  # the alias table drew only 0
+    (torch.tensor([1.0, float("inf"), 2.0]), "1 infinite"),
+    (torch.tensor([1 + 1j, 2 + 0j]), "complex"),  # lost its imaginary part
+    ("abc", "not an array of numbers"),
+])
+def test_sampling_helpers_check_their_weights(helper, weights, what):
+    assert what in one_line_error("weights", lambda: _draw_with(helper, weights))
+
+
+@pytest.mark.parametrize("helper", ("alias", "with"))
+def test_all_zero_weights_are_refused_not_drawn_as_index_zero(helper):
+    one_line_error("weights", lambda: _draw_with(helper, torch.zeros(3)))
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+@pytest.mark.parametrize("k,what", [
+    (2.0, "not an integer"), (2.5, "not an integer"), (True, "not an integer"),
+    ("3", "not an integer"), (None, "not an integer"), (-1, "below 0"),
+])
+def test_sampling_helpers_take_an_integer_count(helper, k, what):
+    assert what in one_line_error("num_samples",
+                                  lambda: _draw_with(helper, torch.ones(3), k=k))
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+@pytest.mark.parametrize("generator", [0, "cpu", np.random.default_rng(0), None])
+def test_sampling_helpers_take_a_torch_generator(helper, generator):
+    # None drew from torch's global RNG: not a function of the caller's seed
+    one_line_error("generator", lambda: _draw_with(helper, torch.ones(3), generator=generator))
+
+
+def test_without_replacement_takes_weights_as_the_other_helpers_do():
+    """A list or array draws as the tensor does (a list was a TypeError)."""
+    ref = _draw_with("without", torch.tensor([0.0, 1.0, 3.0]))
+    assert torch.equal(_draw_with("without", [0.0, 1.0, 3.0]), ref)
+
+
+def test_without_replacement_draws_on_the_generators_device():
+    weights = torch.ones(3, device="meta")  # weights on another device than the generator
+    assert "on cpu" in one_line_error("generator", lambda: _draw_with("without", weights))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_generator_on_the_wrong_cuda_or_cpu_device():
+    cuda = torch.Generator("cuda").manual_seed(0)
+    one_line_error("generator", lambda: _draw_with("alias", torch.ones(3), generator=cuda))
+    one_line_error("generator", lambda: _draw_with("without", torch.ones(3, device="cuda")))

@@ -83,9 +83,19 @@ def test_unknown_agent_is_a_config_error():
 
 
 @pytest.mark.parametrize("name, options, field, match", [
-    ("bo", {"num_restarts": 0}, "num_restarts", "0 must be positive"),
-    ("bo", {"raw_samples": 0}, "raw_samples", "0 must be positive"),
-    ("rl", {"init_sigma": 0.0}, "init_sigma", "0.0 must be positive"),
+    ("bo", {"num_restarts": 0}, "agent_options.num_restarts", "0 is below 1"),
+    ("bo", {"raw_samples": 0}, "agent_options.raw_samples", "0 is below 1"),
+    ("bo", {"n_init": 0}, "agent_options.n_init", "0 is below 1"),
+    ("bo", {"n_init": -3}, "agent_options.n_init", "-3 is below 1"),
+    ("bo", {"fit_maxiter": 0}, "agent_options.fit_maxiter", "0 is below 1"),
+    ("bo", {"acqf_maxiter": 0}, "agent_options.acqf_maxiter", "0 is below 1"),
+    ("bo", {"refit_every": 0}, "agent_options.refit_every", "0 is below 1"),
+    ("bo", {"beta": -1.0}, "agent_options.beta", "-1.0 is out of range"),
+    ("rl", {"init_sigma": 0.0}, "agent_options.init_sigma", "0.0 is out of range"),
+    ("rl", {"init_sigma": 5.0}, "agent_options.init_sigma", "5.0 is out of range"),
+    ("rl", {"lr": 0.0}, "agent_options.lr", "0.0 is out of range"),
+    ("rl", {"lr": -0.5}, "agent_options.lr", "-0.5 is out of range"),
+    ("rl", {"lr_sigma": -0.5}, "agent_options.lr_sigma", "-0.5 is out of range"),
     ("bo", {"beta": math.inf}, "agent_options.beta", "inf is not a finite number"),
     ("rl", {"lr": math.nan}, "agent_options.lr", "nan is not a finite number"),
     ("bo", {"n_init": 1.5}, "agent_options.n_init", "1.5 is not an integer"),
@@ -98,6 +108,22 @@ def test_agent_options_are_checked_before_the_search_not_cast(name, options, fie
     """Each would otherwise be cast (int(1.5), bool("no")) or fail mid-search."""
     with pytest.raises(ConfigError, match=f"^{re.escape(field)}: {re.escape(match)}"):
         make_agent(name, 10, 0, **options)
+
+
+@pytest.mark.parametrize("make, field, match", [
+    (lambda: BOAgent(3, n_init=2.5), "n_init", "2.5 is not an integer"),  # was int(2.5)
+    (lambda: BOAgent(3, raw_samples=True), "raw_samples", "True is not an integer"),
+    (lambda: BOAgent(3, ard="no"), "ard", "'no' is not a bool"),  # was bool("no")
+    (lambda: BOAgent(3, beta=math.inf), "beta", "inf is not finite"),
+    (lambda: RLAgent(3, init_sigma=math.inf), "init_sigma", "inf is not finite"),  # NaN points
+    (lambda: RLAgent(3, init_sigma=0.01), "init_sigma", "0.01 is out of range"),
+    (lambda: RLAgent(3, lr_sigma=-1.0), "lr_sigma", "-1.0 is out of range"),  # was "lr: "
+    (lambda: RLAgent(3, lr="0.5"), "lr", "'0.5' is not a number"),
+])
+def test_agents_built_directly_check_their_options(make, field, match):
+    with pytest.raises(ConfigError, match=f"^{re.escape(field)}: {re.escape(match)}") as err:
+        make()
+    assert "\n" not in str(err.value)
 
 
 def test_bo_ucb_is_the_posterior_mean_plus_sqrt_beta_sigma():

@@ -114,7 +114,7 @@ def test_ask_tell_order_is_checked():
     ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"), ({"agent": "cma"}, "agent"),
     ({"segments": 0}, "segments"), ({"transform": "log"}, "transform"),
     ({"feature_names": ("loss", "margin")}, "features"), ({"num_samples": 0}, "num_samples"),
-    ({"agent_options": {"n_init": 0}}, "n_init")])
+    ({"agent_options": {"n_init": 0}}, "agent_options.n_init")])
 def test_bad_settings_name_the_field(kw, field):
     feats, _ = swift_features(200)
     with pytest.raises(ConfigError, match=f"^{field}: "):

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from sampletune.errors import ConfigError, check, check_flag, check_int
-from sampletune.io import load_numpy, save_npz
+from sampletune.io import describe_error, load_numpy, save_npz
 from sampletune.models import eval_mode
 
 TRAIN_LOSS = "train_loss"
@@ -222,8 +222,12 @@ def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_
 
     Returns ``{name: float64 (n,)}`` on the CPU with ``loss``, ``renormed_entropy``,
     ``grad_norm`` and, if ``full_grad``, ``grad_norm_full``. The model is put in eval mode
-    and restored after.
+    and restored after. ``x`` goes to the model as it is, never cast: a model that fails on
+    it because its dtype is not the model's parameters' (uint8 images, float64 inputs to a
+    float32 model) or because it holds one value per example is a one-line
+    :class:`ConfigError` naming ``x``.
     """
+    _check_model(model)
     check_int(batch_size, "batch_size", 1)
     check_flag(full_grad, "full_grad")
     check_flag(progress, "progress")
@@ -237,7 +241,7 @@ def compute_features(model: nn.Module, x: Tensor | Dataset, y: Tensor, *, batch_
     starts = _track(range(0, n, batch_size), progress, "features")
     batches = ((_rows(x, s, min(n, s + batch_size)), y[s: s + batch_size]) for s in starts)
     with eval_mode(model):
-        parts = [_batch_features(model, xb, yb, device, full_grad) for xb, yb in batches]
+        parts = [_input_features(model, xb, yb, device, full_grad, "x") for xb, yb in batches]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -258,7 +262,10 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
     ``SequentialSampler`` (``shuffle=False``, no ``sampler=``/``batch_sampler=`` of another
     kind) or from a list or tuple of batches; any other source of them (a shuffling or
     weighted sampler, a generator) is a :class:`ConfigError`: yield ``(index, x, y)``.
+    Inputs the model cannot take are refused as by :func:`compute_features`, naming
+    ``loader``.
     """
+    _check_model(model)
     check_flag(full_grad, "full_grad")
     check_flag(progress, "progress")
     if n is not None:
@@ -290,7 +297,7 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
                 check(len(idx) == len(yb), "loader", f"{len(idx)} indices for {len(yb)} "
                       "labels", "one index per example")
                 indices.append(idx.to("cpu", torch.int64))
-            parts.append(_batch_features(model, xb, yb.long(), device, full_grad))
+            parts.append(_input_features(model, xb, yb.long(), device, full_grad, "loader"))
     check(bool(parts), "loader", "yielded no batch")
     feats = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     seen = feats["loss"].numel()
@@ -312,6 +319,35 @@ def features_from_loader(model: nn.Module, loader: Iterable, *, n: int | None = 
         out[k] = torch.empty(n, dtype=v.dtype)
         out[k][index] = v
     return out
+
+
+def _check_model(model: nn.Module) -> None:
+    check(isinstance(model, nn.Module), "model", f"is a {type(model).__name__}",
+          "a torch.nn.Module")
+
+
+def _input_features(model: nn.Module, x: Tensor, y: Tensor, device: str | torch.device,
+                    full_grad: bool, field: str) -> dict[str, Tensor]:
+    """:func:`_batch_features`, where torch's error from inside a model that cannot take
+    ``x`` (of a dtype other than its parameters', or one value per example) is a one-line
+    :class:`ConfigError` naming ``field``; other errors are raised as they are."""
+    try:
+        return _batch_features(model, x, y, device, full_grad)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+        if len(dtypes) == 1 and x.dtype not in dtypes:
+            (dtype,) = dtypes
+            raise ConfigError(field, f"inputs of dtype {x.dtype} for a model with {dtype} "
+                              f"parameters ({describe_error(err)})",
+                              f"{dtype} inputs (x.to({dtype}); uint8 images scaled to [0, 1] "
+                              "first, as sampletune's data loaders do)") from None
+        if x.dim() < 2:
+            raise ConfigError(field, f"a batch shaped {tuple(x.shape)}, one value per "
+                              f"example ({describe_error(err)})",
+                              "(B, *shape) inputs, one row per example") from None
+        raise
 
 
 def _batch_features(model: nn.Module, x: Tensor, y: Tensor, device: str | torch.device,

@@ -6,14 +6,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sampletune.errors import ConfigError, check
+from sampletune.errors import ConfigError, check, check_int
 from sampletune.samplers.base import IndexSampler, check_flag
 
 
-def validate_weights(weights: Tensor, field: str = "weights") -> Tensor:
-    """Return ``weights`` (a tensor, array or list of ``N`` real numbers) as a float64
-    ``(N,)`` tensor, or raise a one-line :class:`ConfigError` if they are not 1-D and real
-    (integer, bool or floating), any is negative, NaN or infinite, or all are zero."""
+def _as_weights(weights: Tensor, field: str) -> Tensor:
+    """``weights`` as a tensor on its own device and dtype, or a one-line
+    :class:`ConfigError` unless they are ``(N,)`` real numbers (integer, bool or floating),
+    ``N >= 1``; checks the metadata alone (no host sync)."""
     allowed = "(N,) real numbers"
     try:
         w = torch.as_tensor(weights).detach()
@@ -22,15 +22,38 @@ def validate_weights(weights: Tensor, field: str = "weights") -> Tensor:
                           allowed) from None
     check(not w.is_complex(), field, f"complex values ({w.dtype})", allowed)
     check(w.dim() == 1, field, f"shape {tuple(w.shape)} is not 1-D", allowed)
-    w = w.to("cpu", torch.float64)
     check(w.numel() > 0, field, "is empty")
-    if torch.isnan(w).any():
-        raise ConfigError(field, f"{int(torch.isnan(w).sum())} NaN value(s)", "finite >= 0")
-    if torch.isinf(w).any():
-        raise ConfigError(field, f"{int(torch.isinf(w).sum())} infinite value(s)", "finite >= 0")
-    if (w < 0).any():
-        raise ConfigError(field, f"{int((w < 0).sum())} negative value(s)", "finite >= 0")
-    check(bool((w > 0).any()), field, "all weights are zero", "at least one weight > 0")
+    return w
+
+
+def _positive_count(w: Tensor, field: str) -> int:
+    """How many of ``w`` are positive, or a one-line :class:`ConfigError` if any is NaN,
+    infinite or negative; one host sync on ``w``'s device."""
+    nan, inf, neg, pos = torch.stack([torch.isnan(w).sum(), torch.isinf(w).sum(),
+                                      (w < 0).sum(), (w > 0).sum()]).tolist()
+    check(nan == 0, field, f"{nan} NaN value(s)", "finite >= 0")
+    check(inf == 0, field, f"{inf} infinite value(s)", "finite >= 0")
+    check(neg == 0, field, f"{neg} negative value(s)", "finite >= 0")
+    return pos
+
+
+def _check_generator(generator: torch.Generator, device: torch.device) -> None:
+    """A one-line :class:`ConfigError` unless ``generator`` is a ``torch.Generator`` on
+    ``device``'s type (torch's own requirement)."""
+    allowed = f"a torch.Generator on {device.type}"
+    check(isinstance(generator, torch.Generator), "generator",
+          f"{type(generator)} is not a torch.Generator", allowed)
+    check(generator.device.type == device.type, "generator",
+          f"on {generator.device.type}, the draw is on {device.type}", allowed)
+
+
+def validate_weights(weights: Tensor, field: str = "weights") -> Tensor:
+    """Return ``weights`` (a tensor, array or list of ``N`` real numbers) as a float64
+    ``(N,)`` tensor, or raise a one-line :class:`ConfigError` if they are not 1-D and real
+    (integer, bool or floating), any is negative, NaN or infinite, or all are zero."""
+    w = _as_weights(weights, field).to("cpu", torch.float64)
+    check(_positive_count(w, field) > 0, field, "all weights are zero",
+          "at least one weight > 0")
     return w
 
 
@@ -49,10 +72,12 @@ class AliasTable:
     A draw: bucket ``j`` uniform, then ``j`` if a uniform integer in ``[0, 2**s)`` is below
     its threshold, else its alias. Random integers come from a NumPy PCG64 seeded by the
     given ``torch.Generator``, so draws depend on that generator's state alone.
+
+    ``weights`` are those :func:`validate_weights` takes; others are a :class:`ConfigError`.
     """
 
     def __init__(self, weights: Tensor):
-        w = torch.as_tensor(weights).detach().to("cpu", torch.float64).flatten().numpy()
+        w = validate_weights(weights).numpy()
         n = len(w)
         check(n < 2**31, "weights", f"{n} examples; the alias table takes fewer than 2**31")
         self.n = n
@@ -98,7 +123,10 @@ class AliasTable:
         return units / (self.n * float(1 << self.shift))
 
     def sample(self, k: int, generator: torch.Generator) -> Tensor:
-        """``k`` i.i.d. draws, int64 ``(k,)``."""
+        """``k`` (an integer >= 0) i.i.d. draws, int64 ``(k,)``, from ``generator``, a CPU
+        ``torch.Generator``."""
+        check_int(k, "num_samples", 0)
+        _check_generator(generator, torch.device("cpu"))
         seed = torch.randint(2**62, (4,), generator=generator).tolist()
         rng = np.random.Generator(np.random.PCG64(seed))
         j = rng.integers(0, self.n, size=k, dtype=np.int64)
@@ -129,9 +157,14 @@ def sample_without_replacement(weights: Tensor, k: int, generator: torch.Generat
     Exponential-race (Efraimidis-Spirakis) keys ``E_i / w_i`` with ``E_i ~ Exp(1)``; the
     ``k`` smallest keys are the draw, in the order they would be drawn. Zero-weight
     examples are never drawn, so ``k`` must not exceed the number of positive weights.
-    Runs on ``weights``' device, which must be ``generator``'s.
+    Runs on ``weights``' device, which must be ``generator``'s. ``weights`` are those
+    :func:`validate_weights` takes (all zero only for ``k = 0``); checking them costs one
+    host sync.
     """
-    positive = int((weights > 0).sum())
+    weights = _as_weights(weights, "weights")
+    check_int(k, "num_samples", 0)
+    _check_generator(generator, weights.device)
+    positive = _positive_count(weights, "weights")
     check(k <= positive, "num_samples", f"{k} draws without replacement but only "
           f"{positive} positive weights", f"<= {positive}")
     e = torch.empty(len(weights), dtype=torch.float64,

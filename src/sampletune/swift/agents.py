@@ -30,10 +30,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sampletune.errors import check
+from sampletune.errors import check, check_flag, check_int, check_number
 from sampletune.swift import gp
 
 AGENTS = ("bo", "random", "rl")
+SIGMA_MIN, SIGMA_MAX = 0.05, 3.0  # the RL policy's sigma is kept in this range
+
+# The agents' numeric options: counts are integers >= 1, the others finite numbers in a
+# range (a negative beta has no square root, a zero lr never learns, an init_sigma outside
+# the kept range is clamped away at the first update): (test, its description).
+_COUNTS = ("n_init", "num_restarts", "raw_samples", "fit_maxiter", "acqf_maxiter",
+           "refit_every")
+_NUMBERS = {
+    "beta": (lambda v: v >= 0, ">= 0"),
+    "lr": (lambda v: v > 0, "> 0"),
+    "lr_sigma": (lambda v: v >= 0, ">= 0"),
+    "init_sigma": (lambda v: SIGMA_MIN <= v <= SIGMA_MAX, f"in [{SIGMA_MIN}, {SIGMA_MAX}]"),
+}
 
 
 class Agent(Protocol):
@@ -148,17 +161,15 @@ class BOAgent(_History):
                  ard: bool = True, num_restarts: int = 4, raw_samples: int = 2048,
                  fit_maxiter: int = 20, acqf_maxiter: int = 25, refit_every: int = 5):
         super().__init__(dim, seed)
-        check(refit_every >= 1, "refit_every", f"{refit_every} must be positive", ">= 1")
+        check_flag(ard, "ard")
+        for key, value in (("n_init", n_init), ("beta", beta), ("num_restarts", num_restarts),
+                           ("raw_samples", raw_samples), ("fit_maxiter", fit_maxiter),
+                           ("acqf_maxiter", acqf_maxiter), ("refit_every", refit_every)):
+            _check_option(key, value, key)
         self.refit_every = int(refit_every)
-        self.ard = bool(ard)
-        check(n_init >= 1, "n_init", f"{n_init} must be positive", ">= 1")
-        check(beta >= 0, "beta", f"{beta} must be non-negative", ">= 0")
-        check(fit_maxiter >= 1, "fit_maxiter", f"{fit_maxiter} must be positive", ">= 1")
+        self.ard = ard
         self.n_init, self.beta = int(n_init), float(beta)
-        check(num_restarts >= 1, "num_restarts", f"{num_restarts} must be positive", ">= 1")
-        check(raw_samples >= 1, "raw_samples", f"{raw_samples} must be positive", ">= 1")
         self.num_restarts, self.raw_samples = int(num_restarts), int(raw_samples)
-        check(acqf_maxiter >= 1, "acqf_maxiter", f"{acqf_maxiter} must be positive", ">= 1")
         self.fit_maxiter, self.acqf_maxiter = int(fit_maxiter), int(acqf_maxiter)
         self._hyper: gp.Hyperparameters | None = None  # fitted once there are n_init points
         self._posterior: gp.Posterior | None = None  # the GP's posterior given the history
@@ -231,13 +242,14 @@ class RLAgent(_History):
     Reward = score; advantage = (reward - mean of earlier rewards) / their std. Updates, with
     ``eps = (z - mu) / sigma``: ``mu += lr * A * sigma * eps`` and
     ``log sigma += lr_sigma * A * (eps^2 - 1) / 2`` (score-function gradients, natural scaling).
+    Sigma is kept in ``[SIGMA_MIN, SIGMA_MAX]``, so ``init_sigma`` must lie there.
     """
 
     def __init__(self, dim: int, seed: int = 0, *, lr: float = 0.5, lr_sigma: float = 0.2,
                  init_sigma: float = 1.0):
         super().__init__(dim, seed)
-        check(lr > 0 and lr_sigma >= 0, "lr", "learning rates must be positive")
-        check(init_sigma > 0, "init_sigma", f"{init_sigma} must be positive", "> 0")
+        for key, value in (("lr", lr), ("lr_sigma", lr_sigma), ("init_sigma", init_sigma)):
+            _check_option(key, value, key)
         self.lr, self.lr_sigma = float(lr), float(lr_sigma)
         self.mu = torch.zeros(dim, dtype=torch.float64)
         self.log_sigma = torch.full((dim,), math.log(init_sigma), dtype=torch.float64)
@@ -260,7 +272,7 @@ class RLAgent(_History):
         eps = (z - self.mu) / sigma
         self.mu = self.mu + self.lr * adv * sigma * eps
         self.log_sigma = (self.log_sigma + self.lr_sigma * adv * (eps.pow(2) - 1) / 2).clamp(
-            math.log(0.05), math.log(3.0))
+            math.log(SIGMA_MIN), math.log(SIGMA_MAX))
 
 
 def make_agent(name: str, dim: int, seed: int = 0, /, **kw) -> Agent:
@@ -272,10 +284,24 @@ def make_agent(name: str, dim: int, seed: int = 0, /, **kw) -> Agent:
     return cls(dim, seed, **kw)
 
 
+def _check_option(key: str, value, field: str) -> None:
+    """One-line :class:`ConfigError` on ``field`` unless ``value`` is in the range of the
+    agents' option ``key`` (of :data:`_COUNTS` or :data:`_NUMBERS`)."""
+    if key in _COUNTS:
+        check_int(value, field, 1)
+        return
+    holds, allowed = _NUMBERS[key]
+    allowed = f"a finite number {allowed}"
+    check_number(value, field, allowed)
+    check(math.isfinite(value), field, f"{value!r} is not finite", allowed)
+    check(holds(value), field, f"{value!r} is out of range", allowed)
+
+
 def check_options(name: str, cls: type, options: dict) -> None:
     """One-line :class:`ConfigError` on ``agent_options.KEY`` for an option ``cls`` does not
-    take, or a value not of its default's type (bool, int, or a finite number): never a
-    cast (``int(1.5)``, ``bool("no")``)."""
+    take, a value not of its default's type (bool, int, or a finite number): never a
+    cast (``int(1.5)``, ``bool("no")``), or a value out of the option's range
+    (:func:`_check_option`)."""
     import inspect
 
     taken = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
@@ -293,3 +319,5 @@ def check_options(name: str, cls: type, options: dict) -> None:
                   and math.isfinite(value))
             kind = "a finite number"
         check(ok, f"agent_options.{key}", f"{value!r} is not {kind}", kind)
+        if key in _COUNTS or key in _NUMBERS:
+            _check_option(key, value, f"agent_options.{key}")
