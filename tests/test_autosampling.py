@@ -480,6 +480,7 @@ def test_replay_takes_epochs_and_batch_size_from_yaml(cli_search, tmp_path, caps
 
 def test_plot_labels_every_run_and_writes_only_png(cli_search, tmp_path, monkeypatch):
     import sampletune.autosampling.plots as plots
+    from sampletune import io
 
     run, _ = cli_search
     drawn = {}
@@ -489,6 +490,16 @@ def test_plot_labels_every_run_and_writes_only_png(cli_search, tmp_path, monkeyp
                                  "--output", str(tmp_path / "c.png")])
     assert args.func(args) == 0
     assert list(drawn) == ["mixture (search)", "mixture (search) #2"]
+    killed = tmp_path / "killed"  # what a search killed after its first epoch leaves
+    killed.mkdir()
+    (killed / "search.json").write_bytes((run / "search.json").read_bytes())
+    io.write_json(killed / "curves.json", io.read_json(run / "curves.json")[:1])
+    drawn.clear()
+    args = _parser().parse_args(["autosampling", "plot", str(killed), "--output",
+                                 str(tmp_path / "c.png")])
+    assert args.func(args) == 0
+    epochs = io.read_json(run / "search.json")["train"]["epochs"]
+    assert list(drawn) == [f"mixture (killed, unfinished: 1 of {epochs} epochs)"]
     args = _parser().parse_args(["autosampling", "plot", str(run), "--output",
                                  str(tmp_path / "c.txt")])
     with pytest.raises(ConfigError, match="^output: .* does not end in .png"):

@@ -179,9 +179,12 @@ def _cmd_plot(args: argparse.Namespace) -> int:
               f"{run} has no curves.json and search.json", "run folders of searches")
         try:
             search = io.read_json(run / "search.json", "runs")
-            label = base = f"{search['search']['exploration']} ({run.name})"
             records = io.read_json(run / "curves.json", "runs")
             have = set(records[0]) if records else set()
+            # a search writes report.json when it ends: without it the curves stop early
+            state = "" if (run / "report.json").is_file() else \
+                f", unfinished: {len(records)} of {search['train']['epochs']} epochs"
+            label = base = f"{search['search']['exploration']} ({run.name}{state})"
         except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
             raise ConfigError("runs", f"{run} holds unreadable search files: "
                               f"{type(err).__name__}: {err}") from None
