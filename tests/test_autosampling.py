@@ -397,6 +397,21 @@ def test_a_damaged_checkpoint_is_a_one_line_error(finished_search, tmp_path, dam
     assert "\n" not in str(err.value)
 
 
+def test_the_ray_engine_without_ray_is_refused_before_the_run_directory(tiny_data, tmp_path,
+                                                                       monkeypatch):
+    import sampletune.ray_cluster as ray_cluster
+
+    def missing(allowed):
+        raise ConfigError("engine", "ray is not installed", allowed)
+
+    monkeypatch.setattr(ray_cluster, "import_ray", missing)
+    train_cfg, scfg = _cfgs()
+    with pytest.raises(ConfigError, match="^engine: ray is not installed"):
+        search("mlp", tiny_data, train_cfg, dataclasses.replace(scfg, engine="ray"),
+               tmp_path / "r", progress=False, plots=False)
+    assert not (tmp_path / "r").exists()  # nothing claimed, nothing to clean up
+
+
 def test_a_ray_address_that_does_not_answer_is_refused_before_ray_starts(tiny_data, tmp_path,
                                                                          monkeypatch):
     """``ray.init`` waits forever (deaf to Ctrl-C) for an address nobody listens on (the

@@ -63,6 +63,15 @@ def test_config_round_trips_through_its_dict():
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_python_dash_m_sampletune_runs_the_command_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "sampletune", "report", ""],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "run: is an empty path" in done.stderr
+
+
 def test_commands_import_torchvision_and_scipy_stats_only_where_they_use_them():
     """torchvision (with torch._dynamo) and scipy.stats cost a new process about 1.8 s
     (benchmarks/results/import_time.md), more than a training of a small table."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sampletune import io, rundir
+from sampletune import io, ray_cluster, rundir
 from sampletune.autosampling.algorithm import (
     EXPLORATIONS,
     cycle_streams,
@@ -154,6 +154,8 @@ def search(model: str, data: DataSplits, train_cfg: TrainConfig, cfg: SearchConf
                       if k not in NOT_IN_IDENTITY}
     identity = {"model": model, "dataset": data.name, "num_train": n,
                 "train": train_identity, "search": cfg.identity()}
+    if cfg.engine == "ray":  # refused before the run directory is claimed
+        ray_cluster.import_ray(", ".join(ENGINES))
     with rundir.held(out, {**identity, "data": data.train.fingerprint(), **(settings or {})},
                      file="search.json", restart=restart):
         ckpt = out / "checkpoint.pt"
