@@ -20,7 +20,7 @@ LAYERS = {
     "train": TRAINING,
     "features": HOOKS, "selection": HOOKS, "augment": HOOKS, "noisy": HOOKS,
     "swift": FAMILIES, "autosampling": FAMILIES, "budget": FAMILIES,
-    "cli": APP, "commands": APP, "experiments": APP, "api": APP,
+    "cli": APP, "__main__": APP, "commands": APP, "experiments": APP, "api": APP,
 }
 NAMES = ("base", "sampling", "training", "hooks", "families", "app")
 

@@ -182,8 +182,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             records = io.read_json(run / "curves.json", "runs")
             have = set(records[0]) if records else set()
             # a search writes report.json when it ends: without it the curves stop early
+            planned = (search.get("train") or {}).get("epochs", "?")
             state = "" if (run / "report.json").is_file() else \
-                f", unfinished: {len(records)} of {search['train']['epochs']} epochs"
+                f", unfinished: {len(records)} of {planned} epochs"
             label = base = f"{search['search']['exploration']} ({run.name}{state})"
         except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
             raise ConfigError("runs", f"{run} holds unreadable search files: "
