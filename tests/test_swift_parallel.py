@@ -202,13 +202,21 @@ def test_a_journal_without_ids_and_states_still_loads_and_resumes(tmp_path):
     ({"trial": 0, "state": "started"}, "line 1 has a bad 'trial', 'id' or 'state'"),
     ({"trial": 0, "id": 1, "state": "running"}, "line 1 has a bad 'trial', 'id' or 'state'"),
     ({"trial": 0, "state": "running"}, "runs without being pending .line 1"),
-    ({"trial": 2, "state": "pending", "x": [0.5] * 10, "params": {"e": [0, 0.2, 0.5, 0.7, 1],
-      "v": [1] * 5, "c": [0, 0]}}, "proposes trial 2 where 0 belongs"),
+    ({"trial": 2, "state": "pending", "origin": "agent", "x": [0.5] * 10, "params": {"e": [0,
+      0.2, 0.5, 0.7, 1], "v": [1] * 5, "c": [0, 0]}}, "proposes trial 2 where 0 belongs"),
     ({"trial": 1, "state": "done", "x": [0.5] * 10, "params": None}, "trial 1 has a bad.*line 1"),
     ({"trial": 0, "state": "done", "x": [0.5] * 10, "params": {"e": [0, 0.5, 1], "v":
       [1, 1, 1], "c": [0, 0]}, "score": 0.5, "seconds": 1}, "trial 0 has a bad"),  # 2 pieces
     ({"trial": 0, "state": "done", "x": [0.5] * 10, "params": {"e": [0, 0.2, 0.5, 0.7, 1],
       "v": [1] * 5, "c": [0, 0]}, "seconds": 1}, "trial 0 has a bad.*'score'"),  # no score
+    ({"trial": 0, "state": "pending", "x": [0.5] * 10, "params": {"e": [0, 0.2, 0.5, 0.7, 1],
+      "v": [1] * 5, "c": [0, 0]}}, "trial 0 has a bad.*'origin'"),  # no origin
+    ({"trial": 0, "state": "done", "origin": 7, "x": [0.5] * 10, "params": {"e": [0, 0.2, 0.5,
+      0.7, 1], "v": [1] * 5, "c": [0, 0]}, "score": 0.5, "seconds": 1}, "trial 0 has a bad"),
+    ({"trial": 0, "state": "done", "x": [10**400] + [0.5] * 9, "params": {"e": [0, 0.2, 0.5,
+      0.7, 1], "v": [1] * 5, "c": [0, 0]}, "score": 0.5, "seconds": 1}, "trial 0 has a bad"),
+    ({"trial": 0, "state": "failed", "x": [0.5] * 10, "params": {"e": [0, 0.2, 0.5, 0.7, 1],
+      "v": [1] * 5, "c": [0, 0]}, "score": None, "error": 5, "seconds": 1}, "trial 0 has a bad"),
 ])
 def test_a_damaged_journal_is_refused_naming_the_line(tmp_path, line, problem):
     path = tmp_path / "trials.jsonl"

@@ -357,6 +357,13 @@ def test_a_search_records_its_training_split_and_refuses_other_data_at_the_same_
         verify_run(tmp_path / "run", k=2, progress=False)
     # an earlier version's swift.json (no fingerprint) resumes, and keeps its form
     np.savez(data, x=x, y=y)
+    # a damaged swift.json is named, not blamed on the data or retrained silently
+    for edit in ({"run": {**settings["run"], "data": 0}},
+                 {"search": {**settings["search"], "features": ["train_loss", "train_loss"]}},
+                 {"search": {**settings["search"], "transform": "log"}}):
+        (tmp_path / "run" / "swift.json").write_text(json.dumps({**settings, **edit}))
+        with pytest.raises(ConfigError, match=r"^run: .*swift\.json"):
+            verify_run(tmp_path / "run", k=2, progress=False)
     del settings["run"]["data"]
     (tmp_path / "run" / "swift.json").write_text(json.dumps(settings))
     run_swift(run, SEARCH, search_cost=0.5, progress=False)

@@ -295,3 +295,28 @@ def test_a_study_run_dir_refuses_other_settings_features_and_folders(tmp_path):
         SwiftStudy(feats, seed=0, agent="random", run_dir=tmp_path / "mine")
     with pytest.raises(ConfigError, match="^restart"):
         SwiftStudy(feats, restart="yes")
+
+
+def test_a_study_run_dir_is_one_study_at_a_time_and_stays_where_it_was_opened(tmp_path,
+                                                                              monkeypatch):
+    from sampletune import rundir
+
+    feats, noisy = swift_features(200)
+    monkeypatch.chdir(tmp_path)
+    first = SwiftStudy(feats, seed=0, agent="random", run_dir="s")  # relative
+    with pytest.raises(ConfigError, match=r"^run_dir: .* is open in this process"):
+        SwiftStudy(feats, seed=0, agent="random", run_dir=tmp_path / "s")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    _run(first, noisy, 2)  # still journals in tmp_path/s
+    first.close()
+    assert not (tmp_path / "elsewhere" / "s").exists() and not rundir.held_here(tmp_path / "s")
+    again = SwiftStudy(feats, seed=0, agent="random", run_dir=tmp_path / "s")
+    assert len(again.trials) == 2
+    again.close()
+    # a refused study does not keep the folder locked
+    lines = (tmp_path / "s" / "trials.jsonl").read_text().splitlines()
+    (tmp_path / "s" / "trials.jsonl").write_text(lines[0] + "\n" + lines[0] + "\n")
+    with pytest.raises(ConfigError, match="^run_dir: "):
+        SwiftStudy(feats, seed=0, agent="random", run_dir=tmp_path / "s")
+    assert not rundir.held_here(tmp_path / "s")

@@ -110,6 +110,11 @@ def locked(out: str | Path) -> Iterator[Path]:
             release(out)
 
 
+def held_here(out: str | Path) -> bool:
+    """Whether this process holds ``out``'s lock (:func:`claim` re-enters it silently)."""
+    return os.path.realpath(out) in _HELD
+
+
 def _lock(out: Path) -> bool:
     """Lock ``out`` unless this process holds it already; True if it was locked now."""
     key = os.path.realpath(out)

@@ -58,7 +58,7 @@ from pathlib import Path
 import torch
 
 from sampletune import io
-from sampletune.errors import check
+from sampletune.errors import ConfigError, check
 from sampletune.experiments.config import RunConfig
 from sampletune.experiments.setup import load_data, new_model
 from sampletune.features import (
@@ -543,6 +543,9 @@ def verify_run(out: str | Path, k: int = 10, *, select: str = "last",
           "the run directory of `swift search`")
     recorded = dict(settings["run"])
     fingerprint = recorded.pop("data", None)  # absent in directories of earlier versions
+    check(fingerprint is None or isinstance(fingerprint, str) and bool(fingerprint), "run",
+          f"{out / SETTINGS_FILE} has a bad run.data {io.short_repr(fingerprint)}",
+          "the training split's fingerprint swift search recorded")
     run = RunConfig.from_dict(recorded)
     data = load_data(run)
     split = fingerprint or load_sampler(out / "sampler.json").split
@@ -555,13 +558,17 @@ def verify_run(out: str | Path, k: int = 10, *, select: str = "last",
     search = settings.get("search")
     names = search.get("features") if isinstance(search, dict) else None
     check(isinstance(names, list) and all(isinstance(v, str) for v in names)
+          and len(set(names)) == len(names)
           and all(isinstance(search.get(k), str) for k in ("transform", "grad_feature")),
-          "run", f"{out / SETTINGS_FILE} holds no search settings (features, transform, "
-          "grad_feature)", "the run directory of `swift search`")
+          "run", f"{out / SETTINGS_FILE} holds no search settings (distinct features, "
+          "transform, grad_feature)", "the run directory of `swift search`")
     n = len(data.train)
     feats = load_features(out / "features" / feature_key(run).filename(), n=n,
                           key=feature_key(run))
-    family = SwiftFamily(feats, names, search["transform"], search["grad_feature"])
+    try:
+        family = SwiftFamily(feats, names, search["transform"], search["grad_feature"])
+    except ConfigError as err:
+        raise ConfigError("run", f"{out / SETTINGS_FILE}'s search settings: {err}") from None
 
     def scratch_score(params, trial: int) -> dict:
         sampler = WeightedSampler(family.probabilities(params),

@@ -132,14 +132,23 @@ class SwiftStudy:
                         "grad_feature": grad_feature, "references": references,
                         "num_samples": self.num_samples, "agent_options": agent_options or {},
                         "features": _fingerprint(self.features)}
+            run_dir = Path(run_dir).absolute()  # where it is now, whatever chdir comes
+            # claim() re-enters a folder this process holds: a second study there would
+            # write the same journal
+            check(not rundir.held_here(run_dir), "run_dir", f"{run_dir} is open in this "
+                  "process (another SwiftStudy on it, or a run)", "close() it first")
             try:
                 rundir.claim(run_dir, identity, file=STUDY_FILE, restart=restart)
-                self.journal = Journal(Path(run_dir) / TRIALS_FILE, self.space)
-            except ConfigError as err:  # the run directory's messages speak of the CLI's flags
+                self.journal = Journal(run_dir / TRIALS_FILE, self.space)
+                self._replay()
+            except BaseException as err:
+                rundir.release(run_dir)  # claimed here (checked above): refused, not held
+                if not isinstance(err, ConfigError):
+                    raise
+                # the run directory's messages speak of the CLI's flags
                 raise ConfigError("run_dir", str(err).removeprefix(f"{err.field}: ")
                                   .replace("--restart", "restart=True")
                                   .replace("--out", "run_dir")) from None
-            self._replay()
 
     def close(self) -> None:
         """Unlock ``run_dir`` (also on leaving a ``with`` block). The trials, :attr:`best`
@@ -157,10 +166,15 @@ class SwiftStudy:
     def _replay(self) -> None:
         """Tell the agent the journal's finished trials, in order, as they were told."""
         for r in self.journal.finished:
-            trial = Trial(r["trial"], r["origin"], self.space.from_dict(r["params"]),
+            trial = Trial(r["trial"], r.get("origin", "agent"), self.space.from_dict(r["params"]),
                           torch.tensor(r["x"], dtype=torch.float64), error=r.get("error"))
             if r["score"] is not None:
-                trial.probabilities = self.family.probabilities(trial.params)
+                try:
+                    trial.probabilities = self.family.probabilities(trial.params)
+                except InvalidSampler as err:
+                    raise ConfigError("out", f"{self.journal.path} scores trial {trial.number}"
+                                      f", whose sampler is unusable ({err})",
+                                      "a journal this study wrote") from None
                 trial.sampler = self._sampler(trial.probabilities)
             self._finish(trial, r["score"])
 

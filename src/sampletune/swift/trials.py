@@ -189,8 +189,13 @@ class Journal:
         ok = all(isinstance(r.get(k), v) and not isinstance(r.get(k), bool)
                  and not (isinstance(r.get(k), float) and not math.isfinite(r[k]))
                  for k, v in kinds.items())
-        ok = ok and len(r["x"]) == self.space.dim and all(
-            isinstance(v, number) and not isinstance(v, bool) for v in r["x"])
+        ok = ok and len(r["x"]) == self.space.dim and all(  # a point of the unit cube
+            isinstance(v, number) and not isinstance(v, bool) and 0 <= v <= 1 for v in r["x"])
+        # origin: a name, required since pending records exist (final records of earlier
+        # journals may lack it: the agent's); error: a message or null
+        ok = ok and isinstance(r.get("origin"), str) if state == "pending" else \
+            ok and isinstance(r.get("origin", ""), str)
+        ok = ok and (not final or isinstance(r.get("error"), str | None))
         if ok:
             try:
                 self.space.from_dict(r["params"])
@@ -201,7 +206,7 @@ class Journal:
             lo, hi = self.score_bounds
             ok = ok and (r["score"] is None or lo <= r["score"] <= hi)
         check(ok, "out", f"{self.path} trial {r['trial']} has a bad or missing 'x', 'params', "
-              f"'score' or 'seconds' {where}", _REPAIR)
+              f"'origin', 'score', 'error' or 'seconds' {where}", _REPAIR)
 
     @property
     def proposed(self) -> int:
