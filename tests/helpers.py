@@ -38,6 +38,20 @@ def tiny_splits():
     return make_splits(raw, seed=0, noise=0.3)
 
 
+class LazyX(torch.utils.data.Dataset):
+    """Inputs served one at a time, as for data that does not fit in memory (a split that is
+    not in memory: the streaming loader)."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
 class Stop(Exception):
     """Raised by :class:`KillAfter` to simulate a killed run."""
 

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import LazyX
 from torch import nn
 
 import sampletune.data.registry as data_registry
@@ -150,19 +151,6 @@ class ListSampler(torch.utils.data.Sampler):
 
     def __len__(self):
         return len(self.indices)
-
-
-class LazyX:
-    """Inputs read one by one: a split that is not in memory (the streaming loader)."""
-
-    def __init__(self, x):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i]
 
 
 @pytest.mark.parametrize("streaming", [False, True])

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 import torch
-from helpers import KillAfter, Stop, checkpoint_epoch
+from helpers import KillAfter, LazyX, Stop, checkpoint_epoch
 from torch import nn
 
 from sampletune.errors import ConfigError
@@ -240,25 +240,12 @@ def test_divergence_the_train_loss_does_not_show_is_a_one_line_error(flags, caps
     assert err.startswith("sampletune: error: lr: training diverged") and err.count("\n") == 1
 
 
-class _LazyX(torch.utils.data.Dataset):
-    """Inputs served one at a time, as for data that does not fit in memory."""
-
-    def __init__(self, x):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i]
-
-
 def test_streaming_loader_path_matches_in_memory(tiny_data):
     from dataclasses import replace
 
     from sampletune.data import Split
 
-    lazy = replace(tiny_data, train=Split(_LazyX(tiny_data.train.x), tiny_data.train.y,
+    lazy = replace(tiny_data, train=Split(LazyX(tiny_data.train.x), tiny_data.train.y,
                                           tiny_data.train.clean_y, tiny_data.train.noisy))
     assert not lazy.train.in_memory
     cfg = CFG.replace(epochs=2, loader_workers=0)
