@@ -7,6 +7,7 @@ read that way is a one-line :class:`ConfigError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -153,6 +154,15 @@ def describe_error(err: BaseException) -> str:
     """``Type: first line of the message``, short enough for a one-line error."""
     lines = str(err).strip().splitlines()
     return f"{type(err).__name__}: {lines[0] if lines else ''}"[:200]
+
+
+def digest(*parts: bytes) -> str:
+    """16 hex characters of the SHA-1 of ``parts`` concatenated: the short fingerprints
+    that run directories and sampler files record (split labels, weights, features)."""
+    h = hashlib.sha1()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()[:16]
 
 
 def append_jsonl(path: str | os.PathLike, record: dict, *, durable: bool = True) -> None:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 from sampletune.autosampling.algorithm import EXPLORATIONS
@@ -113,7 +112,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     else:
         sampler = static_sampler(schedule, seed=cfg.seed)
     out = Path(cfg.out) if cfg.out else None
-    digest = hashlib.sha1(schedule.indices().tobytes()).hexdigest()[:16]
+    digest = io.digest(schedule.indices().tobytes())
     identity = {**run_identity(cfg, data), "mode": args.mode, "schedule": digest}
     with rundir.held(out, identity, restart=args.restart):
         if out is not None:

@@ -8,7 +8,6 @@ inputs normalised with training statistics.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -16,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from sampletune.errors import check, check_flag
+from sampletune.io import digest
 
 MAX_CLASSES = 100_000  # a hard cap on num_classes (ImageNet-21k has ~22k)
 KINDS = ("image", "vector", "sequence")  # RawDataset.kind: decides which augmentations apply
@@ -80,10 +80,8 @@ class Split:
         split records this so it is never applied to another (a different seed, noise rate
         or subset gives different labels in a different order).
         """
-        h = hashlib.sha1()
-        for t in (self.y, self.clean_y):
-            h.update(t.detach().to("cpu", torch.int64).numpy().tobytes())
-        return h.hexdigest()[:16]
+        return digest(*(t.detach().to("cpu", torch.int64).numpy().tobytes()
+                        for t in (self.y, self.clean_y)))
 
     def to(self, device: torch.device | str) -> Split:
         """The split with its tensors on ``device`` (a lazy ``Dataset`` stays as it is)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from pathlib import Path
 
 import yaml
@@ -182,8 +181,8 @@ def run_identity(cfg: RunConfig, data: DataSplits, weights: Tensor | None = None
     del identity["data_dir"]
     identity["data"] = data.train.fingerprint()
     if cfg.weights is not None:
-        identity["weights"] = None if weights is None else hashlib.sha1(
-            weights.double().cpu().numpy().tobytes()).hexdigest()[:16]
+        identity["weights"] = None if weights is None else io.digest(
+            weights.double().cpu().numpy().tobytes())
     return identity
 
 

@@ -28,13 +28,13 @@ examples, not on the search model's raw loss scale.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import Tensor
 
+from sampletune import io
 from sampletune.data.dataset import DataSplits
 from sampletune.errors import check
 from sampletune.features import (
@@ -91,7 +91,7 @@ class FeatureSource:
         blob = json.dumps({"params": s.params.to_dict(), "features": list(s.features),
                            "transform": s.transform, "grad_feature": s.grad_feature,
                            "source": self.kind}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+        return io.digest(blob.encode())
 
 
 def feature_source(cfg, data: DataSplits, *, distributed: bool = False) -> FeatureSource:

@@ -22,7 +22,6 @@ uninterrupted study would have asked.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 import time
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sampletune import rundir
+from sampletune import io, rundir
 from sampletune.errors import ConfigError, check, check_flag, check_int
 from sampletune.features import FeatureKey, save_features
 from sampletune.samplers import WeightedSampler
@@ -295,12 +294,9 @@ class SwiftStudy:
 
 def _fingerprint(features: dict[str, Tensor]) -> str:
     """A short hash of the features' names and float64 values, in order."""
-    h = hashlib.sha1()
-    for name in sorted(features):
-        h.update(name.encode() + b"\0")
-        h.update(features[name].detach().to("cpu", torch.float64).contiguous().numpy()
-                 .tobytes())
-    return h.hexdigest()[:16]
+    return io.digest(*(part for name in sorted(features) for part in (
+        name.encode() + b"\0",
+        features[name].detach().to("cpu", torch.float64).contiguous().numpy().tobytes())))
 
 
 def _checked_features(features: dict) -> dict[str, Tensor]:
